@@ -1,0 +1,102 @@
+"""Batch records in the state database: what was extracted, validated and staged, and where it stands.
+
+Statuses: ``staged`` (validated, waiting for gates), ``quarantined`` (failed validation; never
+delivered), ``held`` (a gate is closed), ``awaiting-approval``, ``approved``, ``rejected``,
+``delivering`` and ``delivered``; ``superseded`` when a newer order version voids it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from handoff.errors import NotFound
+from handoff.stage import StagedFile
+from handoff.state import batch_files, batches, iso
+
+STATUSES = (
+    "staged", "quarantined", "held", "awaiting-approval", "approved", "rejected",
+    "delivering", "delivered", "superseded",
+)  # fmt: skip
+
+
+@dataclass
+class Batch:
+    id: str
+    order_ref: str
+    order_id: str
+    order_version: int
+    policy_hash: str
+    suite_hash: str
+    status: str
+    status_reason: str | None
+    initiator: str
+    created_at: str
+    updated_at: str
+    jurisdictions: list[str]
+    source_url: str
+    source_tables: list[str]
+    query_sql: str
+    query_hash: str
+    snapshot_at: str
+    since: str | None
+    watermark: str | None
+    rows_extracted: int
+    rows_quarantined: int
+    rows_staged: int
+    excluded: dict[str, Any]
+    quarantined_by_rule: dict[str, int]
+    validation: dict[str, Any]
+    content_hash: str | None
+    staging_path: str | None
+    flow_run_id: str | None
+    files: list[StagedFile] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "files"}
+        d["files"] = [f.as_dict() for f in self.files]
+        return d
+
+
+def insert(conn: sa.Connection, record: dict[str, Any], files: list[StagedFile]) -> None:
+    conn.execute(batches.insert().values(**record))
+    if files:
+        conn.execute(batch_files.insert(), [{"batch_id": record["id"], **f.as_dict()} for f in files])
+
+
+def get(conn: sa.Connection, batch_id: str) -> Batch:
+    row = conn.execute(sa.select(batches).where(batches.c.id == batch_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"no batch {batch_id!r}; `handoff status` lists batches")
+    files = [
+        StagedFile(r.name, r.rows, r.bytes, r.sha256)
+        for r in conn.execute(
+            sa.select(batch_files).where(batch_files.c.batch_id == batch_id).order_by(batch_files.c.name)
+        )
+    ]
+    return Batch(**dict(row), files=files)
+
+
+def find(conn: sa.Connection, prefix: str) -> Batch:
+    """Accept a full batch id or an unambiguous prefix of one."""
+    ids = conn.execute(sa.select(batches.c.id).where(batches.c.id.like(f"{prefix}%"))).scalars().all()
+    if len(ids) > 1 and prefix not in ids:
+        raise NotFound(f"batch prefix {prefix!r} is ambiguous: {', '.join(sorted(ids)[:5])}")
+    return get(conn, prefix if prefix in ids else (ids[0] if ids else prefix))
+
+
+def listing(conn: sa.Connection, statuses: list[str] | None = None) -> list[Batch]:
+    stmt = sa.select(batches.c.id).order_by(batches.c.created_at)
+    if statuses:
+        stmt = stmt.where(batches.c.status.in_(statuses))
+    return [get(conn, i) for i in conn.execute(stmt).scalars()]
+
+
+def set_status(conn: sa.Connection, batch_id: str, status: str, reason: str | None, now: dt.datetime) -> None:
+    assert status in STATUSES, status
+    conn.execute(
+        batches.update().where(batches.c.id == batch_id).values(status=status, status_reason=reason, updated_at=iso(now))
+    )

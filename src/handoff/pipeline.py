@@ -1,0 +1,245 @@
+"""Extract, validate and stage one batch: the part that decides *what* may leave.
+
+Plain Python, no Prefect: ``flows/transfer.py`` wraps these steps as tasks. Fails closed:
+one failed GX chunk quarantines the whole batch, and a mismatch between the aggregate
+count and the rows actually read does too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from handoff import batch as batches
+from handoff import extract, ledger, quarantine
+from handoff.config import Settings
+from handoff.errors import SourceError
+from handoff.order import Order, PolicySet
+from handoff.population import INCLUDED
+from handoff.rules import rules_for
+from handoff.source_model import state_fips
+from handoff.stage import Stager, StagedFile, content_hash
+from handoff.state import iso, open_state, row_quarantine, safe_url
+from handoff.suite import SuiteDoc, load_suite, suite_hash
+from handoff.validate import Failure, SuiteValidator
+
+log = logging.getLogger("handoff.pipeline")
+Progress = Callable[[int, int], None]  # (rows done, rows expected)
+
+
+@dataclass(frozen=True)
+class StageRequest:
+    source_url: str
+    states: list[str] = field(default_factory=list)
+    initiator: str = "unknown"
+    order_ref: str | None = None
+    since: dt.datetime | None = None
+    flow_run_id: str | None = None
+
+
+@dataclass
+class Prepared:
+    request: StageRequest
+    order: Order
+    suite: SuiteDoc
+    suite_hash: str
+    plan: extract.ExtractPlan
+    counts: dict[str, dict[str, int]]
+    snapshot: dt.datetime
+
+    @property
+    def expected_rows(self) -> int:
+        return sum(r.get(INCLUDED, 0) for r in self.counts.values())
+
+
+@dataclass
+class ChunkOutcome:
+    files: list[StagedFile] = field(default_factory=list)
+    rows_extracted: int = 0
+    rows_quarantined: int = 0
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
+    by_rule: Counter[str] = field(default_factory=Counter)
+    failures: list[Failure] = field(default_factory=list)
+    chunks: int = 0
+    evaluated: int = 0
+
+
+def new_batch_id(now: dt.datetime) -> str:
+    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def parse_states(values: list[str]) -> list[str]:
+    try:
+        return sorted({state_fips(v) for v in values})
+    except ValueError as exc:
+        raise SourceError(str(exc)) from None
+
+
+def prepare(settings: Settings, request: StageRequest, now: dt.datetime) -> Prepared:
+    """Load the order and its suite, plan the query and count exclusions by reason."""
+    policies = PolicySet(settings.policy_dir)
+    order = policies.current(request.order_ref)
+    suite = load_suite(policies, order)
+    engine = extract.open_source(request.source_url)
+    fips = parse_states(request.states) if request.states else None
+    the_plan = extract.plan(engine, order, fips, request.since)
+    counts = extract.exclusion_counts(engine, order, fips or the_plan_fips(order), the_plan)
+    engine.dispose()
+    return Prepared(request, order, suite, suite_hash(suite), the_plan, counts, now)
+
+
+def the_plan_fips(order: Order) -> list[str]:
+    return order.in_scope_fips()
+
+
+def extract_validate_stage(
+    settings: Settings, prep: Prepared, batch_id: str, progress: Progress | None = None
+) -> tuple[ChunkOutcome, Stager]:
+    """Stream chunks: divert bad rows, validate the rest with GX, stage what passes."""
+    order = prep.order
+    rules = rules_for(order)
+    validator = SuiteValidator(prep.suite, order.source.id_column)
+    snapshot_day = prep.snapshot.astimezone(order.zone).date()
+    stager = Stager(settings.staging_dir, batch_id)
+    out = ChunkOutcome()
+    engine = extract.open_source(prep.request.source_url)
+    try:
+        for chunk in extract.stream(engine, order, prep.plan, settings.chunk_rows):
+            out.chunks += 1
+            out.rows_extracted += chunk.num_rows
+            clean, diverted = quarantine.split(chunk, rules, order.source.id_column, snapshot_day)
+            out.rows_quarantined += diverted.rows
+            out.quarantined.extend(diverted.entries)
+            out.by_rule.update(diverted.by_rule)
+            if clean.num_rows:
+                verdict = validator.validate(clean, snapshot_day)
+                out.evaluated += verdict.evaluated
+                if verdict.passed and not out.failures:
+                    stager.write(clean)
+                elif not verdict.passed:
+                    out.failures.extend(verdict.failures)
+            if progress:
+                progress(out.rows_extracted, prep.expected_rows)
+    finally:
+        engine.dispose()
+    if out.chunks == 0:
+        # Still prove the suite on an empty outgoing frame: the column set must match.
+        empty = extract.arrow_schema(order).empty_table()
+        verdict = validator.validate(empty, snapshot_day)
+        out.evaluated += verdict.evaluated
+        if not verdict.passed:
+            out.failures.extend(verdict.failures)
+    if out.rows_extracted != prep.expected_rows:
+        out.failures.append(
+            Failure("row_count", "row_count", None, None, [],
+                    error=f"read {out.rows_extracted} rows, the aggregate counted {prep.expected_rows}")
+        )  # fmt: skip
+    return out, stager
+
+
+def _report(batch_id: str, prep: Prepared, out: ChunkOutcome) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id,
+        "order_ref": prep.order.ref,
+        "suite_hash": prep.suite_hash,
+        "result": "failed" if out.failures else "passed",
+        "chunks": out.chunks,
+        "expectations_evaluated": out.evaluated,
+        "failed_expectations": [f.as_dict() for f in out.failures],
+        "row_quarantine": dict(out.by_rule),
+        "note": "Offending values are never recorded; rows are named by Medicaid ID only.",
+    }
+
+
+def record(
+    settings: Settings, prep: Prepared, batch_id: str, out: ChunkOutcome, stager: Stager, now: dt.datetime
+) -> batches.Batch:
+    """Publish or quarantine the staged files and write the batch record and ledger event."""
+    failed = bool(out.failures)
+    report = _report(batch_id, prep, out)
+    if failed:
+        folder = stager.quarantine(settings.quarantine_dir)
+        (folder / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True))
+        status, reason = "quarantined", f"{len(out.failures)} failed expectation(s); see {folder / 'report.json'}"
+    else:
+        folder = stager.commit()
+        status, reason = "staged", None
+    excluded = {j: {k: v for k, v in r.items() if k != INCLUDED} for j, r in prep.counts.items()}
+    included = {j: r.get(INCLUDED, 0) for j, r in prep.counts.items() if r.get(INCLUDED)}
+    record_row = {
+        "id": batch_id,
+        "order_ref": prep.order.ref,
+        "order_id": prep.order.order_id,
+        "order_version": prep.order.version,
+        "policy_hash": prep.order.policy_hash,
+        "suite_hash": prep.suite_hash,
+        "status": status,
+        "status_reason": reason,
+        "initiator": prep.request.initiator,
+        "created_at": iso(now),
+        "updated_at": iso(now),
+        "jurisdictions": prep.plan.jurisdictions,
+        "source_url": safe_url(prep.request.source_url),
+        "source_tables": [prep.order.source.table],
+        "query_sql": prep.plan.sql,
+        "query_hash": prep.plan.query_hash,
+        "snapshot_at": iso(prep.snapshot),
+        "since": prep.plan.since.isoformat() if prep.plan.since else None,
+        "watermark": prep.plan.watermark.isoformat() if prep.plan.watermark else None,
+        "rows_extracted": out.rows_extracted,
+        "rows_quarantined": out.rows_quarantined,
+        "rows_staged": sum(f.rows for f in stager.files) if not failed else 0,
+        "excluded": {"by_jurisdiction": excluded, "included_by_jurisdiction": included,
+                     "totals": extract.totals(excluded)},
+        "quarantined_by_rule": dict(out.by_rule),
+        "validation": report,
+        "content_hash": content_hash(stager.files) if not failed else None,
+        "staging_path": str(folder.resolve()),
+        "flow_run_id": prep.request.flow_run_id,
+    }  # fmt: skip
+    engine = open_state(settings.resolved_state_url)
+    with engine.begin() as conn:
+        batches.insert(conn, record_row, stager.files)
+        if out.quarantined:
+            rows = [{"batch_id": batch_id, "medicaid_id": i, "rule": r} for i, r in out.quarantined]
+            for k in range(0, len(rows), 10_000):
+                conn.execute(row_quarantine.insert(), rows[k : k + 10_000])
+        ledger.append(
+            conn, status, prep.request.initiator, batch_id=batch_id, order_ref=prep.order.ref, at=now,
+            payload={"rows_extracted": out.rows_extracted, "rows_staged": record_row["rows_staged"],
+                     "rows_quarantined": out.rows_quarantined, "content_hash": record_row["content_hash"],
+                     "failed_expectations": [f.rule for f in out.failures]},
+        )  # fmt: skip
+        result = batches.get(conn, batch_id)
+    engine.dispose()
+    log.info("batch %s %s: %d rows extracted, %d staged", batch_id, status, out.rows_extracted, result.rows_staged)
+    return result
+
+
+def stage_batch(
+    settings: Settings, request: StageRequest, now: dt.datetime, progress: Progress | None = None
+) -> batches.Batch:
+    """Run extract → validate → stage for one request and return the recorded batch."""
+    prep = prepare(settings, request, now)
+    batch_id = new_batch_id(now)
+    out, stager = extract_validate_stage(settings, prep, batch_id, progress)
+    return record(settings, prep, batch_id, out, stager, now)
+
+
+def quarantined_rows(settings: Settings, batch_id: str) -> list[tuple[str, str]]:
+    engine = open_state(settings.resolved_state_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(row_quarantine.c.medicaid_id, row_quarantine.c.rule)
+            .where(row_quarantine.c.batch_id == batch_id)
+            .order_by(row_quarantine.c.id)
+        ).all()
+    return [(r[0], r[1]) for r in rows]

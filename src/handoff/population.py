@@ -1,0 +1,75 @@
+"""Who may be disclosed: the order's population rule and jurisdiction scope as SQL.
+
+Builds SQLAlchemy Core expressions from the structured rule, with bound parameters and
+quoted identifiers. A null or unknown value in any condition's column denies the row, and
+every excluded row gets exactly one reason (the first rule it fails), for counting.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from handoff.order import Condition, Order
+from handoff.source_model import STATES
+
+INCLUDED = "included"
+OUT_OF_SCOPE = "out_of_scope"
+UNKNOWN_JURISDICTION = "unknown_jurisdiction"
+
+
+def _condition(table: sa.Table, cond: Condition) -> ColumnElement[bool]:
+    col = table.c[cond.column]
+    if cond.is_null is not None:
+        return col.is_(None) if cond.is_null else col.is_not(None)
+    assert cond.in_ is not None
+    # Explicit IS NOT NULL: deny on null even where a dialect's IN would be lenient.
+    return sa.and_(col.is_not(None), col.in_(cond.in_))
+
+
+def null_reason(cond: Condition) -> str:
+    return f"null_{cond.column}"
+
+
+def population_clause(table: sa.Table, order: Order) -> ColumnElement[bool]:
+    return sa.and_(*(_condition(table, c) for c in order.population.all_of))
+
+
+def scope_clause(table: sa.Table, order: Order, fips: list[str]) -> ColumnElement[bool]:
+    return table.c[order.source.jurisdiction_column].in_(fips)
+
+
+def where_clause(table: sa.Table, order: Order, requested_fips: list[str] | None) -> ColumnElement[bool]:
+    """Rows that may leave: in scope and meeting every population condition."""
+    return sa.and_(
+        scope_clause(table, order, order.in_scope_fips(requested_fips)),
+        population_clause(table, order),
+    )
+
+
+def reason_expression(table: sa.Table, order: Order) -> ColumnElement[str]:
+    """CASE giving ``included`` or the first reason a row is excluded."""
+    jur = table.c[order.source.jurisdiction_column]
+    whens: list[tuple[ColumnElement[bool], str]] = [
+        (sa.or_(jur.is_(None), jur.not_in(list(STATES))), UNKNOWN_JURISDICTION),
+        (jur.not_in(order.in_scope_fips()), OUT_OF_SCOPE),
+    ]
+    for cond in order.population.all_of:
+        if cond.in_ is not None:
+            whens.append((table.c[cond.column].is_(None), null_reason(cond)))
+        whens.append((sa.not_(_condition(table, cond)), cond.reason))
+    return sa.case(*whens, else_=sa.literal(INCLUDED))
+
+
+def reason_labels(order: Order) -> dict[str, str]:
+    """Human explanations for every reason code the CASE can produce."""
+    labels = {
+        INCLUDED: "meets every condition of the order",
+        UNKNOWN_JURISDICTION: "submitting state is null or not a state/DC FIPS code",
+        OUT_OF_SCOPE: "jurisdiction excluded by the order's scope",
+    }
+    for cond in order.population.all_of:
+        if cond.in_ is not None:
+            labels[null_reason(cond)] = f"{cond.column} is null or unknown"
+        labels[cond.reason] = cond.explain
+    return labels

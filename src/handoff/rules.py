@@ -1,0 +1,85 @@
+"""Content and format rules for what leaves, derived from an order.
+
+One list of rules feeds two enforcers so they cannot drift: ``quarantine`` applies them row
+by row (vectorised, in Arrow) and ``suite`` turns them into Great Expectations expectations.
+Regexes are written to mean the same in Python ``re``, RE2 (Arrow) and PostgreSQL ``~``: no
+``\\b``, no ``\\d``, no look-around.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from handoff.order import Order
+from handoff.source_model import COLUMN_BY_NAME, STATES
+
+RuleKind = Literal["not_null", "in_set", "match", "not_match", "date_between"]
+
+SSN_LIKE = r"(^|[^0-9])[0-9]{3}[- ]?[0-9]{2}[- ]?[0-9]{4}([^0-9]|$)"
+ZIP = r"^[0-9]{5}([0-9]{4})?$"
+PHONE = r"^[0-9]{10}$"
+COUNTY = r"^[0-9]{3}$"
+MEDICAID_ID = r"^[A-Z0-9]{6,20}$"
+ISO_DATE_MIN = "1900-01-01T00:00:00"
+SNAPSHOT_PARAM = "snapshot_date"
+
+_FORMAT_BY_COLUMN: dict[str, tuple[str, str]] = {
+    "msis_ident_num": ("medicaid_id_format", MEDICAID_ID),
+    "elgbl_zip_cd_home": ("zip_format", ZIP),
+    "elgbl_zip_cd_mail": ("zip_format", ZIP),
+    "elgbl_phne_num_home": ("phone_format", PHONE),
+    "elgbl_cnty_cd_home": ("county_format", COUNTY),
+    "elgbl_cnty_cd_mail": ("county_format", COUNTY),
+}
+_STATE_COLUMNS = ("elgbl_state_cd_home", "elgbl_state_cd_mail")
+# ZIP+4 is nine digits, so the SSN pattern cannot tell them apart there; ZIPs are format-checked.
+_NO_SSN_CHECK = {"elgbl_zip_cd_home", "elgbl_zip_cd_mail"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One check on one outgoing column. ``id`` is what reports and quarantine rows name."""
+
+    id: str
+    kind: RuleKind
+    column: str
+    values: tuple[str, ...] = field(default=())
+    pattern: str | None = None
+    min_date: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "not_null":
+            return f"{self.column} must not be null"
+        if self.kind == "in_set":
+            return f"{self.column} must be one of {', '.join(self.values)}"
+        if self.kind == "match":
+            return f"{self.column} must match {self.pattern}"
+        if self.kind == "not_match":
+            return f"{self.column} must not contain an SSN-like number"
+        return f"{self.column} must be a date from {self.min_date} to the snapshot date"
+
+
+def rules_for(order: Order) -> list[Rule]:
+    """Every row-level rule for the columns this order lets leave, in a stable order."""
+    cols = order.columns
+    rules: list[Rule] = []
+    for c in order.required_fields:
+        rules.append(Rule(f"required:{c}", "not_null", c))
+    for cond in order.population.all_of:
+        if cond.in_ is not None and cond.column in cols:
+            rules.append(Rule(f"code_set:{cond.column}", "in_set", cond.column, tuple(cond.in_)))
+    for c in _STATE_COLUMNS:
+        if c in cols:
+            rules.append(Rule(f"state_code:{c}", "in_set", c, tuple(sorted(STATES.values()))))
+    for c in cols:
+        if c in _FORMAT_BY_COLUMN:
+            name, pattern = _FORMAT_BY_COLUMN[c]
+            rules.append(Rule(f"{name}:{c}", "match", c, pattern=pattern))
+    for c in cols:
+        if COLUMN_BY_NAME[c].kind == "date":
+            rules.append(Rule(f"impossible_date:{c}", "date_between", c, min_date=ISO_DATE_MIN))
+    for c in cols:
+        if COLUMN_BY_NAME[c].kind in ("text", "code") and c not in _NO_SSN_CHECK:
+            rules.append(Rule(f"ssn_like:{c}", "not_match", c, pattern=SSN_LIKE))
+    return rules

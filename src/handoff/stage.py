@@ -1,0 +1,88 @@
+"""Staging: passing chunks become Parquet (zstd) files with a SHA-256 each.
+
+Files are written into ``<staging>/<batch>.partial/`` and the folder is renamed to
+``<staging>/<batch>/`` only when the whole batch passed. A quarantined batch's files move to
+``<quarantine>/<batch>/`` beside its report and are never delivered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    name: str
+    rows: int
+    bytes: int
+    sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """Encode one chunk deterministically: same rows in, same bytes out."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", write_statistics=True, store_schema=True)
+    return sink.getvalue().to_pybytes()
+
+
+def content_hash(files: list[StagedFile]) -> str:
+    """The batch's content hash: SHA-256 over each file's name, rows and SHA-256, in order."""
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.name):
+        h.update(f"{f.name}\t{f.rows}\t{f.sha256}\n".encode())
+    return h.hexdigest()
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+class Stager:
+    """Writes one batch's files; ``commit`` publishes them, ``quarantine`` sets them aside."""
+
+    def __init__(self, staging_dir: Path, batch_id: str) -> None:
+        self.final = staging_dir / batch_id
+        self.partial = staging_dir / f"{batch_id}.partial"
+        self.partial.mkdir(parents=True, exist_ok=False)
+        os.chmod(self.partial, 0o700)
+        self.files: list[StagedFile] = []
+
+    def write(self, table: pa.Table) -> StagedFile:
+        data = parquet_bytes(table)
+        name = part_name(len(self.files))
+        (self.partial / name).write_bytes(data)
+        staged = StagedFile(name, table.num_rows, len(data), hashlib.sha256(data).hexdigest())
+        self.files.append(staged)
+        return staged
+
+    def commit(self) -> Path:
+        self.partial.rename(self.final)
+        return self.final
+
+    def quarantine(self, quarantine_dir: Path) -> Path:
+        target = quarantine_dir / self.final.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(self.partial), str(target))
+        os.chmod(target, 0o700)
+        return target
+
+
+def verify_staged(folder: Path, files: list[StagedFile]) -> list[str]:
+    """Names of staged files that are missing or whose bytes no longer match their SHA-256."""
+    bad = []
+    for f in files:
+        path = folder / f.name
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != f.sha256:
+            bad.append(f.name)
+    return bad

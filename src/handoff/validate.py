@@ -1,0 +1,158 @@
+"""Great Expectations validation of everything that would leave, failing closed.
+
+A chunk passes only when GX reports success, evaluated exactly as many expectations as the
+suite holds, and none raised. Reports name failed expectations and the Medicaid IDs of
+offending rows, never the offending values: GX's COMPLETE format copies values into its
+result, so results are stripped here and the raw object is never logged or written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from handoff.errors import PolicyError
+from handoff.rules import SNAPSHOT_PARAM
+from handoff.suite import SuiteDoc
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+MAX_IDS_PER_EXPECTATION = 1000
+
+
+@dataclass
+class Failure:
+    expectation: str
+    rule: str
+    column: str | None
+    unexpected_count: int | None
+    medicaid_ids: list[str]
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "expectation": self.expectation,
+            "rule": self.rule,
+            "column": self.column,
+            "unexpected_count": self.unexpected_count,
+            "medicaid_ids": self.medicaid_ids,
+            "error": self.error,
+        }
+
+
+@dataclass
+class ChunkVerdict:
+    passed: bool
+    evaluated: int
+    expected: int
+    rows: int
+    failures: list[Failure] = field(default_factory=list)
+
+
+def _quiet_gx() -> None:
+    for name in ("great_expectations", "great_expectations.core", "great_expectations.expectations"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class SuiteValidator:
+    """Validates Arrow chunks against one suite. Not thread-safe: one per worker thread."""
+
+    def __init__(self, suite_doc: SuiteDoc, id_column: str) -> None:
+        import great_expectations as gx
+        from great_expectations.core import ExpectationSuite
+        from great_expectations.exceptions import ExpectationNotFoundError
+        from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+        _quiet_gx()
+        self.id_column = id_column
+        expectations = []
+        for i, e in enumerate(suite_doc["expectations"]):
+            try:
+                conf = ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta"))
+                expectations.append(conf.to_domain_obj())
+            except (ExpectationNotFoundError, KeyError, TypeError, ValueError) as exc:
+                raise PolicyError(
+                    f"suite {suite_doc.get('name')}: expectation #{i} ({e.get('type')}) cannot be loaded: "
+                    f"{exc}; fix the suite with `handoff policy build`"
+                ) from None
+        if not expectations:
+            raise PolicyError(f"suite {suite_doc.get('name')} is empty; an empty suite proves nothing")
+        self.size = len(expectations)
+        self.suite = ExpectationSuite(name=str(suite_doc.get("name")), expectations=expectations)
+        self.context = gx.get_context(mode="ephemeral")
+        try:
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+
+            self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        except Exception:  # noqa: BLE001 - progress bars are cosmetic
+            pass
+        asset = self.context.data_sources.add_pandas("outgoing").add_dataframe_asset("chunk")
+        self.batch_definition = asset.add_batch_definition_whole_dataframe("whole")
+
+    def _frame(self, table: pa.Table) -> Any:
+        # Dates as datetime64[ns] so GX's vectorised between() applies (string bounds are parsed).
+        cols = []
+        for f in table.schema:
+            col = table.column(f.name)
+            if pa.types.is_date(f.type):
+                col = col.cast(pa.timestamp("ns"))
+            cols.append(col)
+        return pa.table(cols, names=table.column_names).to_pandas()
+
+    def validate(self, table: pa.Table, snapshot: dt.date) -> ChunkVerdict:
+        try:
+            frame = self._frame(table)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            failure = Failure("convert", "convert", None, None, [], error=type(exc).__name__)
+            return ChunkVerdict(False, 0, self.size, table.num_rows, [failure])
+        batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        result = batch.validate(
+            self.suite,
+            result_format={
+                "result_format": "COMPLETE",
+                "unexpected_index_column_names": [self.id_column],
+                "include_unexpected_rows": False,
+                "return_unexpected_index_query": False,
+                "partial_unexpected_count": 0,
+            },
+            expectation_parameters={SNAPSHOT_PARAM: f"{snapshot.isoformat()}T23:59:59"},
+        )
+        failures: list[Failure] = []
+        for r in result.results:
+            raised = bool(r.exception_info and _raised(r.exception_info))
+            if r.success and not raised:
+                continue
+            cfg = r.expectation_config
+            res = r.result or {}
+            ids = [
+                str(row.get(self.id_column))
+                for row in (res.get("unexpected_index_list") or [])[:MAX_IDS_PER_EXPECTATION]
+                if isinstance(row, dict)
+            ]
+            failures.append(
+                Failure(
+                    expectation=cfg.type if cfg else "?",
+                    rule=str((cfg.meta or {}).get("rule", "?")) if cfg else "?",
+                    column=(cfg.kwargs or {}).get("column") if cfg else None,
+                    unexpected_count=res.get("unexpected_count"),
+                    medicaid_ids=ids,
+                    error="expectation raised an exception" if raised else None,
+                )
+            )
+        evaluated = len(result.results)
+        passed = bool(result.success) and evaluated == self.size and not failures
+        if evaluated != self.size:
+            failures.append(Failure("suite_size", "suite_size", None, None, [], error=f"{evaluated}/{self.size}"))
+        return ChunkVerdict(passed, evaluated, self.size, table.num_rows, failures)
+
+
+def _raised(info: Any) -> bool:
+    if isinstance(info, dict):
+        if info.get("raised_exception"):
+            return True
+        return any(_raised(v) for v in info.values() if isinstance(v, dict))
+    return bool(getattr(info, "raised_exception", False))
