@@ -53,6 +53,7 @@ class Batch:
     content_hash: str | None
     staging_path: str | None
     flow_run_id: str | None
+    bucket: str | None = None
     files: list[StagedFile] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:

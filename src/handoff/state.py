@@ -48,6 +48,7 @@ batches = sa.Table(
     sa.Column("content_hash", sa.String(64)),
     sa.Column("staging_path", sa.Text),
     sa.Column("flow_run_id", sa.String(64)),
+    sa.Column("bucket", sa.String(63)),
 )
 
 batch_files = sa.Table(

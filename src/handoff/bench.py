@@ -1,0 +1,569 @@
+"""Throughput benchmark: this project's extract path against a raw floor and dlt.
+
+Seeds synthetic enrollees into PostgreSQL, then measures three ways of getting the order's
+population out to Parquet, each in its own child process so peak RSS belongs to one path:
+
+* **floor**: the extractor's exact SQL (projection, WHERE, ORDER BY) through ADBC, streamed
+  record batches into a zstd ``ParquetWriter`` (ConnectorX if ADBC is not installed);
+* **dlt**: ``sql_table`` with the ``connectorx`` and ``pyarrow`` backends, the order's columns
+  only and the same WHERE, to filesystem Parquet (optional: skipped when dlt is missing);
+* **handoff**: ``pipeline.stage_batch`` (plan, exclusion counts, extract, row quarantine,
+  GX validation, staging, state record).
+
+Rows per second are computed over the *source rows scanned* (the rows seeded) for every
+path, so the ratios compare like with like. Seconds are wall clock around the work inside
+the child, after its imports; the child's whole lifetime is reported as ``*_process_seconds``.
+Peak RSS is the child's own high-water mark (``VmHWM``; see ``_peak_rss_mb`` for why not
+``ru_maxrss``). It includes the interpreter and imports; ``*_base_rss_mb`` is the peak after
+imports, before any work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import os
+import pathlib
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+MARKER_TABLE = "bench_seed"
+SOURCE_TABLE = "enrollees"
+DLT_BACKENDS = ("connectorx", "pyarrow")
+CHUNK_ROWS = 100_000
+
+Progress = Callable[[str], None]
+
+
+# ----- helpers shared by parent and children -----------------------------------------------------
+def _peak_rss_mb() -> float:
+    """This process's peak RSS in MB, counting only memory touched since its ``exec``.
+
+    ``ru_maxrss`` is no good for a child: Linux carries the pre-exec high-water mark (the
+    forked copy of the parent) into it, so every child would report at least the parent's
+    size. ``VmHWM`` belongs to the process's current address space, which exec replaced.
+    Children this process reaped count too (``RUSAGE_CHILDREN``, in KiB on Linux).
+    """
+    own = None
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                own = int(line.split()[1]) / 1024.0
+                break
+    except OSError:
+        pass
+    if own is None:
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0)
+
+
+def _plain_pg_url(db_url: str) -> str:
+    """``postgresql+psycopg://…`` → ``postgresql://…`` for libpq-style clients (ADBC, ConnectorX)."""
+    url = sa.engine.make_url(db_url)
+    return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=False)
+
+
+def _literal_sql(clause: Any, engine: sa.Engine) -> str:
+    return str(clause.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+
+
+def _rate(rows: int, seconds: float | None) -> float | None:
+    if seconds is None or seconds <= 0:
+        return None
+    return rows / seconds
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or not b:
+        return None
+    return a / b
+
+
+# ----- seeding -----------------------------------------------------------------------------------
+def _seeded_already(engine: sa.Engine, rows: int, seed: int) -> bool:
+    insp = sa.inspect(engine)
+    if not (insp.has_table(SOURCE_TABLE) and insp.has_table(MARKER_TABLE)):
+        return False
+    with engine.connect() as conn:
+        marker = conn.exec_driver_sql(f'SELECT seed, "rows" FROM "{MARKER_TABLE}"').all()
+        if [tuple(r) for r in marker] != [(seed, rows)]:
+            return False
+        count = conn.exec_driver_sql(f'SELECT count(*) FROM "{SOURCE_TABLE}"').scalar()
+    return count == rows
+
+
+def ensure_seeded(engine: sa.Engine, rows: int, seed: int, progress: Progress | None = None) -> bool:
+    """Seed ``rows`` enrollees unless the marker says this exact (rows, seed) is there. True if seeded."""
+    from handoff.seed import seed_database
+
+    if _seeded_already(engine, rows, seed):
+        return False
+    with engine.begin() as conn:  # no stale marker if seeding is interrupted
+        conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{MARKER_TABLE}"')
+    if progress:
+        progress(f"seeding {rows:,} rows (seed {seed})")
+    seed_database(engine, rows, seed, replace=True)
+    with engine.connect() as conn:
+        # Set hint bits and the visibility map now, so the first measured scan is not penalised.
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+            f'VACUUM ANALYZE "{SOURCE_TABLE}"'
+        )
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE TABLE "{MARKER_TABLE}" (seed bigint NOT NULL, "rows" bigint NOT NULL, '
+                             "seeded_at timestamptz NOT NULL DEFAULT now())")  # fmt: skip
+        conn.exec_driver_sql(f'INSERT INTO "{MARKER_TABLE}" (seed, "rows") VALUES ({int(seed)}, {int(rows)})')
+    return True
+
+
+# ----- children ----------------------------------------------------------------------------------
+def _child_floor(spec: dict[str, Any]) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    out = pathlib.Path(spec["out"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    uri, sql = spec["pg_url"], spec["sql"]
+    try:
+        import adbc_driver_postgresql.dbapi as adbc
+
+        engine_name = "adbc"
+    except ImportError:
+        import connectorx as cx
+
+        engine_name = "connectorx"
+    base = _peak_rss_mb()
+    rows = 0
+    t0 = time.perf_counter()
+    if engine_name == "adbc":
+        with adbc.connect(uri) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            reader = cur.fetch_record_batch()
+            with pq.ParquetWriter(out, reader.schema, compression="zstd") as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+    else:
+        reader = cx.read_sql(uri, sql, return_type="arrow_stream", batch_size=CHUNK_ROWS)
+        with pq.ParquetWriter(out, reader.schema, compression="zstd") as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+    seconds = time.perf_counter() - t0
+    return {"engine": engine_name, "rows_out": rows, "seconds": seconds, "base_rss_mb": base,
+            "bytes_out": out.stat().st_size}  # fmt: skip
+
+
+def _child_dlt(spec: dict[str, Any]) -> dict[str, Any]:
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    # Arrow items are written to Parquet during extract: set the writer default for every stage.
+    os.environ.setdefault("DATA_WRITER__COMPRESSION", "zstd")
+    import dlt
+    from dlt.sources.sql_database import sql_table
+
+    backend = spec["backend"]
+    where_sql, order_sql = spec["where_sql"], spec["order_sql"]
+
+    def adapter(query: Any, table: Any) -> Any:
+        q = query.where(sa.text(where_sql)) if where_sql else query
+        return q.order_by(sa.text(order_sql)) if order_sql else q
+
+    out_dir = pathlib.Path(spec["out"])
+    base = _peak_rss_mb()
+    t0 = time.perf_counter()
+    resource_ = sql_table(
+        credentials=spec["db_url"],
+        table=spec["table"],
+        backend=backend,
+        included_columns=spec["columns"],
+        query_adapter_callback=adapter,
+        chunk_size=CHUNK_ROWS,
+        reflection_level="full",
+    )
+    pipe = dlt.pipeline(
+        pipeline_name=f"handoff_bench_{backend}",
+        pipelines_dir=spec["pipelines_dir"],
+        destination=dlt.destinations.filesystem(bucket_url=out_dir.resolve().as_uri()),
+        dataset_name="bench",
+    )
+    pipe.run(resource_, loader_file_format="parquet", write_disposition="replace")
+    seconds = time.perf_counter() - t0
+    trace = pipe.last_trace
+    info = trace.last_normalize_info if trace is not None else None
+    counts = info.row_counts if info is not None else {}
+    rows = int(sum(v for k, v in counts.items() if not k.startswith("_dlt")))
+    files = [p for p in out_dir.rglob("*.parquet")]
+    return {"engine": f"dlt-{backend}", "rows_out": rows, "seconds": seconds, "base_rss_mb": base,
+            "bytes_out": sum(p.stat().st_size for p in files), "files": len(files)}  # fmt: skip
+
+
+def _time_phases() -> dict[str, float]:
+    """Wrap the steps ``stage_batch`` calls with timers (this child only); return the totals."""
+    import functools
+
+    from handoff import extract, pipeline, quarantine
+    from handoff.stage import Stager
+    from handoff.validate import SuiteValidator
+
+    phases: dict[str, float] = {}
+
+    def timed(owner: Any, attr: str, key: str) -> None:
+        fn = getattr(owner, attr)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                phases[key] = phases.get(key, 0.0) + time.perf_counter() - t
+
+        setattr(owner, attr, wrapper)
+
+    def timed_iter(owner: Any, attr: str, key: str) -> None:
+        fn = getattr(owner, attr)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            it = iter(fn(*args, **kwargs))
+            while True:
+                t = time.perf_counter()
+                try:
+                    item = next(it)
+                except StopIteration:
+                    return
+                finally:
+                    phases[key] = phases.get(key, 0.0) + time.perf_counter() - t
+                yield item
+
+        setattr(owner, attr, wrapper)
+
+    timed(extract, "plan", "plan")
+    timed(extract, "exclusion_counts", "exclusion_counts")
+    timed(pipeline, "prepare", "prepare_total")
+    timed_iter(extract, "stream", "extract_stream")
+    timed(quarantine, "split", "row_quarantine")
+    timed(SuiteValidator, "validate", "gx_validate")
+    timed(Stager, "write", "stage_write")
+    timed(pipeline, "record", "record")
+    return phases
+
+
+def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
+    from handoff.config import load_settings
+    from handoff.pipeline import StageRequest, stage_batch
+
+    settings = load_settings(home=pathlib.Path(spec["home"]), state_url=spec["state_url"])
+    phases = _time_phases()
+    base = _peak_rss_mb()
+    t0 = time.perf_counter()
+    batch = stage_batch(
+        settings, StageRequest(source_url=spec["db_url"], initiator="bench"), dt.datetime.now(dt.UTC)
+    )
+    seconds = time.perf_counter() - t0
+    return {"engine": "handoff", "rows_out": batch.rows_extracted, "seconds": seconds, "base_rss_mb": base,
+            "rows_staged": batch.rows_staged, "rows_quarantined": batch.rows_quarantined,
+            "status": batch.status, "batch_id": batch.id, "phases": phases,
+            "bytes_out": sum(f.bytes for f in batch.files)}  # fmt: skip
+
+
+_CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "floor": _child_floor,
+    "dlt": _child_dlt,
+    "handoff": _child_handoff,
+}
+
+
+def _child_main(kind: str, spec_path: str) -> int:
+    spec = json.loads(pathlib.Path(spec_path).read_text())
+    result = _CHILDREN[kind](spec)
+    result["peak_rss_mb"] = _peak_rss_mb()
+    line = json.dumps(result)
+    pathlib.Path(spec["result"]).write_text(line)
+    print(line, flush=True)
+    return 0
+
+
+# ----- parent ------------------------------------------------------------------------------------
+class ChildFailed(RuntimeError):
+    pass
+
+
+def _run_child(kind: str, name: str, spec: dict[str, Any], work_dir: pathlib.Path) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter; return its JSON (with its peak RSS) and wall time."""
+    logs = work_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    spec = {**spec, "result": str(logs / f"{name}.result.json")}
+    pathlib.Path(spec["result"]).unlink(missing_ok=True)
+    spec_path = logs / f"{name}.spec.json"
+    # The spec holds the database URL: keep it off the command line and private to us.
+    fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(spec, f)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RUNTIME__DLTHUB_TELEMETRY": "false"}
+    cmd = [sys.executable, "-m", "handoff.bench", "_child", kind, str(spec_path)]
+    with open(logs / f"{name}.stdout", "wb") as out, open(logs / f"{name}.stderr", "wb") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, check=False)
+        elapsed = time.perf_counter() - t0
+    result_file = pathlib.Path(spec["result"])
+    if proc.returncode != 0 or not result_file.is_file():
+        tail = (logs / f"{name}.stderr").read_text(errors="replace").strip().splitlines()[-15:]
+        raise ChildFailed(f"{name} exited with {proc.returncode}:\n" + "\n".join(tail))
+    result = json.loads(result_file.read_text())
+    result["process_seconds"] = elapsed
+    return result
+
+
+def run_bench(
+    db_url: str,
+    rows: int,
+    *,
+    seed: int = 42,
+    work_dir: pathlib.Path,
+    include_dlt: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Seed ``rows`` enrollees (if needed) and measure floor, dlt and handoff; see the module doc."""
+    from handoff import extract
+    from handoff.config import load_settings
+    from handoff.order import PolicySet
+
+    say = progress or (lambda _msg: None)
+    work_dir = pathlib.Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+
+    engine = sa.create_engine(db_url)
+    if engine.dialect.name != "postgresql":
+        raise ValueError(f"the benchmark needs PostgreSQL, not {engine.dialect.name}")
+    t0 = time.perf_counter()
+    seeded = ensure_seeded(engine, rows, seed, say)
+    seed_seconds = time.perf_counter() - t0
+    if not seeded:
+        say(f"reusing {rows:,} seeded rows (seed {seed})")
+
+    # The extractor's statement for the current order, all in-scope jurisdictions. The bench
+    # gets its own throwaway home and SQLite state database, never the operator's (an inherited
+    # HANDOFF_STATE_URL must not receive bench batches), fresh each run.
+    home = work_dir / "home"
+    shutil.rmtree(home, ignore_errors=True)
+    state_url = f"sqlite:///{(home / 'state.db').resolve()}"
+    settings = load_settings(home=home, state_url=state_url)
+    order = PolicySet(settings.policy_dir).current()
+    the_plan = extract.plan(engine, order, None)
+    stmt = the_plan.statement
+    sql = _literal_sql(stmt, engine)
+    where_sql = _literal_sql(stmt.whereclause, engine) if stmt.whereclause is not None else ""
+    order_sql = ", ".join(_literal_sql(c, engine) for c in stmt._order_by_clauses)
+    with engine.connect() as conn:  # warm the cache the same way for every path
+        conn.exec_driver_sql(f'SELECT count(*) FROM "{SOURCE_TABLE}"').scalar()
+    engine.dispose()
+
+    out_dir = work_dir / "out"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+
+    # (a) the floor
+    say("floor: extractor SQL through ADBC → Parquet")
+    floor = _run_child("floor", "floor", {"pg_url": _plain_pg_url(db_url), "sql": sql,
+                                          "out": str(out_dir / "floor.parquet")}, work_dir)  # fmt: skip
+    if floor["engine"] != "adbc":
+        notes.append("ADBC is not installed: the floor used ConnectorX (arrow_stream).")
+    selected = int(floor["rows_out"])
+    say(f"floor: {floor['seconds']:.2f} s, {selected:,} rows selected")
+
+    # (b) dlt, optional
+    dlt_runs: dict[str, dict[str, Any] | None] = {b: None for b in DLT_BACKENDS}
+    if include_dlt:
+        missing = [m for m in ("dlt", "sqlalchemy") if importlib.util.find_spec(m) is None]
+        if missing:
+            notes.append(f"dlt skipped: {', '.join(missing)} not installed.")
+        else:
+            for backend in DLT_BACKENDS:
+                say(f"dlt: sql_table backend={backend} → filesystem Parquet")
+                pipelines_dir = work_dir / f"dlt-pipelines-{backend}"
+                shutil.rmtree(pipelines_dir, ignore_errors=True)
+                spec = {
+                    "db_url": db_url,
+                    "backend": backend,
+                    "table": order.source.table,
+                    "columns": list(order.columns),
+                    "where_sql": where_sql,
+                    "order_sql": order_sql,
+                    "out": str(out_dir / f"dlt-{backend}"),
+                    "pipelines_dir": str(pipelines_dir),
+                }
+                try:
+                    run = _run_child("dlt", f"dlt-{backend}", spec, work_dir)
+                except ChildFailed as exc:
+                    notes.append(f"dlt backend {backend} failed: {str(exc).splitlines()[-1]}")
+                    continue
+                dlt_runs[backend] = run
+                if run["rows_out"] != selected:
+                    notes.append(f"dlt {backend} wrote {run['rows_out']:,} rows, the floor {selected:,}.")
+                say(f"dlt {backend}: {run['seconds']:.2f} s")
+            notes.append(
+                "dlt ran the extractor's WHERE and ORDER BY (as SQL text via query_adapter_callback) "
+                "over included_columns=order columns; Parquet compression set to zstd."
+            )
+    else:
+        notes.append("dlt skipped (include_dlt=False).")
+
+    # (c) this project
+    say("handoff: pipeline.stage_batch")
+    hand = _run_child(
+        "handoff", "handoff", {"db_url": db_url, "home": str(home), "state_url": state_url}, work_dir
+    )
+    say(f"handoff: {hand['seconds']:.2f} s, batch {hand['batch_id']} {hand['status']}")
+    if hand["rows_out"] != selected:
+        notes.append(f"handoff extracted {hand['rows_out']:,} rows, the floor {selected:,}.")
+    notes.append(
+        "handoff also runs a MAX(updated_at) watermark query and a full-table exclusion-count "
+        "aggregate, then row quarantine, GX validation and staging: work the floor does not do."
+    )
+    notes.append(
+        "rows/s = source rows scanned / seconds of work in the child (imports excluded); "
+        "peak RSS includes the interpreter and imports."
+    )
+
+    def secs(run: dict[str, Any] | None) -> float | None:
+        return None if run is None else float(run["seconds"])
+
+    floor_rate = _rate(rows, secs(floor))
+    hand_rate = _rate(rows, secs(hand))
+    dlt_rates = {b: _rate(rows, secs(r)) for b, r in dlt_runs.items()}
+    ran = {b: v for b, v in dlt_rates.items() if v is not None}
+    dlt_best = max(ran, key=lambda b: ran[b]) if ran else None
+    dlt_rate = ran[dlt_best] if dlt_best else None
+
+    result: dict[str, Any] = {
+        "rows": rows,
+        "seed": seed,
+        "selected_rows": selected,
+        "seeded": seeded,
+        "seed_seconds": seed_seconds if seeded else None,
+        "floor_engine": floor["engine"],
+        "floor_seconds": secs(floor),
+        "floor_process_seconds": floor["process_seconds"],
+        "floor_rows_per_s": floor_rate,
+        "floor_peak_rss_mb": floor["peak_rss_mb"],
+        "floor_base_rss_mb": floor["base_rss_mb"],
+        "dlt_backend": dlt_best,
+        "dlt_rows_per_s": dlt_rate,
+        "dlt_seconds": secs(dlt_runs[dlt_best]) if dlt_best else None,
+        "dlt_peak_rss_mb": dlt_runs[dlt_best]["peak_rss_mb"] if dlt_best else None,  # type: ignore[index]
+        "handoff_seconds": secs(hand),
+        "handoff_process_seconds": hand["process_seconds"],
+        "handoff_rows_per_s": hand_rate,
+        "handoff_peak_rss_mb": hand["peak_rss_mb"],
+        "handoff_base_rss_mb": hand["base_rss_mb"],
+        "handoff_rows_extracted": hand["rows_out"],
+        "handoff_rows_staged": hand["rows_staged"],
+        "handoff_rows_quarantined": hand["rows_quarantined"],
+        "handoff_status": hand["status"],
+        "handoff_phase_seconds": hand.get("phases", {}),
+        "ratio_vs_floor": _ratio(hand_rate, floor_rate),
+        "ratio_vs_dlt": _ratio(hand_rate, dlt_rate),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "notes": notes,
+    }
+    for backend, dlt_run in dlt_runs.items():
+        result[f"dlt_{backend}_rows_per_s"] = dlt_rates[backend]
+        result[f"dlt_{backend}_seconds"] = secs(dlt_run)
+        result[f"dlt_{backend}_process_seconds"] = None if dlt_run is None else dlt_run["process_seconds"]
+        result[f"dlt_{backend}_peak_rss_mb"] = None if dlt_run is None else dlt_run["peak_rss_mb"]
+    return result
+
+
+# ----- presentation ------------------------------------------------------------------------------
+def _fmt(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def render_table(result: dict) -> Table:
+    """A rich table of one ``run_bench`` result, for the CLI."""
+    from rich.table import Table
+
+    rows = result["rows"]
+    table = Table(
+        title=f"Extract benchmark: {rows:,} source rows, {result['selected_rows']:,} selected",
+        caption="rows/s = source rows scanned ÷ seconds; ratio = handoff rows/s ÷ that path's rows/s",
+    )
+    table.add_column("path")
+    table.add_column("seconds", justify="right")
+    table.add_column("rows/s", justify="right")
+    table.add_column("peak RSS MB", justify="right")
+    table.add_column("handoff ÷ path", justify="right")
+    hand = result.get("handoff_rows_per_s")
+
+    def add(label: str, prefix: str) -> None:
+        rate = result.get(f"{prefix}_rows_per_s")
+        table.add_row(
+            label,
+            _fmt(result.get(f"{prefix}_seconds"), ".2f"),
+            _fmt(rate, ",.0f"),
+            _fmt(result.get(f"{prefix}_peak_rss_mb"), ",.0f"),
+            _fmt(_ratio(hand, rate), ".2f") if prefix != "handoff" else "1.00",
+        )
+
+    add(f"floor ({result.get('floor_engine', 'adbc')} → Parquet)", "floor")
+    for backend in DLT_BACKENDS:
+        if f"dlt_{backend}_rows_per_s" in result:
+            add(f"dlt sql_table ({backend})", f"dlt_{backend}")
+    add(f"handoff stage_batch ({result.get('handoff_status', '?')})", "handoff")
+    return table
+
+
+def plot(results: list[dict], path: str | os.PathLike[str]) -> pathlib.Path:
+    """Write a PNG: rows/s and peak RSS against source rows, one line per path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ordered = sorted(results, key=lambda r: r["rows"])
+    series = [("floor", "floor"), ("dlt connectorx", "dlt_connectorx"), ("dlt pyarrow", "dlt_pyarrow"),
+              ("handoff", "handoff")]  # fmt: skip
+    fig, (ax_rate, ax_rss) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for label, prefix in series:
+        pts = [(r["rows"], r.get(f"{prefix}_rows_per_s"), r.get(f"{prefix}_peak_rss_mb")) for r in ordered]
+        rate_pts = [(x, y) for x, y, _ in pts if y is not None]
+        rss_pts = [(x, m) for x, _, m in pts if m is not None]
+        if rate_pts:
+            ax_rate.plot(*zip(*rate_pts, strict=True), marker="o", label=label)
+        if rss_pts:
+            ax_rss.plot(*zip(*rss_pts, strict=True), marker="o", label=label)
+    for ax, ylabel in ((ax_rate, "source rows scanned per second"), (ax_rss, "peak RSS (MB)")):
+        ax.set_xlabel("source rows")
+        ax.set_ylabel(ylabel)
+        if len({r["rows"] for r in ordered}) > 1:
+            ax.set_xscale("log")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    ax_rate.set_title("Throughput")
+    ax_rss.set_title("Peak memory per child process")
+    fig.tight_layout()
+    out = pathlib.Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "_child":
+        sys.exit(_child_main(sys.argv[2], sys.argv[3]))
+    print("usage: python -m handoff.bench _child {floor|dlt|handoff} SPEC.json (internal)", file=sys.stderr)
+    sys.exit(2)

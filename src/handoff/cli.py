@@ -1,0 +1,597 @@
+"""The ``handoff`` command line: a thin layer over the library.
+
+Every command has ``--help`` with an example; most have ``--json``. A user mistake prints one
+line and exits 2; only a bug shows a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.tree import Tree
+
+from handoff.config import Settings, load_settings
+from handoff.errors import HandoffError
+
+app = typer.Typer(
+    help="Move only what a court permitted, only when permitted, only after a named person approved it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+policy_app = typer.Typer(help="Show, build and test the court-order policy.", no_args_is_help=True)
+court_app = typer.Typer(help="The court calendar: hearings and their outcomes.", no_args_is_help=True)
+hearing_app = typer.Typer(help="Add and list hearings.", no_args_is_help=True)
+hold_app = typer.Typer(help="Emergency stop for every delivery not yet uploading.", no_args_is_help=True)
+audit_app = typer.Typer(help="Verify the ledger; list disclosures.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+app.add_typer(court_app, name="court")
+court_app.add_typer(hearing_app, name="hearing")
+app.add_typer(hold_app, name="hold")
+app.add_typer(audit_app, name="audit")
+
+out = Console()
+err = Console(stderr=True)
+_overrides: dict[str, Any] = {}
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+
+
+def settings() -> Settings:
+    return load_settings(**_overrides)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user database in some containers
+        return "unknown"
+
+
+@app.callback()
+def _main(
+    home: Annotated[Path | None, typer.Option(help="State and staging folder [env HANDOFF_HOME; default ./.handoff].")] = None,
+    state_url: Annotated[str | None, typer.Option(help="State database URL [env HANDOFF_STATE_URL].")] = None,
+    policy_dir: Annotated[Path | None, typer.Option(help="Policy folder with orders/ and suites/ [env HANDOFF_POLICY_DIR].")] = None,
+) -> None:
+    """Court-governed transfer of Medicaid enrollee records to an S3 handoff bucket.
+
+    Configuration order: flags, HANDOFF_* environment variables, handoff.toml, defaults.
+    """
+    _overrides.update(home=home, state_url=state_url, policy_dir=policy_dir)
+
+
+# ----- seed ---------------------------------------------------------------------------------
+@app.command()
+def seed(
+    db: Annotated[str, typer.Option(help="Source database URL, e.g. sqlite:///source.db or postgresql+psycopg://user@host/db.")],
+    rows: Annotated[int, typer.Option(min=1, help="Enrollees to generate.")] = 10_000,
+    seed_: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same data.")] = 42,
+    replace: Annotated[bool, typer.Option(help="Drop and recreate existing enrollees/claims tables.")] = False,
+    dirty_rate: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of rows given a dirty value.")] = 0.005,
+) -> None:
+    """Create a synthetic T-MSIS-style source (enrollees + claims). Synthetic data only.
+
+    Example: handoff seed --db sqlite:///source.db --rows 100000 --seed 7
+    """
+    from handoff.extract import open_source
+    from handoff.seed import seed_database
+
+    engine = open_source(db)
+    with _progress() as bar:
+        task = bar.add_task("seeding enrollees", total=rows)
+        n = seed_database(engine, rows, seed_, replace=replace, dirty_rate=dirty_rate,
+                          progress=lambda k: bar.advance(task, k))  # fmt: skip
+    err.print(f"[green]seeded {n:,} enrollees[/] into {engine.url.render_as_string(hide_password=True)}")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True, disable=not err.is_terminal)  # fmt: skip
+
+
+# ----- policy -------------------------------------------------------------------------------
+@policy_app.command("show")
+def policy_show(
+    order: Annotated[str | None, typer.Option(help="Order id or ORDER@vN (default: the one in force).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the order in force: dates, permitted fields, population rule, scope, hearings.
+
+    Example: handoff policy show --json
+    """
+    from handoff.order import PolicySet
+
+    policies = PolicySet(settings().policy_dir)
+    o = policies.current(order)
+    if as_json:
+        emit_json({**o.model_dump(mode="json", by_alias=True), "ref": o.ref, "policy_hash": o.policy_hash,
+                   "columns": o.columns, "file": str(policies.file_for(o))})  # fmt: skip
+        return
+    out.print(f"[bold]{o.ref}[/]  {o.case.caption}, {o.case.court} {o.case.number}")
+    out.print(f"signed {o.signed_date}; effective {o.effective_instant.isoformat()} ({o.court_time_zone})")
+    out.print(f"file {policies.file_for(o)}; policy hash {o.policy_hash[:16]}…")
+    t = Table("category", "columns", title="Permitted fields")
+    for cat, cols in o.permitted_fields.items():
+        t.add_row(cat, ", ".join(cols))
+    t.add_row("name (flag)", ("ON: " if o.name_flag else "off: ") + ", ".join(o.name_fields))
+    out.print(t)
+    p = Table("column", "must be", "else excluded as", title=f"Population (all of; null → {o.population.on_null})")
+    for c in o.population.all_of:
+        p.add_row(c.column, f"in {c.in_}" if c.in_ is not None else ("null" if c.is_null else "not null"), c.reason)
+    out.print(p)
+    out.print("plaintiff states: " + ", ".join(f"{s.state}{'' if s.verified else '?'}" for s in o.plaintiff_states)
+              + "   (? = unverified, treated as plaintiff)")  # fmt: skip
+    sc = o.jurisdiction_scope
+    out.print(f"scope: plaintiff={sc.plaintiff} non-plaintiff={sc.non_plaintiff} overrides={sc.overrides or 'none'}")
+    for h in o.hearings:
+        out.print(f"hearing {h.id} at {h.at} ({o.court_time_zone}): {h.title} — outcome {h.outcome or 'not recorded'}")
+
+
+@policy_app.command("build")
+def policy_build(
+    check: Annotated[bool, typer.Option(help="Only check that checked-in suites match their orders.")] = False,
+) -> None:
+    """Write the Great Expectations suite JSON for every order into expectations/suites.
+
+    Example: handoff policy build --check
+    """
+    from handoff.order import PolicySet
+    from handoff.suite import load_suite, write_suites
+
+    policies = PolicySet(settings().policy_dir)
+    if check:
+        for o in policies.orders.values():
+            load_suite(policies, o)
+        err.print(f"[green]{len(policies.orders)} suite(s) match their orders[/]")
+        return
+    for path in write_suites(policies):
+        err.print(f"wrote {path}")
+
+
+@policy_app.command("whatif")
+def policy_whatif(
+    db: Annotated[str, typer.Option(help="Source database URL.")],
+    order: Annotated[str | None, typer.Option(help="Order id or ORDER@vN (default: the one in force).")] = None,
+    state: Annotated[list[str] | None, typer.Option(help="Limit to these states (USPS or FIPS); repeatable.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Count, before anything moves, who the order would disclose per state and who it excludes, by reason.
+
+    Reads only aggregate counts; writes no data. Example: handoff policy whatif --db sqlite:///source.db
+    """
+    from handoff import extract
+    from handoff.order import PolicySet
+    from handoff.pipeline import parse_states
+    from handoff.population import INCLUDED, reason_labels
+
+    o = PolicySet(settings().policy_dir).current(order)
+    engine = extract.open_source(db)
+    counts = extract.exclusion_counts(engine, o, parse_states(state) if state else None)
+    totals = extract.totals(counts)
+    labels = reason_labels(o)
+    if as_json:
+        emit_json({"order_ref": o.ref, "by_jurisdiction": counts, "totals": totals, "reasons": labels,
+                   "disclosed": totals.get(INCLUDED, 0)})  # fmt: skip
+        return
+    reasons = sorted(r for r in totals if r != INCLUDED)
+    t = Table("state", "plaintiff", "disclosed", *reasons, title=f"What {o.ref} would disclose")
+    for st in sorted(counts):
+        row = counts[st]
+        t.add_row(st, "yes" if st in o.plaintiff_abbrs else "", f"{row.get(INCLUDED, 0):,}",
+                  *(f"{row.get(r, 0):,}" for r in reasons))  # fmt: skip
+    t.add_row("[bold]total", "", f"[bold]{totals.get(INCLUDED, 0):,}", *(f"[bold]{totals[r]:,}" for r in reasons))
+    out.print(t)
+    for r in reasons:
+        out.print(f"  {r}: {labels.get(r, r)}")
+
+
+# ----- transfer lifecycle --------------------------------------------------------------------
+def _lifecycle():  # type: ignore[no-untyped-def]
+    from handoff.transfer import Lifecycle
+
+    return Lifecycle(settings())
+
+
+def _print_outcome(o: Any) -> None:
+    b = o.batch
+    colour = {"delivered": "green", "quarantined": "red", "held": "yellow", "rejected": "red"}.get(b.status, "cyan")
+    out.print(f"batch [bold]{b.id}[/]  [{colour}]{b.status}[/]  ({b.order_ref})")
+    out.print(f"  rows: {b.rows_extracted:,} extracted, {b.rows_quarantined:,} row-quarantined, {b.rows_staged:,} staged")
+    excl = b.excluded.get("totals", {})
+    if excl:
+        out.print("  excluded by reason: " + ", ".join(f"{k}={v:,}" for k, v in sorted(excl.items())))
+    if b.status_reason:
+        out.print(f"  why: {b.status_reason}")
+    if o.gates:
+        t = Table("gate", "state", "reason")
+        for g in o.gates:
+            t.add_row(g.gate, "[green]open" if g.open else "[yellow]held", g.reason)
+        out.print(t)
+    if o.manifest_key:
+        out.print(f"  manifest: s3://{b.bucket}/{o.manifest_key}")
+
+
+@app.command()
+def transfer(
+    db: Annotated[str, typer.Option(help="Source database URL.")],
+    bucket: Annotated[str | None, typer.Option(help="Recipient S3 handoff bucket [env HANDOFF_BUCKET].")] = None,
+    initiator: Annotated[str | None, typer.Option(help="Who starts this transfer (default: OS user).")] = None,
+    state: Annotated[list[str] | None, typer.Option(help="Limit to these states (USPS or FIPS); repeatable.")] = None,
+    order: Annotated[str | None, typer.Option(help="Order id (default: the one in force).")] = None,
+    incremental: Annotated[bool, typer.Option(help="Only rows changed since the last delivered watermark.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Extract, validate and stage a batch, then evaluate the gates.
+
+    Ends quarantined, held (with reasons), awaiting-approval or delivered.
+    Example: handoff transfer --db sqlite:///source.db --bucket agency-handoff --state TX --state FL
+    """
+    from handoff.pipeline import StageRequest
+
+    life = _lifecycle()
+    since = None
+    if incremental:
+        o = life.policies.current(order)
+        from handoff.pipeline import parse_states
+
+        fips = parse_states(state) if state else None
+        since = life.watermark(o.order_id, [life_abbr for life_abbr in _abbrs(o, fips)])
+    req = StageRequest(db, state or [], initiator or _user(), order, since)
+    with _progress() as bar:
+        task = bar.add_task("extract → validate → stage", total=None)
+
+        def progress(done: int, expected: int) -> None:
+            bar.update(task, completed=done, total=expected or None)
+
+        result = life.transfer(req, bucket, now(), progress)
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        _print_outcome(result)
+    raise typer.Exit(0)
+
+
+def _abbrs(order: Any, fips: list[str] | None) -> list[str]:
+    from handoff.source_model import STATES
+
+    return [STATES[f] for f in order.in_scope_fips(fips)]
+
+
+@app.command()
+def approve(
+    batch: Annotated[str, typer.Argument(help="Batch id (or a unique prefix).")],
+    as_: Annotated[str, typer.Option("--as", help="Your name, as configured in HANDOFF_APPROVERS.")],
+    note: Annotated[str | None, typer.Option(help="Why; recorded in the ledger.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a batch's exact content under the order in force.
+
+    Example: handoff approve 20260106T080000Z-1a2b3c --as "Dana Counsel" --note "checked counts"
+    """
+    result = _lifecycle().decide(batch, "approve", as_, note, now())
+    emit_json(result.as_dict()) if as_json else _print_outcome(result)
+
+
+@app.command()
+def reject(
+    batch: Annotated[str, typer.Argument(help="Batch id (or a unique prefix).")],
+    as_: Annotated[str, typer.Option("--as", help="Your name, as configured in HANDOFF_APPROVERS.")],
+    note: Annotated[str, typer.Option(help="Why it is rejected (required).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject a batch; it will never be delivered.
+
+    Example: handoff reject 20260106T080000Z-1a2b3c --as "Dana Counsel" --note "scope too broad"
+    """
+    result = _lifecycle().decide(batch, "reject", as_, note, now())
+    emit_json(result.as_dict()) if as_json else _print_outcome(result)
+
+
+@app.command()
+def release(as_json: JsonOpt = False) -> None:
+    """Deliver every approved batch whose gates are all open now; show why the rest wait.
+
+    Example: handoff release --json
+    """
+    results = _lifecycle().release(now())
+    if as_json:
+        emit_json([r.as_dict() for r in results])
+        return
+    if not results:
+        out.print("nothing to release")
+    for r in results:
+        _print_outcome(r)
+
+
+@app.command()
+def status(
+    batch: Annotated[str | None, typer.Argument(help="One batch id (or prefix); default: all.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show where each batch stands and why (gates re-evaluated now).
+
+    Example: handoff status 20260106T080000Z-1a2b3c
+    """
+    life = _lifecycle()
+    results = [life.refresh(batch, now())] if batch else life.statuses(now())
+    if as_json:
+        emit_json([r.as_dict() for r in results] if not batch else results[0].as_dict())
+        return
+    if batch:
+        _print_outcome(results[0])
+        return
+    t = Table("batch", "order", "status", "staged rows", "why")
+    for r in results:
+        b = r.batch
+        t.add_row(b.id, b.order_ref, b.status, f"{b.rows_staged:,}", b.status_reason or "")
+    out.print(t if results else "no batches yet")
+
+
+@app.command("lineage")
+def lineage_cmd(
+    batch: Annotated[str, typer.Argument(help="Batch id (or prefix).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Walk from the delivered S3 objects back to the source query and the policy.
+
+    Example: handoff lineage 20260106T080000Z-1a2b3c --json
+    """
+    from handoff.walk import walk
+
+    doc = walk(_lifecycle(), batch)
+    if as_json:
+        emit_json(doc)
+        return
+    tree = Tree(f"[bold]batch {doc['batch_id']}[/] ({doc['status']})")
+    objs = tree.add("S3 objects")
+    for o in doc["objects"]:
+        objs.add(f"s3://{doc['bucket']}/{o['key']}  {o['bytes']:,} B  sha256 {o['sha256'][:16]}…")
+    tree.add(f"manifest: {doc['manifest_key']}")
+    a = doc.get("approval")
+    tree.add(f"approval: {a['approver']} at {a['at']}" if a else "approval: none")
+    g = tree.add("gates at delivery start")
+    for d in doc["gates"]:
+        g.add(f"{d['gate']}: {'open' if d['open'] else 'held'} — {d['reason']}")
+    v = doc["validation"]
+    tree.add(f"validation: {v['result']}, {v['expectations_evaluated']} expectations over {v['chunks']} chunk(s); "
+             f"suite {doc['suite']['path']} sha256 {doc['suite']['hash'][:16]}…")  # fmt: skip
+    p = doc["policy"]
+    tree.add(f"policy: {p['order_ref']} file {p['file']} hash {p['policy_hash'][:16]}…")
+    s = doc["source"]
+    src = tree.add(f"source: {s['url']} tables {', '.join(s['tables'])} snapshot {s['snapshot_at']}")
+    src.add(f"query sha256 {s['query_hash'][:16]}…: {s['query'][:160]}…")
+    tree.add(f"flow run: {doc.get('flow_run_id') or 'none (CLI)'}; initiator {doc['initiator']}")
+    led = tree.add("ledger")
+    for e in doc["ledger"]:
+        led.add(f"#{e['seq']} {e['at']} {e['kind']} by {e['actor']}")
+    out.print(tree)
+
+
+# ----- court --------------------------------------------------------------------------------
+def _parse_at(value: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise HandoffError(f"--at {value!r} is not ISO 8601; e.g. 2026-02-10T09:00 (court local time)") from None
+
+
+@hearing_app.command("add")
+def hearing_add(
+    order: Annotated[str, typer.Option(help="Order id the hearing concerns.")],
+    at: Annotated[str, typer.Option(help="ISO 8601 date-time; without offset = court local time.")],
+    title: Annotated[str, typer.Option(help="What the hearing is about.")],
+    as_: Annotated[str | None, typer.Option("--as", help="Who records this (default: OS user).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a hearing; until its outcome is recorded, every batch of that order is held.
+
+    Example: handoff court hearing add --order cand-3-25-cv-05536-2025-12-29 --at 2026-02-10T09:00 --title "Status conference"
+    """
+    from handoff.court import add_hearing
+
+    life = _lifecycle()
+    with life.engine.begin() as conn:
+        h = add_hearing(conn, life.policies, order, _parse_at(at), title, as_ or _user(), now())
+    emit_json(h.as_dict()) if as_json else out.print(f"added hearing [bold]{h.id}[/] at {h.at}: {h.title}")
+
+
+@hearing_app.command("list")
+def hearing_list(as_json: JsonOpt = False) -> None:
+    """List every hearing, its source and its outcome.
+
+    Example: handoff court hearing list --json
+    """
+    from handoff.court import calendar
+
+    life = _lifecycle()
+    with life.engine.connect() as conn:
+        hs = calendar(conn, life.policies)
+    if as_json:
+        emit_json([h.as_dict() for h in hs])
+        return
+    t = Table("hearing", "order", "at", "title", "outcome", "recorded by", "source")
+    for h in hs:
+        t.add_row(h.id, h.order_id, h.at, h.title, h.outcome or "[yellow]pending", h.outcome_by or "", h.source)
+    out.print(t)
+
+
+@court_app.command("outcome")
+def court_outcome(
+    hearing: Annotated[str, typer.Argument(help="Hearing id from `handoff court hearing list`.")],
+    result: Annotated[str, typer.Option(help="upheld, narrowed, enjoined or vacated.")],
+    order_file: Annotated[Path | None, typer.Option(help="The new order version (required for narrowed).")] = None,
+    as_: Annotated[str | None, typer.Option("--as", help="Who records this (default: OS user).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a hearing's outcome. narrowed installs a new order version; enjoined holds everything.
+
+    Example: handoff court outcome cand-2026-01-02 --result upheld --as "Dana Counsel"
+    """
+    from handoff.court import record_outcome
+
+    life = _lifecycle()
+    with life.engine.begin() as conn:
+        h = record_outcome(conn, life.policies, hearing, result, as_ or _user(), now(), order_file)
+    emit_json(h.as_dict()) if as_json else out.print(f"hearing {h.id}: [bold]{h.outcome}[/] recorded by {h.outcome_by}")
+
+
+# ----- hold ---------------------------------------------------------------------------------
+def _hold(active: bool, reason: str, actor: str | None) -> None:
+    from handoff.hold import set_stop
+
+    life = _lifecycle()
+    with life.engine.begin() as conn:
+        s = set_stop(conn, active, reason, actor or _user(), now())
+    out.print(f"emergency stop {'[red]SET' if s.active else '[green]cleared'}[/] by {s.set_by}: {s.reason}")
+
+
+@hold_app.command("set")
+def hold_set(
+    reason: Annotated[str, typer.Option(help="Why deliveries stop (recorded in the ledger).")],
+    as_: Annotated[str | None, typer.Option("--as", help="Who sets it (default: OS user).")] = None,
+) -> None:
+    """Stop every delivery that has not begun uploading, within seconds, without a deploy.
+
+    Example: handoff hold set --reason "TRO motion filed"
+    """
+    _hold(True, reason, as_)
+
+
+@hold_app.command("clear")
+def hold_clear(
+    reason: Annotated[str, typer.Option(help="Why deliveries may resume.")],
+    as_: Annotated[str | None, typer.Option("--as", help="Who clears it (default: OS user).")] = None,
+) -> None:
+    """Clear the emergency stop.
+
+    Example: handoff hold clear --reason "TRO denied"
+    """
+    _hold(False, reason, as_)
+
+
+# ----- audit --------------------------------------------------------------------------------
+@audit_app.command("verify")
+def audit_verify(as_json: JsonOpt = False) -> None:
+    """Recompute the ledger's SHA-256 chain and name the first broken link.
+
+    Example: handoff audit verify
+    """
+    from handoff.ledger import verify
+
+    life = _lifecycle()
+    with life.engine.connect() as conn:
+        v = verify(conn)
+    if as_json:
+        emit_json(v.__dict__)
+    elif v.ok:
+        out.print(f"[green]ledger intact[/]: {v.checked} entries, chain verified")
+    else:
+        out.print(f"[red]ledger broken at entry {v.broken_seq}[/]: {v.problem} ({v.checked} entries before it verify)")
+    if not v.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("disclosures")
+def audit_disclosures(
+    since: Annotated[str | None, typer.Option(help="Only disclosures on or after this ISO date.")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List every disclosure: when, to whom, what, how many records, who approved.
+
+    Example: handoff audit disclosures --since 2026-01-01 --csv
+    """
+    from handoff.accounting import disclosures
+
+    start = None
+    if since:
+        try:
+            start = dt.datetime.fromisoformat(since)
+        except ValueError:
+            raise HandoffError(f"--since {since!r} is not an ISO date like 2026-01-01") from None
+        start = start if start.tzinfo else start.replace(tzinfo=dt.UTC)
+    life = _lifecycle()
+    with life.engine.connect() as conn:
+        rows = disclosures(conn, start)
+    if as_json:
+        emit_json([r.as_dict() for r in rows])
+    elif as_csv:
+        fields = list(rows[0].as_dict()) if rows else ["at", "batch_id", "order_ref", "recipient", "records", "approver"]
+        w = csv.DictWriter(sys.stdout, fieldnames=fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow(r.as_dict())
+    else:
+        t = Table("at", "batch", "order", "recipient", "records", "approver", "initiator")
+        for r in rows:
+            t.add_row(r.at, r.batch_id, r.order_ref, r.recipient, f"{r.records:,}", r.approver or "", r.initiator or "")
+        out.print(t if rows else "no disclosures")
+
+
+# ----- demo / bench / serve -----------------------------------------------------------------
+@app.command()
+def demo(
+    rows: Annotated[int, typer.Option(min=100, help="Synthetic enrollees to seed.")] = 20_000,
+) -> None:
+    """Tell the whole story on embedded defaults: seed, held transfer, outcome, approval, delivery, lineage.
+
+    Uses SQLite, a local S3-compatible endpoint with KMS on loopback, and a DEMO approver.
+    """
+    from handoff.demo import run_demo
+
+    run_demo(settings(), rows, out)
+
+
+@app.command()
+def bench(
+    db: Annotated[str, typer.Option(help="PostgreSQL URL to seed and read.")] = "postgresql+psycopg://postgres@127.0.0.1:5432/handoff_bench",
+    rows: Annotated[int, typer.Option(min=1000, help="Rows to seed.")] = 1_000_000,
+    no_dlt: Annotated[bool, typer.Option("--no-dlt", help="Skip the dlt comparison.")] = False,
+    chart: Annotated[Path | None, typer.Option(help="Write a PNG chart here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure rows/s and peak memory: raw floor vs dlt vs this governed path, side by side.
+
+    Example: handoff bench --rows 1000000
+    """
+    from handoff import bench as bench_mod
+
+    result = bench_mod.run_bench(db, rows, work_dir=settings().home / "bench", include_dlt=not no_dlt,
+                                 progress=lambda m: err.print(m))  # fmt: skip
+    if chart:
+        bench_mod.plot([result], chart)
+    emit_json(result) if as_json else out.print(bench_mod.render_table(result))
+
+
+def main() -> None:
+    try:
+        app()
+    except HandoffError as exc:
+        err.print(f"error: {exc}", style="red", markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""Delivery to the recipient's S3 handoff bucket: exactly once, intact, encrypted.
+
+Keys are ``[PREFIX]ORDER.vN/BATCH/part-NNNNN.parquet`` with ``manifest.json`` written last as
+the commit marker. Every PUT uses SSE-KMS, a SHA-256 checksum and ``If-None-Match: *`` so
+nothing is overwritten; large files go multipart. After upload a HEAD with checksum mode
+confirms each object against our own hashes (an emulator may accept a wrong checksum).
+Re-running a delivered batch is a no-op; a half-finished delivery completes without
+duplicates. The endpoint comes from boto3's own ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from handoff.errors import DeliveryError
+
+PART_SIZE = 16 * 1024 * 1024
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Target:
+    bucket: str
+    prefix: str
+    kms_key_id: str | None
+    region: str
+    multipart_threshold: int
+
+    def folder(self, order_id: str, version: int, batch_id: str) -> str:
+        prefix = self.prefix.strip("/")
+        return f"{prefix + '/' if prefix else ''}{order_id}.v{version}/{batch_id}/"
+
+
+@dataclass(frozen=True)
+class DeliveredObject:
+    key: str
+    bytes: int
+    sha256: str
+    checksum_sha256: str
+    uploaded: bool  # False when it was already there with the same content
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def s3_client(region: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", region_name=region, config=Config(retries={"max_attempts": 5, "mode": "standard"}))
+
+
+def _b64(hexdigest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hexdigest)).decode()
+
+
+def _composite(part_digests: list[bytes]) -> str:
+    return f"{base64.b64encode(hashlib.sha256(b''.join(part_digests)).digest()).decode()}-{len(part_digests)}"
+
+
+def _error(exc: Exception, what: str) -> DeliveryError:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "?")
+        return DeliveryError(f"{what}: S3 answered {code}: {exc.response.get('Error', {}).get('Message', '')}")
+    return DeliveryError(f"{what}: {type(exc).__name__}: {exc}; check AWS_ENDPOINT_URL_S3, credentials and bucket")
+
+
+def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return dict(s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED"))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def _sse(target: Target) -> dict[str, str]:
+    args = {"ServerSideEncryption": "aws:kms"}
+    if target.kms_key_id:
+        args["SSEKMSKeyId"] = target.kms_key_id
+    return args
+
+
+def _expected_checksum(path: Path, size: int, target: Target) -> tuple[str, list[bytes]]:
+    data_digests: list[bytes] = []
+    if size <= target.multipart_threshold:
+        return _b64(hashlib.sha256(path.read_bytes()).hexdigest()), data_digests
+    with path.open("rb") as fh:
+        while chunk := fh.read(PART_SIZE):
+            data_digests.append(hashlib.sha256(chunk).digest())
+    return _composite(data_digests), data_digests
+
+
+def _check(head: dict[str, Any], key: str, size: int, checksum: str, target: Target) -> None:
+    problems = []
+    if int(head.get("ContentLength", -1)) != size:
+        problems.append(f"size {head.get('ContentLength')} != {size}")
+    if head.get("ChecksumSHA256") != checksum:
+        problems.append("SHA-256 checksum differs from the staged file")
+    if head.get("ServerSideEncryption") != "aws:kms":
+        problems.append(f"encryption is {head.get('ServerSideEncryption')!r}, not aws:kms")
+    if target.kms_key_id and not str(head.get("SSEKMSKeyId", "")).endswith(target.kms_key_id.split("/")[-1]):
+        problems.append("encrypted with a different KMS key")
+    if problems:
+        raise DeliveryError(f"s3://{target.bucket}/{key}: {'; '.join(problems)}; nothing was overwritten")
+
+
+def _put_single(s3: Any, target: Target, key: str, path: Path, checksum: str) -> None:
+    s3.put_object(
+        Bucket=target.bucket, Key=key, Body=path.read_bytes(), ChecksumAlgorithm="SHA256",
+        ChecksumSHA256=checksum, IfNoneMatch="*", **_sse(target),
+    )  # fmt: skip
+
+
+def _put_multipart(s3: Any, target: Target, key: str, path: Path, digests: list[bytes]) -> None:
+    upload = s3.create_multipart_upload(Bucket=target.bucket, Key=key, ChecksumAlgorithm="SHA256", **_sse(target))
+    uid = upload["UploadId"]
+    parts = []
+    try:
+        with path.open("rb") as fh:
+            for number, digest in enumerate(digests, start=1):
+                body = fh.read(PART_SIZE)
+                b64 = base64.b64encode(digest).decode()
+                res = s3.upload_part(Bucket=target.bucket, Key=key, UploadId=uid, PartNumber=number, Body=body,
+                                     ChecksumAlgorithm="SHA256", ChecksumSHA256=b64)  # fmt: skip
+                parts.append({"ETag": res["ETag"], "PartNumber": number, "ChecksumSHA256": b64})
+        s3.complete_multipart_upload(Bucket=target.bucket, Key=key, UploadId=uid,
+                                     MultipartUpload={"Parts": parts}, IfNoneMatch="*")  # fmt: skip
+    except Exception:
+        s3.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=uid)
+        raise
+
+
+def _precondition_failed(exc: Exception) -> bool:
+    from botocore.exceptions import ClientError
+
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in (
+        "PreconditionFailed", "412", "ConditionalRequestConflict",
+    )  # fmt: skip
+
+
+def upload_file(s3: Any, target: Target, key: str, path: Path, sha256_hex: str) -> DeliveredObject:
+    """Upload one staged file unless an identical object is already there; verify it after."""
+    size = path.stat().st_size
+    if hashlib.sha256(path.read_bytes()).hexdigest() != sha256_hex:
+        raise DeliveryError(f"{path}: staged file changed since validation; it will not be delivered")
+    checksum, digests = _expected_checksum(path, size, target)
+    try:
+        head = _head(s3, target.bucket, key)
+        uploaded = False
+        if head is None:
+            try:
+                if digests:
+                    _put_multipart(s3, target, key, path, digests)
+                else:
+                    _put_single(s3, target, key, path, checksum)
+                uploaded = True
+            except Exception as exc:
+                if not _precondition_failed(exc):
+                    raise
+        head = _head(s3, target.bucket, key)
+    except DeliveryError:
+        raise
+    except Exception as exc:
+        raise _error(exc, f"upload of s3://{target.bucket}/{key}") from None
+    if head is None:
+        raise DeliveryError(f"s3://{target.bucket}/{key} is missing right after upload")
+    _check(head, key, size, checksum, target)
+    return DeliveredObject(key, size, sha256_hex, checksum, uploaded)
+
+
+def read_manifest(s3: Any, target: Target, key: str) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        body = s3.get_object(Bucket=target.bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise _error(exc, f"reading s3://{target.bucket}/{key}") from None
+    except Exception as exc:
+        raise _error(exc, f"reading s3://{target.bucket}/{key}") from None
+    return dict(json.loads(body))
+
+
+def write_manifest(s3: Any, target: Target, key: str, manifest: dict[str, Any]) -> DeliveredObject:
+    """Write the manifest last, once; it is the marker that the delivery is complete."""
+    body = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        s3.put_object(Bucket=target.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",
+                      ChecksumSHA256=_b64(digest), IfNoneMatch="*", ContentType="application/json",
+                      **_sse(target))  # fmt: skip
+        head = _head(s3, target.bucket, key)
+    except Exception as exc:
+        if _precondition_failed(exc):
+            raise DeliveryError(f"s3://{target.bucket}/{key} appeared during this delivery; run release again") from None
+        raise _error(exc, f"writing s3://{target.bucket}/{key}") from None
+    if head is None:
+        raise DeliveryError(f"s3://{target.bucket}/{key} is missing right after upload")
+    _check(head, key, len(body), _b64(digest), target)
+    return DeliveredObject(key, len(body), digest, _b64(digest), True)

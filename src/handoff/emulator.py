@@ -1,0 +1,63 @@
+"""A local S3-compatible endpoint with KMS on loopback (moto's server), for the demo and tests.
+
+Real HTTP, so the product code talks to it exactly as it would to AWS or MinIO: through the
+``AWS_ENDPOINT_URL`` that boto3 reads itself. Never used in production.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LocalS3:
+    endpoint: str
+    server: Any
+    kms_key_id: str | None = None
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+_ENV = {
+    "AWS_ACCESS_KEY_ID": "handoff-local",
+    "AWS_SECRET_ACCESS_KEY": "handoff-local-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def start(region: str = "us-east-1") -> LocalS3:
+    """Start the endpoint and point this process's boto3 at it."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    for k, v in _ENV.items():
+        os.environ.setdefault(k, v)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
+    os.environ["AWS_DEFAULT_REGION"] = region
+    return LocalS3(endpoint, server)
+
+
+def create_bucket(local: LocalS3, bucket: str, region: str = "us-east-1", object_lock: bool = False) -> str:
+    """Create a KMS key and a bucket; return the key id."""
+    import boto3
+
+    kms = boto3.client("kms", region_name=region)
+    key_id = str(kms.create_key(Description=f"handoff {bucket}")["KeyMetadata"]["KeyId"])
+    s3 = boto3.client("s3", region_name=region)
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=object_lock)
+    local.kms_key_id = key_id
+    return key_id

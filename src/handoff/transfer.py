@@ -1,0 +1,265 @@
+"""The transfer lifecycle: stage, evaluate gates, approve, release, deliver, account.
+
+``transfer`` ends in one status: quarantined, held (with reasons), awaiting-approval or
+delivered. ``release`` delivers every approved batch whose gates are all open *now*: the
+gates are re-evaluated in the same state-database transaction that marks the upload as
+started, so an emergency stop set a second earlier wins.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from handoff import approval as approvals_mod
+from handoff import batch as batches
+from handoff import court, deliver, gates, hold, ledger, lineage, manifest
+from handoff.config import Settings
+from handoff.errors import DeliveryError, GateError, HandoffError
+from handoff.order import Order, PolicySet
+from handoff.pipeline import Progress, StageRequest, stage_batch
+from handoff.state import deliveries, iso, lock_for_decision, open_state, watermarks
+
+log = logging.getLogger("handoff.transfer")
+OPEN_STATUSES = ["staged", "held", "awaiting-approval", "approved", "delivering"]
+
+
+@dataclass
+class Outcome:
+    batch: batches.Batch
+    gates: list[gates.GateDecision] = field(default_factory=list)
+    manifest_key: str | None = None
+    objects: list[deliver.DeliveredObject] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        b = self.batch
+        return {
+            "batch_id": b.id,
+            "status": b.status,
+            "reason": b.status_reason,
+            "order_ref": b.order_ref,
+            "rows_extracted": b.rows_extracted,
+            "rows_quarantined": b.rows_quarantined,
+            "rows_staged": b.rows_staged,
+            "excluded": b.excluded.get("totals", {}),
+            "content_hash": b.content_hash,
+            "gates": [g.as_dict() for g in self.gates],
+            "manifest_key": self.manifest_key,
+            "objects": [o.key for o in self.objects],
+        }
+
+
+class Lifecycle:
+    """Binds settings, policies and the state database for one command or flow run."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.policies = PolicySet(settings.policy_dir)
+        self.engine = open_state(settings.resolved_state_url)
+
+    # ----- reading -------------------------------------------------------------------------
+    def view(self, conn: sa.Connection, batch_id: str | None) -> gates.RuntimeView:
+        return gates.RuntimeView(
+            hearings=court.calendar(conn, self.policies),
+            stop=hold.current(conn),
+            decisions=approvals_mod.decisions(conn, batch_id) if batch_id else [],
+            approvers=list(self.settings.approvers),
+        )
+
+    def order_for(self, batch: batches.Batch) -> Order:
+        """The order version in force for the batch's order (the newest, not the batch's own)."""
+        return self.policies.current(batch.order_id)
+
+    def evaluate(self, conn: sa.Connection, batch: batches.Batch, now: dt.datetime) -> list[gates.GateDecision]:
+        return gates.evaluate(batch, self.order_for(batch), self.view(conn, batch.id), now)
+
+    def get(self, batch_id: str) -> batches.Batch:
+        with self.engine.connect() as conn:
+            return batches.find(conn, batch_id)
+
+    # ----- status --------------------------------------------------------------------------
+    def _apply(self, conn: sa.Connection, batch: batches.Batch, decisions: list[gates.GateDecision],
+               now: dt.datetime, actor: str) -> batches.Batch:  # fmt: skip
+        if batch.status in ("quarantined", "rejected", "delivered", "superseded", "delivering"):
+            return batch
+        status, reason = gates.status_for(decisions)
+        policy = next(d for d in decisions if d.gate == "policy_version")
+        if not policy.open:
+            status, reason = "superseded", policy.reason
+        if (status, reason) != (batch.status, batch.status_reason):
+            batches.set_status(conn, batch.id, status, reason, now)
+            if status in ("held", "superseded", "awaiting-approval"):
+                ledger.append(conn, status, actor, batch_id=batch.id, order_ref=batch.order_ref, at=now,
+                              payload={"gates": [d.as_dict() for d in decisions]})  # fmt: skip
+        return batches.get(conn, batch.id)
+
+    def refresh(self, batch_id: str, now: dt.datetime, actor: str = "handoff") -> Outcome:
+        """Re-evaluate a batch's gates and record the status they imply."""
+        with self.engine.begin() as conn:
+            batch = batches.find(conn, batch_id)
+            decisions = self.evaluate(conn, batch, now)
+            batch = self._apply(conn, batch, decisions, now, actor)
+        return Outcome(batch, decisions)
+
+    def statuses(self, now: dt.datetime) -> list[Outcome]:
+        with self.engine.connect() as conn:
+            ids = [b.id for b in batches.listing(conn)]
+        return [self.refresh(i, now) for i in ids]
+
+    # ----- stage ---------------------------------------------------------------------------
+    def transfer(self, request: StageRequest, bucket: str | None, now: dt.datetime,
+                 progress: Progress | None = None) -> Outcome:  # fmt: skip
+        """Extract, validate, stage, then evaluate gates; deliver if every gate is open."""
+        target_bucket = bucket or self.settings.bucket
+        if not target_bucket:
+            raise HandoffError("give --bucket NAME (or set HANDOFF_BUCKET)")
+        staged = stage_batch(self.settings, request, now, progress)
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(batches.batches).where(batches.batches.c.id == staged.id).values(bucket=target_bucket))
+        if staged.status == "quarantined":
+            return Outcome(self.get(staged.id))
+        outcome = self.refresh(staged.id, now, request.initiator)
+        if outcome.batch.status == "approved":
+            return self.deliver(staged.id, now)
+        return outcome
+
+    # ----- decide --------------------------------------------------------------------------
+    def decide(self, batch_id: str, decision: str, approver: str, note: str | None, now: dt.datetime) -> Outcome:
+        with self.engine.begin() as conn:
+            batch = batches.find(conn, batch_id)
+            approvals_mod.decide(conn, batch, self.order_for(batch), decision, approver,
+                                 list(self.settings.approvers), note, now)  # fmt: skip
+        return self.refresh(batch.id, now, approver)
+
+    # ----- release -------------------------------------------------------------------------
+    def start_delivery(self, batch_id: str, now: dt.datetime) -> tuple[bool, Outcome]:
+        """Atomically re-check every gate and, only if all are open, mark the upload as started."""
+        with self.engine.begin() as conn:
+            lock_for_decision(conn)
+            batch = batches.find(conn, batch_id)
+            decisions = self.evaluate(conn, batch, now)
+            if batch.status == "delivered":
+                return False, Outcome(batch, decisions)
+            if not gates.all_open(decisions):
+                if batch.status == "delivering":
+                    batches.set_status(conn, batch.id, "held", "delivery paused: a gate closed", now)
+                    batch = batches.get(conn, batch.id)
+                return False, Outcome(self._apply(conn, batch, decisions, now, "handoff"), decisions)
+            target = self.target(batch)
+            order = self.order_for(batch)
+            folder = target.folder(order.order_id, order.version, batch.id)
+            existing = conn.execute(sa.select(deliveries).where(deliveries.c.batch_id == batch.id)).first()
+            if existing is None:
+                conn.execute(deliveries.insert().values(batch_id=batch.id, status="delivering", bucket=target.bucket,
+                                                        prefix=folder, started_at=iso(now)))  # fmt: skip
+            batches.set_status(conn, batch.id, "delivering", None, now)
+            ledger.append(conn, "delivery-started", "handoff", batch_id=batch.id, order_ref=order.ref, at=now,
+                          payload={"gates": [d.as_dict() for d in decisions], "bucket": target.bucket,
+                                   "prefix": folder, "resumed": existing is not None})  # fmt: skip
+            return True, Outcome(batches.get(conn, batch.id), decisions)
+
+    def target(self, batch: batches.Batch) -> deliver.Target:
+        bucket = batch.bucket or self.settings.bucket
+        if not bucket:
+            raise HandoffError(f"batch {batch.id} has no bucket; set HANDOFF_BUCKET")
+        return deliver.Target(bucket, self.settings.prefix, self.settings.kms_key_id, self.settings.region,
+                              self.settings.multipart_threshold_mb * 1024 * 1024)  # fmt: skip
+
+    def deliver(self, batch_id: str, now: dt.datetime, flow_run_id: str | None = None,
+                on_file: Callable[[str], None] | None = None) -> Outcome:  # fmt: skip
+        """Deliver one batch if its gates are open now; resume a half-finished delivery."""
+        started, outcome = self.start_delivery(batch_id, now)
+        if not started:
+            return outcome
+        batch, decisions = outcome.batch, outcome.gates
+        order = self.order_for(batch)
+        target = self.target(batch)
+        folder = target.folder(order.order_id, order.version, batch.id)
+        lineage.emit(self.settings, "START", batch, order, target.bucket, folder, now)
+        try:
+            s3 = deliver.s3_client(target.region)
+            manifest_key = folder + "manifest.json"
+            existing = deliver.read_manifest(s3, target, manifest_key)
+            if existing is not None and existing.get("content_hash") != batch.content_hash:
+                raise DeliveryError(f"s3://{target.bucket}/{manifest_key} holds another batch's manifest")
+            objects = []
+            for f in batch.files:
+                path = Path(batch.staging_path or "") / f.name
+                objects.append(deliver.upload_file(s3, target, folder + f.name, path, f.sha256))
+                if on_file:
+                    on_file(f.name)
+            with self.engine.connect() as conn:
+                approved = [d for d in approvals_mod.decisions(conn, batch.id) if d.decision == "approve"]
+            doc = manifest.build(batch, order, decisions, iso(now), approved[-1] if approved else None, objects,
+                                 f"s3://{target.bucket}/{folder}", flow_run_id or batch.flow_run_id)  # fmt: skip
+            if existing is None:
+                objects.append(deliver.write_manifest(s3, target, manifest_key, doc))
+        except HandoffError as exc:
+            self._fail(batch, order, target, folder, now, str(exc))
+            raise
+        done = now
+        with self.engine.begin() as conn:
+            conn.execute(deliveries.update().where(deliveries.c.batch_id == batch.id).values(
+                status="delivered", completed_at=iso(done), manifest_key=manifest_key,
+                objects=[o.as_dict() for o in objects]))  # fmt: skip
+            batches.set_status(conn, batch.id, "delivered", None, done)
+            if existing is None:
+                ledger.append(conn, "delivered", approved[-1].approver if approved else "handoff", batch_id=batch.id,
+                              order_ref=order.ref, at=done,
+                              payload={"recipient": f"s3://{target.bucket}/{folder}", "records": batch.rows_staged,
+                                       "files": len(batch.files), "content_hash": batch.content_hash,
+                                       "manifest_sha256": objects[-1].sha256,
+                                       "approver": approved[-1].approver if approved else None,
+                                       "initiator": batch.initiator, "jurisdictions": batch.jurisdictions})  # fmt: skip
+            self._advance_watermark(conn, batch)
+            final = batches.get(conn, batch.id)
+        lineage.emit(self.settings, "COMPLETE", final, order, target.bucket, folder, done)
+        return Outcome(final, decisions, manifest_key, objects)
+
+    def _fail(self, batch: batches.Batch, order: Order, target: deliver.Target, folder: str,
+              now: dt.datetime, message: str) -> None:  # fmt: skip
+        with self.engine.begin() as conn:
+            ledger.append(conn, "delivery-failed", "handoff", batch_id=batch.id, order_ref=order.ref, at=now,
+                          payload={"error": message})  # fmt: skip
+        try:
+            lineage.emit(self.settings, "FAIL", batch, order, target.bucket, folder, now, error=message)
+        except Exception:  # noqa: BLE001 - lineage must not hide the delivery error
+            log.exception("could not emit lineage FAIL event")
+
+    def _advance_watermark(self, conn: sa.Connection, batch: batches.Batch) -> None:
+        if not batch.watermark:
+            return
+        key = ",".join(batch.jurisdictions)
+        row = conn.execute(sa.select(watermarks).where(watermarks.c.order_id == batch.order_id,
+                                                       watermarks.c.jurisdiction == key)).first()  # fmt: skip
+        if row is None:
+            conn.execute(watermarks.insert().values(order_id=batch.order_id, jurisdiction=key,
+                                                    watermark=batch.watermark, batch_id=batch.id))  # fmt: skip
+        elif row.watermark < batch.watermark:
+            conn.execute(watermarks.update().where(watermarks.c.order_id == batch.order_id,
+                                                   watermarks.c.jurisdiction == key)
+                         .values(watermark=batch.watermark, batch_id=batch.id))  # fmt: skip
+
+    def watermark(self, order_id: str, jurisdictions: list[str]) -> dt.datetime | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(watermarks.c.watermark).where(
+                watermarks.c.order_id == order_id, watermarks.c.jurisdiction == ",".join(jurisdictions))).first()  # fmt: skip
+        return dt.datetime.fromisoformat(row[0]) if row else None
+
+    def release(self, now: dt.datetime, flow_run_id: str | None = None) -> list[Outcome]:
+        """Deliver every batch whose gates are all open now; report the rest with reasons."""
+        with self.engine.connect() as conn:
+            ids = [b.id for b in batches.listing(conn, OPEN_STATUSES)]
+        results = []
+        for batch_id in ids:
+            try:
+                results.append(self.deliver(batch_id, now, flow_run_id))
+            except GateError:
+                results.append(self.refresh(batch_id, now))
+        return results
