@@ -253,8 +253,10 @@ def _time_phases() -> dict[str, float]:
     timed(pipeline, "prepare", "prepare_total")
     timed_iter(extract, "stream", "extract_stream")
     timed(quarantine, "split", "row_quarantine")
+    timed(SuiteValidator, "__init__", "gx_setup")
     timed(SuiteValidator, "validate", "gx_validate")
     timed(Stager, "write", "stage_write")
+    timed(pipeline, "extract_validate_stage", "extract_validate_stage_total")
     timed(pipeline, "record", "record")
     return phases
 

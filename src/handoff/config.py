@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings.exceptions import SettingsError
 
 from handoff.errors import ConfigError
 
@@ -43,7 +45,9 @@ class Settings(BaseSettings):
     state_url: str | None = Field(default=None, description="State database URL (default SQLite in home).")
     policy_dir: Path = Field(default_factory=_default_policy_dir, description="Court-order policy folder.")
     chunk_rows: int = Field(default=100_000, ge=1_000, le=5_000_000, description="Rows per extract chunk.")
-    approvers: list[str] = Field(default_factory=list, description="Names allowed to approve a batch.")
+    approvers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Names allowed to approve a batch (comma-separated in the environment)."
+    )
     bucket: str | None = Field(default=None, description="S3 handoff bucket.")
     prefix: str = Field(default="", description="Key prefix inside the bucket.")
     kms_key_id: str | None = Field(default=None, description="KMS key for SSE-KMS.")
@@ -99,6 +103,8 @@ def load_settings(**overrides: Any) -> Settings:
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
         settings = Settings(**clean)
+    except SettingsError as exc:
+        raise ConfigError(f"configuration error: {exc}; check HANDOFF_* variables and {_config_file()}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"

@@ -37,8 +37,11 @@ _ENV = {
 
 def start(region: str = "us-east-1") -> LocalS3:
     """Start the endpoint and point this process's boto3 at it."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -7,6 +7,7 @@ missing or unknown field is an error, and columns the law never allows cannot be
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from datetime import date, datetime
@@ -210,11 +211,16 @@ class Order(_Strict):
 
 
 def _describe(exc: ValidationError) -> str:
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # A misspelt required key fails twice ("missing X", "unknown Y"); name what the user wrote.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = "unknown field (typo?)"
+        siblings = err["loc"][:-1]
+        missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and e["loc"][:-1] == siblings]
+        close = difflib.get_close_matches(str(err["loc"][-1]), missing, n=1)
+        msg = f"unknown field (typo? did you mean {close[0]!r})" if close else "unknown field (typo?)"
     return f"{loc or '(top level)'}: {msg}"
 
 

@@ -246,6 +246,17 @@ class Lifecycle:
                                                    watermarks.c.jurisdiction == key)
                          .values(watermark=batch.watermark, batch_id=batch.id))  # fmt: skip
 
+    def batch_for_flow_run(self, flow_run_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(batches.batches.c.id).where(batches.batches.c.flow_run_id == flow_run_id)).first()
+        return row[0] if row else None
+
+    @staticmethod
+    def jurisdiction_key(order: Order, fips: list[str] | None) -> list[str]:
+        from handoff.source_model import STATES
+
+        return [STATES[f] for f in order.in_scope_fips(fips)]
+
     def watermark(self, order_id: str, jurisdictions: list[str]) -> dt.datetime | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(watermarks.c.watermark).where(

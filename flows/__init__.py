@@ -1,0 +1,1 @@
+"""Prefect flows composing the handoff domain: transfer (with approval) and release."""

@@ -1,0 +1,33 @@
+"""The release flow (hourly): deliver every approved batch whose gates are all open now."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+
+from flows.transfer import _publish
+from handoff.accounting import disclosures
+from handoff.config import load_settings
+from handoff.report import disclosure_rows
+from handoff.transfer import Lifecycle, Outcome
+
+
+@task(name="release approved batches", retries=2, retry_delay_seconds=30)
+def release_task() -> list[Outcome]:
+    return Lifecycle(load_settings()).release(dt.datetime.now(dt.UTC))
+
+
+@flow(name="handoff-release", flow_run_name="release {date}", log_prints=True)
+def release_flow(date: str | None = None) -> list[dict]:
+    """Deliver approved batches whose gates are open; publish the disclosure accounting."""
+    results = release_task()
+    for r in results:
+        _publish(r)
+    life = Lifecycle(load_settings())
+    with life.engine.connect() as conn:
+        rows = disclosure_rows(disclosures(conn))
+    if rows:
+        create_table_artifact(rows, key="disclosure-accounting", description="Every disclosure (Privacy Act accounting)")
+    return [r.as_dict() for r in results]

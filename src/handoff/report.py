@@ -1,0 +1,66 @@
+"""Plain-text views of a batch for people: the markdown shown as a Prefect artifact.
+
+Counts, exclusions by reason, gate table, validation summary, S3 keys and the lineage command.
+Never a record value: only counts, rule names, hashes and keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handoff.batch import Batch
+from handoff.gates import GateDecision
+
+
+def batch_markdown(batch: Batch, gates: list[GateDecision], objects: list[str] | None = None) -> str:
+    excl = batch.excluded.get("totals", {})
+    lines = [
+        f"# Batch `{batch.id}` — **{batch.status}**",
+        "",
+        f"Order **{batch.order_ref}**, jurisdictions {', '.join(batch.jurisdictions)}; started by {batch.initiator}.",
+        "",
+        "| rows | count |",
+        "|---|---:|",
+        f"| extracted (in population) | {batch.rows_extracted:,} |",
+        f"| row-quarantined | {batch.rows_quarantined:,} |",
+        f"| staged for delivery | {batch.rows_staged:,} |",
+        *(f"| excluded: {k} | {v:,} |" for k, v in sorted(excl.items())),
+        "",
+    ]
+    if batch.status_reason:
+        lines += [f"**Why:** {batch.status_reason}", ""]
+    if gates:
+        lines += ["| gate | state | reason |", "|---|---|---|"]
+        lines += [f"| {g.gate} | {'✅ open' if g.open else '⏸ held'} | {g.reason} |" for g in gates]
+        lines.append("")
+    v = batch.validation
+    lines += [
+        f"**Validation:** {v.get('result')} — {v.get('expectations_evaluated')} expectations over "
+        f"{v.get('chunks')} chunk(s); suite sha256 `{batch.suite_hash[:16]}…`",
+    ]
+    if batch.quarantined_by_rule:
+        lines.append("Row quarantine by rule: " + ", ".join(f"`{k}` {n}" for k, n in batch.quarantined_by_rule.items()))
+    for f in v.get("failed_expectations", []):
+        lines.append(f"- failed `{f.get('rule')}` ({f.get('expectation')}): {f.get('unexpected_count')} rows")
+    if objects:
+        lines += ["", "**Delivered objects:**", *(f"- `{k}`" for k in objects)]
+    lines += ["", f"Lineage: `handoff lineage {batch.id}`; content hash `{batch.content_hash}`"]
+    return "\n".join(lines)
+
+
+def approval_description(batch: Batch, gates: list[GateDecision], refused: str | None = None) -> str:
+    head = f"**Refused:** {refused}\n\n" if refused else ""
+    return (
+        head
+        + "Approve or reject exactly this content. Your name must be on the configured approver list; "
+        "the person who started the transfer cannot approve it.\n\n"
+        + batch_markdown(batch, gates)
+    )
+
+
+def disclosure_rows(rows: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {"at": r.at, "batch": r.batch_id, "order": r.order_ref, "recipient": r.recipient,
+         "records": r.records, "approver": r.approver or "", "initiator": r.initiator or ""}
+        for r in rows
+    ]  # fmt: skip

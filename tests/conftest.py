@@ -1,0 +1,216 @@
+"""Fixtures that build real things: seeded SQLite and PostgreSQL sources, settings, moto's S3 server.
+
+Sources seeded once per session are shared by tests that only read them; a test that changes
+its source (adds a column, plants a value) asks for ``fresh_source_url`` instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Telemetry off before anything imports Great Expectations or Prefect.
+os.environ["GX_ANALYTICS_ENABLED"] = "False"
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+for _k in [k for k in os.environ if k.startswith("HANDOFF_")]:
+    del os.environ[_k]  # an operator's HANDOFF_BUCKET etc. must not steer the tests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from support import APPROVERS, POLICY_DIR  # noqa: E402
+
+ROWS = 4000
+SEED = 7
+DIRTY_RATE = 0.02  # high enough that every dirty kind lands on in-population rows
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432"
+MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
+
+SOURCE_KINDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_config_file(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ["HANDOFF_CONFIG"] = str(tmp_path_factory.mktemp("cfg") / "absent.toml")
+
+
+# ----- PostgreSQL ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh database for this session, dropped at the end; skips when PostgreSQL is down."""
+    name = f"handoff_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc.orig}")
+    try:
+        yield f"{PG_BASE}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+SourceFactory = Callable[..., str]
+
+
+@pytest.fixture(scope="session")
+def make_source(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SourceFactory:
+    """Seed a new source of ``kind`` and return its URL.
+
+    SQLite: a new file. PostgreSQL: a new schema in the session database, selected through
+    ``search_path`` in the URL, so the product sees a plain ``enrollees`` table.
+    """
+    from handoff.extract import open_source
+    from handoff.seed import seed_database
+
+    def factory(kind: str, rows: int = ROWS, seed: int = SEED, dirty_rate: float = DIRTY_RATE) -> str:
+        tag = uuid.uuid4().hex[:8]
+        if kind == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('source') / f'source-{tag}.db'}"
+        elif kind == "postgresql":
+            base = request.getfixturevalue("pg_database")
+            engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f'CREATE SCHEMA "src_{tag}"')
+            engine.dispose()
+            url = f"{base}?options=-csearch_path%3Dsrc_{tag}"
+        else:
+            raise ValueError(kind)
+        engine = open_source(url)
+        seed_database(engine, rows, seed, replace=True, dirty_rate=dirty_rate)
+        engine.dispose()
+        return url
+
+    return factory
+
+
+@pytest.fixture(scope="session", params=SOURCE_KINDS)
+def source_url(request: pytest.FixtureRequest, make_source: SourceFactory) -> str:
+    """A seeded source shared by the session: do not change it."""
+    return make_source(request.param)
+
+
+@pytest.fixture(params=SOURCE_KINDS)
+def fresh_source_url(request: pytest.FixtureRequest, make_source: SourceFactory) -> str:
+    """A seeded source of this test's own, free to change."""
+    return make_source(request.param)
+
+
+@pytest.fixture(scope="session")
+def sqlite_source_url(make_source: SourceFactory) -> str:
+    """One shared SQLite source for tests about *when* data leaves, where the database is incidental."""
+    return make_source("sqlite")
+
+
+# ----- settings --------------------------------------------------------------------------------
+def build_settings(home: Path, **overrides: Any) -> Any:
+    from handoff.config import load_settings
+
+    values: dict[str, Any] = {"home": home, "policy_dir": POLICY_DIR, "approvers": list(APPROVERS), "chunk_rows": 1000}
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Any:
+    return build_settings(tmp_path / "home")
+
+
+@pytest.fixture(scope="session")
+def staged(source_url: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, str]:
+    """(settings, batch, source URL): one batch staged from each shared source, read-only."""
+    from handoff.pipeline import StageRequest, stage_batch
+    from support import INITIATOR, NOW
+
+    settings = build_settings(tmp_path_factory.mktemp("staged-home"))
+    batch = stage_batch(settings, StageRequest(source_url, initiator=INITIATOR), NOW)
+    return settings, batch, source_url
+
+
+# ----- S3 through moto's real HTTP server -----------------------------------------------------------
+@dataclass
+class Bucket:
+    name: str
+    kms_key_id: str
+    endpoint: str
+    client: Any
+
+    def keys(self) -> list[str]:
+        res = self.client.list_objects_v2(Bucket=self.name)
+        return sorted(o["Key"] for o in res.get("Contents", []))
+
+    def listing(self) -> dict[str, tuple[str, Any]]:
+        res = self.client.list_objects_v2(Bucket=self.name)
+        return {o["Key"]: (o["ETag"], o["LastModified"]) for o in res.get("Contents", [])}
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    from handoff import emulator
+
+    local = emulator.start()
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def s3(s3_server: Any) -> Bucket:
+    """A new bucket and KMS key on the session's moto server."""
+    import boto3
+
+    from handoff import emulator
+
+    name = f"handoff-test-{uuid.uuid4().hex[:12]}"
+    key = emulator.create_bucket(s3_server, name)
+    return Bucket(name, key, s3_server.endpoint, boto3.client("s3", region_name="us-east-1"))
+
+
+@pytest.fixture
+def delivery_settings(tmp_path: Path, s3: Bucket) -> Any:
+    return build_settings(tmp_path / "home", bucket=s3.name, kms_key_id=s3.kms_key_id)
+
+
+@pytest.fixture
+def life(delivery_settings: Any) -> Any:
+    from handoff.transfer import Lifecycle
+
+    lc = Lifecycle(delivery_settings)
+    yield lc
+    lc.engine.dispose()
+
+
+# ----- MariaDB ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """A fresh MariaDB database for this session; skips when MariaDB is unreachable."""
+    name = f"handoff_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = sa.create_engine(MARIADB_URL)
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
+    except (sa.exc.OperationalError, ModuleNotFoundError) as exc:
+        pytest.skip(f"MariaDB not reachable on 127.0.0.1:3306: {exc}")
+    try:
+        yield MARIADB_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.dispose()

@@ -1,0 +1,87 @@
+"""Great Expectations is the last line: if dirty rows reach it, the whole batch is quarantined."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from support import APPROVERS, INITIATOR, NOW, files_under, ledger_kinds, source_rows
+
+from handoff import quarantine
+from handoff.errors import GateError
+from handoff.pipeline import StageRequest
+from handoff.transfer import Lifecycle
+
+CHECKED_RULES = {
+    "ssn_like:elgbl_line_2_adr_home": "elgbl_line_2_adr_home",
+    "zip_format:elgbl_zip_cd_home": "elgbl_zip_cd_home",
+    "phone_format:elgbl_phne_num_home": "elgbl_phne_num_home",
+    "impossible_date:birth_dt": "birth_dt",
+}
+
+
+@pytest.fixture
+def row_quarantine_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let every row through row quarantine (as handoff.pipeline calls it), so only GX stands guard."""
+
+    def let_everything_through(table, rules, id_column, snapshot):  # type: ignore[no-untyped-def]
+        return table, quarantine.RowQuarantine()
+
+    monkeypatch.setattr("handoff.pipeline.quarantine.split", let_everything_through)
+
+
+@pytest.mark.usefixtures("row_quarantine_disabled")
+def test_gx_failure_quarantines_the_whole_batch(source_url: str, settings) -> None:
+    life = Lifecycle(settings)
+    out = life.transfer(StageRequest(source_url, initiator=INITIATOR), "never-used-bucket", NOW)
+    batch = out.batch
+
+    assert batch.status == "quarantined"
+    assert batch.rows_staged == 0 and batch.content_hash is None
+    assert out.gates == []
+    staging = settings.staging_dir
+    assert not any(staging.iterdir()), "a quarantined batch published (or left) a staging folder"
+    assert "quarantined" in ledger_kinds(life, batch.id)
+
+    report_path = settings.quarantine_dir / batch.id / "report.json"
+    assert Path(batch.staging_path) == report_path.parent.resolve()
+    report = json.loads(report_path.read_text())
+    assert report["result"] == "failed"
+    failed = {f["rule"]: f for f in report["failed_expectations"]}
+    assert set(CHECKED_RULES) <= set(failed)
+
+    # Each failure names the offending rows by Medicaid ID, and those rows really are bad ...
+    for rule, column in CHECKED_RULES.items():
+        ids = failed[rule]["medicaid_ids"]
+        assert ids and failed[rule]["unexpected_count"] == len(ids)
+        values = source_rows(source_url, ids, [column])
+        assert set(values) == set(ids)
+        # ... but the report never carries the offending values themselves.
+        text = report_path.read_text()
+        for row in values.values():
+            v = row[column]
+            shown = v.isoformat() if isinstance(v, dt.date) else str(v)
+            assert shown not in text, f"{rule}: offending value copied into the report"
+
+    # Nothing anywhere under HANDOFF_HOME carries the SSN-like values either.
+    ssn_ids = failed["ssn_like:elgbl_line_2_adr_home"]["medicaid_ids"]
+    planted = [r["elgbl_line_2_adr_home"] for r in source_rows(source_url, ssn_ids, ["elgbl_line_2_adr_home"]).values()]
+    for path in files_under(settings.home):
+        raw = path.read_bytes()
+        assert not any(p.encode() in raw for p in planted), path
+
+
+@pytest.mark.usefixtures("row_quarantine_disabled")
+def test_quarantined_batch_cannot_be_approved(sqlite_source_url: str, settings) -> None:
+    life = Lifecycle(settings)
+    batch = life.transfer(StageRequest(sqlite_source_url, initiator=INITIATOR), "never-used-bucket", NOW).batch
+    assert batch.status == "quarantined"
+    with pytest.raises(GateError, match="quarantined"):
+        life.decide(batch.id, "approve", APPROVERS[0], None, NOW)
+    assert life.release(NOW) == []
+    with life.engine.connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM approvals")).scalar()
+    assert n == 0
