@@ -19,8 +19,12 @@ def release_task() -> list[Outcome]:
     return Lifecycle(load_settings()).release(dt.datetime.now(dt.UTC))
 
 
-@flow(name="handoff-release", flow_run_name="release {date}", log_prints=True)
-def release_flow(date: str | None = None) -> list[dict]:
+def _run_name() -> str:
+    return f"release {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}Z"
+
+
+@flow(name="handoff-release", flow_run_name=_run_name, log_prints=True)
+def release_flow() -> list[dict]:
     """Deliver approved batches whose gates are open; publish the disclosure accounting."""
     results = release_task()
     for r in results:

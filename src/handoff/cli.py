@@ -68,9 +68,9 @@ def _user() -> str:
 
 @app.callback()
 def _main(
-    home: Annotated[Path | None, typer.Option(help="State and staging folder [env HANDOFF_HOME; default ./.handoff].")] = None,
-    state_url: Annotated[str | None, typer.Option(help="State database URL [env HANDOFF_STATE_URL].")] = None,
-    policy_dir: Annotated[Path | None, typer.Option(help="Policy folder with orders/ and suites/ [env HANDOFF_POLICY_DIR].")] = None,
+    home: Annotated[Path | None, typer.Option(help="State and staging folder (env HANDOFF_HOME; default ./.handoff).")] = None,
+    state_url: Annotated[str | None, typer.Option(help="State database URL (env HANDOFF_STATE_URL).")] = None,
+    policy_dir: Annotated[Path | None, typer.Option(help="Policy folder with orders/ and suites/ (env HANDOFF_POLICY_DIR).")] = None,
 ) -> None:
     """Court-governed transfer of Medicaid enrollee records to an S3 handoff bucket.
 
@@ -233,7 +233,7 @@ def _print_outcome(o: Any) -> None:
 @app.command()
 def transfer(
     db: Annotated[str, typer.Option(help="Source database URL.")],
-    bucket: Annotated[str | None, typer.Option(help="Recipient S3 handoff bucket [env HANDOFF_BUCKET].")] = None,
+    bucket: Annotated[str | None, typer.Option(help="Recipient S3 handoff bucket (env HANDOFF_BUCKET).")] = None,
     initiator: Annotated[str | None, typer.Option(help="Who starts this transfer (default: OS user).")] = None,
     state: Annotated[list[str] | None, typer.Option(help="Limit to these states (USPS or FIPS); repeatable.")] = None,
     order: Annotated[str | None, typer.Option(help="Order id (default: the one in force).")] = None,
@@ -580,6 +580,31 @@ def bench(
     if chart:
         bench_mod.plot([result], chart)
     emit_json(result) if as_json else out.print(bench_mod.render_table(result))
+
+
+@app.command()
+def serve(
+    db: Annotated[str, typer.Option(help="Source database URL the scheduled transfers read.")],
+    bucket: Annotated[str | None, typer.Option(help="Recipient S3 bucket (env HANDOFF_BUCKET).")] = None,
+    group: Annotated[list[str] | None, typer.Option(help="Jurisdiction group NAME=ST,ST (repeatable); default one group 'all'.")] = None,
+    transfer_cron: Annotated[str, typer.Option(help="Cron for transfers, in the court's time zone.")] = "0 2 * * *",
+    release_cron: Annotated[str, typer.Option(help="Cron for release runs.")] = "0 * * * *",
+    approval_timeout: Annotated[int, typer.Option(help="Seconds a run waits for approval before leaving the batch awaiting.")] = 3600,
+) -> None:
+    """Serve the transfer (daily, per jurisdiction group, incremental) and release (hourly) deployments.
+
+    Needs a Prefect API (PREFECT_API_URL). Example: handoff serve --db postgresql+psycopg://... --group west=CA,OR,WA
+    """
+    groups: dict[str, list[str]] = {}
+    for g in group or []:
+        name, sep, states = g.partition("=")
+        if not sep or not name.strip():
+            raise HandoffError(f"--group {g!r} should look like west=CA,OR,WA")
+        groups[name.strip()] = [s.strip().upper() for s in states.split(",") if s.strip()]
+    from flows.serve import serve_all
+
+    serve_all(db, bucket or settings().bucket, groups or {"all": []}, transfer_cron=transfer_cron,
+              release_cron=release_cron, approval_timeout_s=approval_timeout)  # fmt: skip
 
 
 def main() -> None:

@@ -1,0 +1,95 @@
+"""`handoff policy whatif`: who the order would disclose, per state, before anything moves."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from support import cli_env, run_cli
+
+from handoff.population import INCLUDED
+from handoff.source_model import STATES
+
+
+def _snapshot(url: str) -> dict[str, object]:
+    """Tables, row counts and (for SQLite) the file's bytes: anything a write would change."""
+    engine = sa.create_engine(url)
+    insp = sa.inspect(engine)
+    tables = sorted(insp.get_table_names())
+    with engine.connect() as conn:
+        counts = {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar() for t in tables}
+    engine.dispose()
+    snap: dict[str, object] = {"tables": tables, "counts": counts}
+    if url.startswith("sqlite:///"):
+        snap["sha256"] = hashlib.sha256(Path(url.removeprefix("sqlite:///")).read_bytes()).hexdigest()
+    return snap
+
+
+def _per_state(url: str) -> dict[str, int]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT submtg_state_cd, count(*) FROM enrollees "
+            "WHERE ctznshp_ind = '0' AND imgrtn_stus_cd = '3' AND imgrtn_vrfctn_ind = '1' "
+            "AND imgrtn_stus_5_yr_bar_end_dt IS NULL GROUP BY submtg_state_cd"
+        )).all()  # fmt: skip
+    engine.dispose()
+    return {STATES[f]: n for f, n in rows}
+
+
+def test_whatif_counts_per_state_and_matches_a_transfer(staged, tmp_path: Path) -> None:
+    _, batch, url = staged
+    home = tmp_path / "whatif-home"
+    before = _snapshot(url)
+
+    res = run_cli("policy", "whatif", "--db", url, "--json", env=cli_env(home), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+
+    assert doc["order_ref"] == batch.order_ref
+    assert doc["disclosed"] == batch.rows_staged + batch.rows_quarantined
+    assert doc["disclosed"] == doc["totals"][INCLUDED]
+    disclosed_by_state = {st: r[INCLUDED] for st, r in doc["by_jurisdiction"].items() if r.get(INCLUDED)}
+    assert disclosed_by_state == _per_state(url)
+    assert set(doc["by_jurisdiction"]) == set(STATES.values())
+    for reason in doc["totals"]:
+        assert reason in doc["reasons"], f"reason {reason} has no explanation"
+
+    # Nothing was written: not in the source, not in HANDOFF_HOME.
+    assert _snapshot(url) == before
+    assert not (home / "state.db").exists()
+    assert not (home / "staging").exists()
+
+
+def test_whatif_limited_to_states(source_url: str, tmp_path: Path) -> None:
+    res = run_cli("policy", "whatif", "--db", source_url, "--state", "CA", "--state", "48", "--json",
+                  env=cli_env(tmp_path / "h"), cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert set(doc["by_jurisdiction"]) == {"CA", "TX"}
+    expected = _per_state(source_url)
+    assert doc["disclosed"] == expected.get("CA", 0) + expected.get("TX", 0)
+
+
+def test_whatif_human_table_marks_plaintiff_states_and_explains_reasons(sqlite_source_url: str, tmp_path: Path) -> None:
+    res = run_cli("policy", "whatif", "--db", sqlite_source_url, env=cli_env(tmp_path / "h"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    rows = {line.split()[1]: line for line in res.stdout.splitlines() if line.startswith("│ ")}
+    assert "yes" in rows["CA"] and "yes" not in rows["TX"]
+    assert "citizen_or_national: citizenship indicator is not 0" in res.stdout
+
+
+@pytest.mark.xfail(
+    reason="BUG: cli.py's Rich consoles default to 80 columns when stdout is not a terminal, so a piped "
+    "whatif table truncates its headers ('disc…', 'citi…')",
+    strict=True,
+)
+def test_whatif_table_headers_survive_a_pipe(sqlite_source_url: str, tmp_path: Path) -> None:
+    res = run_cli("policy", "whatif", "--db", sqlite_source_url, env=cli_env(tmp_path / "h"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    header = next(line for line in res.stdout.splitlines() if "state" in line)
+    for name in ("plaintiff", "disclosed", "citizen_or_national", "lawful_status_category"):
+        assert name in header
