@@ -86,7 +86,7 @@ def source_table(engine: Engine, order: Order) -> sa.TableClause:
     return sa.table(quoted_name(order.source.table, True), *cols)
 
 
-@dataclass(frozen=True)
+@dataclass
 class ExtractPlan:
     statement: sa.Select
     sql: str
@@ -94,6 +94,8 @@ class ExtractPlan:
     since: dt.datetime | None
     watermark: dt.datetime | None
     jurisdictions: list[str]
+    table: sa.TableClause
+    fips: list[str]
 
 
 def _since_clause(table: sa.TableClause, order: Order, since: dt.datetime | None, until: dt.datetime | None):  # type: ignore[no-untyped-def]
@@ -105,7 +107,8 @@ def _since_clause(table: sa.TableClause, order: Order, since: dt.datetime | None
     if since is not None:
         parts.append(col > since)
     if until is not None:
-        parts.append(col <= until)
+        # On a full extract a row with no change time still belongs to the cut.
+        parts.append(col <= until if since is not None else sa.or_(col <= until, col.is_(None)))
     return sa.and_(sa.true(), *parts)
 
 
@@ -116,9 +119,18 @@ def _naive_utc(moment: dt.datetime | None) -> dt.datetime | None:
 
 
 def plan(
-    engine: Engine, order: Order, requested_fips: list[str] | None, since: dt.datetime | None = None
+    engine: Engine,
+    order: Order,
+    requested_fips: list[str] | None,
+    since: dt.datetime | None = None,
+    bounded: bool = True,
 ) -> ExtractPlan:
-    """Build the extraction statement; fix the upper watermark so the batch is a consistent cut."""
+    """Build the extraction statement.
+
+    ``bounded`` fixes an upper watermark first, so the batch is a consistent cut on a source
+    read without a shared snapshot. A snapshot read (``snapshot.PostgresSnapshot``) passes
+    False and takes the watermark from the aggregate in the same snapshot instead.
+    """
     table = source_table(engine, order)
     fips = order.in_scope_fips(requested_fips)
     if not fips:
@@ -126,7 +138,7 @@ def plan(
     since = _naive_utc(since)
     watermark = None
     upd = order.source.updated_column
-    if upd and upd in table.c:
+    if bounded and upd and upd in table.c:
         with engine.connect() as conn:
             watermark = conn.execute(
                 sa.select(sa.func.max(table.c[upd])).where(
@@ -144,21 +156,60 @@ def plan(
     qhash = hashlib.sha256(
         (sql + json.dumps(params, sort_keys=True, default=str)).encode()
     ).hexdigest()
-    return ExtractPlan(stmt, sql, qhash, since, watermark, [STATES[f] for f in fips])
+    return ExtractPlan(stmt, sql, qhash, since, watermark, [STATES[f] for f in fips], table, fips)
 
 
 def stream(engine: Engine, order: Order, the_plan: ExtractPlan, chunk_rows: int) -> Iterator[pa.Table]:
     """Yield Arrow tables of at most ``chunk_rows`` rows, in id order."""
-    schema = arrow_schema(order)
     with engine.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(the_plan.statement)
-        for rows in result.partitions(chunk_rows):
-            columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
-            try:
-                arrays = [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)]
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                raise SourceError(f"source returned a value of the wrong type: {type(exc).__name__}") from None
-            yield pa.Table.from_arrays(arrays, schema=schema)
+        yield from stream_on(conn, order, the_plan.statement, chunk_rows)
+
+
+def stream_on(conn: sa.Connection, order: Order, statement: sa.Select, chunk_rows: int) -> Iterator[pa.Table]:
+    """The portable path: DB-API rows streamed through SQLAlchemy into Arrow."""
+    schema = arrow_schema(order)
+    result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(statement)
+    for rows in result.partitions(chunk_rows):
+        columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+        try:
+            arrays = [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)]
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise SourceError(f"source returned a value of the wrong type: {type(exc).__name__}") from None
+        yield pa.Table.from_arrays(arrays, schema=schema)
+
+
+def counts_statement(
+    table: sa.TableClause, order: Order, requested_fips: list[str] | None,
+    since: dt.datetime | None = None, until: dt.datetime | None = None,
+) -> sa.Select:
+    """One aggregate: rows and newest change per jurisdiction per reason."""
+    jur = table.c[order.source.jurisdiction_column]
+    upd = order.source.updated_column
+    cols = [jur.label("jurisdiction"), reason_expression(table, order).label("reason")]
+    if upd and upd in table.c:
+        cols.append(table.c[upd].label("updated"))
+    inner = sa.select(*cols)
+    if requested_fips:
+        inner = inner.where(jur.in_(requested_fips))
+    inner = inner.where(_since_clause(table, order, since, until))
+    sub = inner.subquery()
+    aggs = [sa.func.count().label("n")]
+    if "updated" in sub.c:
+        aggs.append(sa.func.max(sub.c.updated).label("newest"))
+    return sa.select(sub.c.jurisdiction, sub.c.reason, *aggs).group_by(sub.c.jurisdiction, sub.c.reason)
+
+
+def read_counts(conn: sa.Connection, stmt: sa.Select) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
+    """Run ``counts_statement``; return counts by jurisdiction and reason, and the newest change."""
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    newest: dt.datetime | None = None
+    for row in conn.execute(stmt).mappings():
+        key = STATES.get(row["jurisdiction"] or "", "??")
+        out[key][row["reason"]] = out[key].get(row["reason"], 0) + int(row["n"])
+        value = row.get("newest")
+        if value is not None and (newest is None or value > newest):
+            newest = value
+    return dict(out), newest
 
 
 def exclusion_counts(
@@ -166,22 +217,10 @@ def exclusion_counts(
 ) -> dict[str, dict[str, int]]:
     """Rows per jurisdiction per reason (``included`` or why excluded), from one aggregate query."""
     table = source_table(engine, order)
-    jur = table.c[order.source.jurisdiction_column]
-    inner = sa.select(jur.label("jurisdiction"), reason_expression(table, order).label("reason"))
-    if requested_fips:
-        inner = inner.where(jur.in_(requested_fips))
-    if the_plan is not None:
-        inner = inner.where(_since_clause(table, order, the_plan.since, the_plan.watermark))
-    sub = inner.subquery()
-    stmt = sa.select(sub.c.jurisdiction, sub.c.reason, sa.func.count().label("n")).group_by(
-        sub.c.jurisdiction, sub.c.reason
-    )
-    out: dict[str, dict[str, int]] = defaultdict(dict)
+    stmt = counts_statement(table, order, requested_fips, the_plan.since if the_plan else None,
+                            the_plan.watermark if the_plan else None)  # fmt: skip
     with engine.connect() as conn:
-        for row in conn.execute(stmt):
-            key = STATES.get(row.jurisdiction or "", "??")
-            out[key][row.reason] = out[key].get(row.reason, 0) + int(row.n)
-    return dict(out)
+        return read_counts(conn, stmt)[0]
 
 
 def totals(counts: dict[str, dict[str, int]]) -> dict[str, int]:
@@ -193,4 +232,7 @@ def totals(counts: dict[str, dict[str, int]]) -> dict[str, int]:
     return dict(agg)
 
 
-__all__ = ["INCLUDED", "ExtractPlan", "arrow_schema", "exclusion_counts", "open_source", "plan", "stream", "totals"]
+__all__ = [
+    "INCLUDED", "ExtractPlan", "arrow_schema", "counts_statement", "exclusion_counts", "open_source", "plan",
+    "read_counts", "stream", "stream_on", "totals",
+]  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +30,7 @@ NEVER_DISCLOSED: frozenset[str] = frozenset(
 CATEGORIES = ("medicaid_id", "date_of_birth", "citizenship", "immigration_status", "address", "phone")
 
 Scope = Literal["order", "excluded"]
+_CODE = re.compile(r"^[A-Za-z0-9]{1,16}$")
 
 
 class _Strict(BaseModel):
@@ -64,6 +66,9 @@ class Condition(_Strict):
             raise ValueError("give exactly one of 'in' (a list of codes) or 'is_null' (true/false)")
         if self.in_ is not None and not self.in_:
             raise ValueError("'in' must list at least one code")
+        for code in self.in_ or []:
+            if not _CODE.match(code):
+                raise ValueError(f"code {code!r} must be 1-16 letters or digits")
         return self
 
 

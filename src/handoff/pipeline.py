@@ -11,11 +11,14 @@ import datetime as dt
 import json
 import logging
 import secrets
-from collections import Counter
+import threading
+from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 
 from handoff import batch as batches
@@ -26,10 +29,11 @@ from handoff.order import Order, PolicySet
 from handoff.population import INCLUDED
 from handoff.rules import rules_for
 from handoff.source_model import state_fips
-from handoff.stage import Stager, StagedFile, content_hash
+from handoff.snapshot import SourceRead, open_read
+from handoff.stage import Stager, StagedFile, content_hash, parquet_bytes
 from handoff.state import iso, open_state, row_quarantine, safe_url
 from handoff.suite import SuiteDoc, load_suite, suite_hash
-from handoff.validate import Failure, SuiteValidator
+from handoff.validate import ChunkVerdict, Failure, SuiteValidator
 
 log = logging.getLogger("handoff.pipeline")
 Progress = Callable[[int, int], None]  # (rows done, rows expected)
@@ -51,9 +55,13 @@ class Prepared:
     order: Order
     suite: SuiteDoc
     suite_hash: str
-    plan: extract.ExtractPlan
-    counts: dict[str, dict[str, int]]
+    read: SourceRead
     snapshot: dt.datetime
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def plan(self) -> extract.ExtractPlan:
+        return self.read.plan
 
     @property
     def expected_rows(self) -> int:
@@ -84,56 +92,96 @@ def parse_states(values: list[str]) -> list[str]:
 
 
 def prepare(settings: Settings, request: StageRequest, now: dt.datetime) -> Prepared:
-    """Load the order and its suite, plan the query and count exclusions by reason."""
+    """Load the order and its suite and open a consistent read of the source."""
     policies = PolicySet(settings.policy_dir)
     order = policies.current(request.order_ref)
     suite = load_suite(policies, order)
     engine = extract.open_source(request.source_url)
     fips = parse_states(request.states) if request.states else None
-    the_plan = extract.plan(engine, order, fips, request.since)
-    counts = extract.exclusion_counts(engine, order, fips or the_plan_fips(order), the_plan)
-    engine.dispose()
-    return Prepared(request, order, suite, suite_hash(suite), the_plan, counts, now)
+    read = open_read(engine, order, fips, request.since, fast=settings.fast_path)
+    return Prepared(request, order, suite, suite_hash(suite), read, now)
 
 
-def the_plan_fips(order: Order) -> list[str]:
-    return order.in_scope_fips()
+@dataclass
+class _Checked:
+    """One chunk after row quarantine, GX validation, Parquet encoding and hashing."""
+
+    rows: int
+    diverted: quarantine.RowQuarantine
+    verdict: ChunkVerdict | None
+    data: bytes | None
+    clean_rows: int
+
+
+class _Checker:
+    """Per-thread validators: GX assets must not be shared between threads (see TRAPS.md)."""
+
+    def __init__(self, prep: Prepared) -> None:
+        self.prep = prep
+        self.rules = rules_for(prep.order)
+        self.day = prep.snapshot.astimezone(prep.order.zone).date()
+        self.local = threading.local()
+
+    def validator(self) -> SuiteValidator:
+        v = getattr(self.local, "validator", None)
+        if v is None:
+            v = self.local.validator = SuiteValidator(self.prep.suite, self.prep.order.source.id_column)
+        return v
+
+    def __call__(self, chunk: pa.Table) -> _Checked:
+        clean, diverted = quarantine.split(chunk, self.rules, self.prep.order.source.id_column, self.day)
+        if not clean.num_rows:
+            return _Checked(chunk.num_rows, diverted, None, None, 0)
+        verdict = self.validator().validate(clean, self.day)
+        data = parquet_bytes(clean) if verdict.passed else None
+        return _Checked(chunk.num_rows, diverted, verdict, data, clean.num_rows)
 
 
 def extract_validate_stage(
     settings: Settings, prep: Prepared, batch_id: str, progress: Progress | None = None
 ) -> tuple[ChunkOutcome, Stager]:
-    """Stream chunks: divert bad rows, validate the rest with GX, stage what passes."""
+    """Stream chunks: divert bad rows, validate the rest with GX, stage what passes.
+
+    Extraction, validation/encoding (``settings.workers`` threads) and writing overlap; at
+    most ``2 x workers`` chunks are in flight, so memory stays bounded (back-pressure).
+    """
     order = prep.order
-    rules = rules_for(order)
-    validator = SuiteValidator(prep.suite, order.source.id_column)
-    snapshot_day = prep.snapshot.astimezone(order.zone).date()
+    check = _Checker(prep)
     stager = Stager(settings.staging_dir, batch_id)
     out = ChunkOutcome()
-    engine = extract.open_source(prep.request.source_url)
+    workers = max(1, settings.workers)
+    in_flight: deque[Future[_Checked]] = deque()
+
+    def drain(one: Future[_Checked]) -> None:
+        got = one.result()
+        out.chunks += 1
+        out.rows_extracted += got.rows
+        out.rows_quarantined += got.diverted.rows
+        out.quarantined.extend(got.diverted.entries)
+        out.by_rule.update(got.diverted.by_rule)
+        if got.verdict is not None:
+            out.evaluated += got.verdict.evaluated
+            if not got.verdict.passed:
+                out.failures.extend(got.verdict.failures)
+            elif got.data is not None and not out.failures:
+                stager.write_bytes(got.data, got.clean_rows)
+        if progress:
+            progress(out.rows_extracted, prep.expected_rows)
+
     try:
-        for chunk in extract.stream(engine, order, prep.plan, settings.chunk_rows):
-            out.chunks += 1
-            out.rows_extracted += chunk.num_rows
-            clean, diverted = quarantine.split(chunk, rules, order.source.id_column, snapshot_day)
-            out.rows_quarantined += diverted.rows
-            out.quarantined.extend(diverted.entries)
-            out.by_rule.update(diverted.by_rule)
-            if clean.num_rows:
-                verdict = validator.validate(clean, snapshot_day)
-                out.evaluated += verdict.evaluated
-                if verdict.passed and not out.failures:
-                    stager.write(clean)
-                elif not verdict.passed:
-                    out.failures.extend(verdict.failures)
-            if progress:
-                progress(out.rows_extracted, prep.expected_rows)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handoff-check") as pool:
+            for chunk in prep.read.chunks(settings.chunk_rows):
+                in_flight.append(pool.submit(check, chunk))
+                while len(in_flight) >= 2 * workers:
+                    drain(in_flight.popleft())
+            while in_flight:
+                drain(in_flight.popleft())
+        prep.counts, _ = prep.read.counts()
     finally:
-        engine.dispose()
+        prep.read.close()
     if out.chunks == 0:
         # Still prove the suite on an empty outgoing frame: the column set must match.
-        empty = extract.arrow_schema(order).empty_table()
-        verdict = validator.validate(empty, snapshot_day)
+        verdict = check.validator().validate(extract.arrow_schema(order).empty_table(), check.day)
         out.evaluated += verdict.evaluated
         if not verdict.passed:
             out.failures.extend(verdict.failures)

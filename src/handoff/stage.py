@@ -59,10 +59,13 @@ class Stager:
         self.files: list[StagedFile] = []
 
     def write(self, table: pa.Table) -> StagedFile:
-        data = parquet_bytes(table)
+        return self.write_bytes(parquet_bytes(table), table.num_rows)
+
+    def write_bytes(self, data: bytes, rows: int) -> StagedFile:
+        """Write one encoded chunk as the next part file and hash it."""
         name = part_name(len(self.files))
         (self.partial / name).write_bytes(data)
-        staged = StagedFile(name, table.num_rows, len(data), hashlib.sha256(data).hexdigest())
+        staged = StagedFile(name, rows, len(data), hashlib.sha256(data).hexdigest())
         self.files.append(staged)
         return staged
 

@@ -63,26 +63,15 @@ class SuiteValidator:
 
     def __init__(self, suite_doc: SuiteDoc, id_column: str) -> None:
         import great_expectations as gx
-        from great_expectations.core import ExpectationSuite
-        from great_expectations.exceptions import ExpectationNotFoundError
-        from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
         _quiet_gx()
         self.id_column = id_column
-        expectations = []
-        for i, e in enumerate(suite_doc["expectations"]):
-            try:
-                conf = ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta"))
-                expectations.append(conf.to_domain_obj())
-            except (ExpectationNotFoundError, KeyError, TypeError, ValueError) as exc:
-                raise PolicyError(
-                    f"suite {suite_doc.get('name')}: expectation #{i} ({e.get('type')}) cannot be loaded: "
-                    f"{exc}; fix the suite with `handoff policy build`"
-                ) from None
+        self._doc = suite_doc
+        self._suites: dict[str, Any] = {}
+        expectations = self._expectations(None)
         if not expectations:
             raise PolicyError(f"suite {suite_doc.get('name')} is empty; an empty suite proves nothing")
         self.size = len(expectations)
-        self.suite = ExpectationSuite(name=str(suite_doc.get("name")), expectations=expectations)
         self.context = gx.get_context(mode="ephemeral")
         try:
             from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -92,6 +81,40 @@ class SuiteValidator:
             pass
         asset = self.context.data_sources.add_pandas("outgoing").add_dataframe_asset("chunk")
         self.batch_definition = asset.add_batch_definition_whole_dataframe("whole")
+
+    def _expectations(self, snapshot: str | None) -> list[Any]:
+        """Expectation objects, with ``$PARAMETER`` references bound to concrete values.
+
+        Binding here, instead of passing ``expectation_parameters`` to GX, avoids GX's
+        pyparsing-based parameter parser, which is not thread-safe (it raised TypeErrors
+        when two threads validated at once).
+        """
+        from great_expectations.exceptions import ExpectationNotFoundError
+        from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+        out = []
+        for i, e in enumerate(self._doc["expectations"]):
+            kwargs = {
+                k: (snapshot if isinstance(v, dict) and v.get("$PARAMETER") == SNAPSHOT_PARAM and snapshot else v)
+                for k, v in (e.get("kwargs") or {}).items()
+            }
+            try:
+                conf = ExpectationConfiguration(type=e["type"], kwargs=kwargs, meta=e.get("meta"))
+                out.append(conf.to_domain_obj())
+            except (ExpectationNotFoundError, KeyError, TypeError, ValueError) as exc:
+                raise PolicyError(
+                    f"suite {self._doc.get('name')}: expectation #{i} ({e.get('type')}) cannot be loaded: "
+                    f"{exc}; fix the suite with `handoff policy build`"
+                ) from None
+        return out
+
+    def suite_for(self, snapshot: dt.date) -> Any:
+        from great_expectations.core import ExpectationSuite
+
+        key = f"{snapshot.isoformat()}T23:59:59"
+        if key not in self._suites:
+            self._suites[key] = ExpectationSuite(name=str(self._doc.get("name")), expectations=self._expectations(key))
+        return self._suites[key]
 
     def _frame(self, table: pa.Table) -> Any:
         # Dates as datetime64[ns] so GX's vectorised between() applies (string bounds are parsed).
@@ -111,7 +134,7 @@ class SuiteValidator:
             return ChunkVerdict(False, 0, self.size, table.num_rows, [failure])
         batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
         result = batch.validate(
-            self.suite,
+            self.suite_for(snapshot),
             result_format={
                 "result_format": "COMPLETE",
                 "unexpected_index_column_names": [self.id_column],
@@ -119,7 +142,6 @@ class SuiteValidator:
                 "return_unexpected_index_query": False,
                 "partial_unexpected_count": 0,
             },
-            expectation_parameters={SNAPSHOT_PARAM: f"{snapshot.isoformat()}T23:59:59"},
         )
         failures: list[Failure] = []
         for r in result.results:

@@ -1,0 +1,174 @@
+"""A consistent read of the source: the rows that leave and the counts that explain them.
+
+Two implementations with one interface:
+
+* ``PortableRead`` (SQLite, MariaDB, any dialect): fixes an upper watermark first, counts, then
+  streams rows through SQLAlchemy.
+* ``PostgresSnapshot`` (PostgreSQL with the ADBC driver): exports one REPEATABLE READ snapshot,
+  runs the aggregate on it in a background thread while ADBC streams the rows in Arrow from
+  the same snapshot (binary COPY under the hood). Both reads see exactly the same data, so
+  no watermark pre-scan is needed and the count check is exact.
+
+ADBC streams only statements without bind parameters, so the fast path renders SQLAlchemy's
+statement with literal values. The only literals are the order's codes (validated to
+``[A-Za-z0-9]``), FIPS codes and the incremental watermark, all rendered by SQLAlchemy's own
+dialect literal processors; nothing user-typed reaches the SQL text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from handoff import extract
+from handoff.errors import SourceError
+from handoff.order import Order
+
+_SAFE_LITERAL = re.compile(r"^[A-Za-z0-9 :.\-]*$")
+
+
+class SourceRead(Protocol):
+    plan: extract.ExtractPlan
+
+    def counts(self) -> tuple[dict[str, dict[str, int]], dt.datetime | None]: ...
+
+    def chunks(self, chunk_rows: int) -> Iterator[pa.Table]: ...
+
+    def close(self) -> None: ...
+
+
+def fast_path_available(engine: Engine) -> bool:
+    if engine.dialect.name != "postgresql":
+        return False
+    try:
+        import adbc_driver_postgresql.dbapi  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class PortableRead:
+    """Watermark, counts, then rows, each through SQLAlchemy."""
+
+    def __init__(self, engine: Engine, order: Order, fips: list[str] | None, since: dt.datetime | None) -> None:
+        self.engine, self.order, self.fips = engine, order, fips
+        self.plan = extract.plan(engine, order, fips, since, bounded=True)
+
+    def counts(self) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
+        stmt = extract.counts_statement(self.plan.table, self.order, self.fips or self.plan.fips,
+                                        self.plan.since, self.plan.watermark)  # fmt: skip
+        with self.engine.connect() as conn:
+            counts, _ = extract.read_counts(conn, stmt)
+        return counts, self.plan.watermark
+
+    def chunks(self, chunk_rows: int) -> Iterator[pa.Table]:
+        with self.engine.connect() as conn:
+            yield from extract.stream_on(conn, self.order, self.plan.statement, chunk_rows)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def literal_sql(statement: sa.Select, engine: Engine) -> str:
+    """Render the statement with literal values, refusing any literal outside the safe set."""
+    compiled = statement.compile(dialect=engine.dialect)
+    for name, value in compiled.params.items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            text = item.isoformat(sep=" ") if isinstance(item, dt.datetime) else str(item)
+            if not _SAFE_LITERAL.match(text):
+                raise SourceError(f"refusing to inline parameter {name}: unexpected characters")
+    return str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+
+
+def _libpq_uri(url: sa.engine.URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PostgresSnapshot:
+    """Counts and rows from one exported PostgreSQL snapshot; counts run concurrently."""
+
+    def __init__(self, engine: Engine, order: Order, fips: list[str] | None, since: dt.datetime | None) -> None:
+        self.engine, self.order, self.fips = engine, order, fips
+        self.plan = extract.plan(engine, order, fips, since, bounded=False)
+        self.conn = engine.connect()
+        self.conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        self.snapshot_id = str(self.conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
+        self._result: tuple[dict[str, dict[str, int]], dt.datetime | None] | None = None
+        self._error: BaseException | None = None
+        stmt = extract.counts_statement(self.plan.table, order, fips or self.plan.fips, self.plan.since, None)
+        self._thread = threading.Thread(target=self._count, args=(stmt,), name="handoff-counts", daemon=True)
+        self._thread.start()
+
+    def _count(self, stmt: sa.Select) -> None:
+        try:
+            self._result = extract.read_counts(self.conn, stmt)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in counts()
+            self._error = exc
+
+    def counts(self) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
+        self._thread.join()
+        if self._error is not None:
+            raise SourceError(f"counting exclusions failed: {self._error}") from None
+        assert self._result is not None
+        counts, newest = self._result
+        self.plan.watermark = newest
+        return counts, newest
+
+    def chunks(self, chunk_rows: int) -> Iterator[pa.Table]:
+        import adbc_driver_postgresql.dbapi as adbc
+
+        schema = extract.arrow_schema(self.order)
+        sql = literal_sql(self.plan.statement, self.engine)
+        with adbc.connect(_libpq_uri(self.engine.url)) as conn, conn.cursor() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot_id}'")
+            cur.execute(sql)
+            reader = cur.fetch_record_batch()
+            yield from rechunk(reader, schema, chunk_rows)
+
+    def close(self) -> None:
+        self._thread.join()
+        try:
+            self.conn.rollback()
+        finally:
+            self.conn.close()
+            self.engine.dispose()
+
+
+def rechunk(batches: Any, schema: pa.Schema, chunk_rows: int) -> Iterator[pa.Table]:
+    """Re-cut a stream of record batches into tables of exactly ``chunk_rows`` (last one shorter).
+
+    Chunks then match the portable path's, so both paths write byte-identical files.
+    """
+    pending: list[pa.RecordBatch] = []
+    size = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        batch = pa.RecordBatch.from_arrays(
+            [batch.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema
+        )
+        pending.append(batch)
+        size += batch.num_rows
+        while size >= chunk_rows:
+            table = pa.Table.from_batches(pending, schema=schema)
+            yield table.slice(0, chunk_rows).combine_chunks()
+            rest = table.slice(chunk_rows)
+            pending = rest.to_batches() if rest.num_rows else []
+            size = rest.num_rows
+    if size:
+        yield pa.Table.from_batches(pending, schema=schema).combine_chunks()
+
+
+def open_read(engine: Engine, order: Order, fips: list[str] | None, since: dt.datetime | None,
+              fast: bool = True) -> SourceRead:  # fmt: skip
+    if fast and fast_path_available(engine):
+        return PostgresSnapshot(engine, order, fips, since)
+    return PortableRead(engine, order, fips, since)

@@ -1,0 +1,169 @@
+"""The `handoff` command line, run as a user runs it: a real subprocess, real S3 over HTTP, JSON out."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from support import APPROVERS, COUNSEL, HEARING_ID, INITIATOR, POLICY_DIR, cli_env, run_cli
+
+from handoff import emulator
+from handoff.cli import app
+
+
+@pytest.fixture(scope="module")
+def world(s3_server, sqlite_source_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """A home, a bucket and one transferred batch, shared by the tests of this module."""
+    home = tmp_path_factory.mktemp("cli-home")
+    bucket = f"handoff-cli-{uuid.uuid4().hex[:12]}"
+    key = emulator.create_bucket(s3_server, bucket)
+    env = cli_env(home, HANDOFF_KMS_KEY_ID=key)
+    cwd = tmp_path_factory.mktemp("cli-cwd")
+    res = run_cli("transfer", "--db", sqlite_source_url, "--bucket", bucket, "--initiator", INITIATOR, "--json",
+                  env=env, cwd=cwd)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    return {"home": home, "bucket": bucket, "env": env, "cwd": cwd, "transfer": json.loads(res.stdout)}
+
+
+def cli(world: dict[str, Any], *args: str) -> Any:
+    return run_cli(*args, env=world["env"], cwd=world["cwd"])
+
+
+def ok_json(world: dict[str, Any], *args: str) -> Any:
+    res = cli(world, *args)
+    assert res.returncode == 0, f"{args}: {res.stderr}"
+    return json.loads(res.stdout)
+
+
+def test_transfer_json_reports_a_held_batch_with_reasons(world: dict[str, Any]) -> None:
+    doc = world["transfer"]
+    assert doc["status"] == "held"
+    assert "pending_hearing" in doc["reason"]
+    gates = {g["gate"]: g for g in doc["gates"]}
+    assert gates["pending_hearing"]["open"] is False and HEARING_ID in gates["pending_hearing"]["reason"]
+    assert gates["effective_date"]["open"] is True
+    assert doc["rows_staged"] > 0 and doc["rows_staged"] + doc["rows_quarantined"] == doc["rows_extracted"]
+    assert doc["excluded"]["citizen_or_national"] > 0
+    assert doc["objects"] == [] and doc["manifest_key"] is None
+
+
+def test_unauthorised_approver_exits_2_with_an_error_and_records_nothing(world: dict[str, Any]) -> None:
+    batch_id = world["transfer"]["batch_id"]
+    res = cli(world, "approve", batch_id, "--as", "Mallory")
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr and res.stdout == ""
+    message = " ".join(res.stderr.split())
+    assert message.startswith("error: ") and "'Mallory' is not an authorised approver" in message
+    assert all(name in message for name in APPROVERS)
+    ledger = ok_json(world, "lineage", batch_id, "--json")["ledger"]
+    assert not [e for e in ledger if e["kind"] == "approved"]
+
+
+def test_cli_walks_a_batch_from_hold_to_delivery(world: dict[str, Any]) -> None:
+    batch_id = world["transfer"]["batch_id"]
+
+    listing = ok_json(world, "status", "--json")
+    assert [b["batch_id"] for b in listing] == [batch_id] and listing[0]["status"] == "held"
+    assert ok_json(world, "status", batch_id[:12], "--json")["batch_id"] == batch_id
+
+    hearings = ok_json(world, "court", "hearing", "list", "--json")
+    assert [(h["id"], h["outcome"]) for h in hearings] == [(HEARING_ID, None)]
+    recorded = ok_json(world, "court", "outcome", HEARING_ID, "--result", "upheld", "--as", COUNSEL, "--json")
+    assert recorded["outcome"] == "upheld" and recorded["outcome_by"] == COUNSEL
+    assert ok_json(world, "status", batch_id, "--json")["status"] == "awaiting-approval"
+
+    approved = ok_json(world, "approve", batch_id, "--as", APPROVERS[0], "--note", "counts checked", "--json")
+    assert approved["status"] == "approved"
+
+    res = cli(world, "hold", "set", "--reason", "TRO motion filed", "--as", "Ops On-call")
+    assert res.returncode == 0, res.stderr
+    [held] = ok_json(world, "release", "--json")
+    assert held["status"] == "held" and "TRO motion filed" in held["reason"] and held["objects"] == []
+    res = cli(world, "hold", "clear", "--reason", "TRO denied", "--as", "Ops On-call")
+    assert res.returncode == 0, res.stderr
+
+    [delivered] = ok_json(world, "release", "--json")
+    assert delivered["status"] == "delivered"
+    assert delivered["manifest_key"].endswith(f"/{batch_id}/manifest.json")
+    assert delivered["objects"][-1] == delivered["manifest_key"]
+    assert ok_json(world, "release", "--json") == []
+
+    walk = ok_json(world, "lineage", batch_id, "--json")
+    assert walk["status"] == "delivered" and walk["bucket"] == world["bucket"]
+    assert walk["approval"]["approver"] == APPROVERS[0]
+    assert walk["policy"]["order_ref"] == world["transfer"]["order_ref"] and walk["policy"]["still_in_force"]
+    assert len(walk["source"]["query_hash"]) == 64 and "enrollees" in walk["source"]["query"]
+    assert walk["initiator"] == INITIATOR
+    assert {o["key"] for o in walk["objects"]} == set(delivered["objects"])
+    kinds = [e["kind"] for e in walk["ledger"]]
+    assert kinds[0] == "staged" and kinds[-1] == "delivered"
+
+    import boto3
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    manifest = json.loads(s3.get_object(Bucket=world["bucket"], Key=delivered["manifest_key"])["Body"].read())
+    assert manifest["source"]["query_hash"] == walk["source"]["query_hash"]
+
+    res = cli(world, "audit", "verify")
+    assert res.returncode == 0 and "ledger intact" in res.stdout
+    [disclosure] = ok_json(world, "audit", "disclosures", "--json")
+    assert disclosure["batch_id"] == batch_id and disclosure["approver"] == APPROVERS[0]
+
+
+def test_hold_without_reason_is_refused(world: dict[str, Any]) -> None:
+    res = cli(world, "hold", "set", "--reason", "  ")
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "--reason" in res.stderr
+
+
+def _command_paths() -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = [()]
+
+    def walk(cmd: Any, prefix: tuple[str, ...]) -> None:
+        if hasattr(cmd, "commands"):
+            for name, sub in cmd.commands.items():
+                paths.append((*prefix, name))
+                walk(sub, (*prefix, name))
+
+    walk(typer.main.get_command(app), ())
+    return paths
+
+
+COMMANDS = _command_paths()
+
+
+def test_every_command_answers_help(tmp_path: Path) -> None:
+    assert {("transfer",), ("approve",), ("release",), ("status",), ("lineage",), ("policy", "whatif"),
+            ("court", "hearing", "list"), ("court", "outcome"), ("hold", "set"), ("audit", "verify")} <= set(COMMANDS)  # fmt: skip
+    env = cli_env(tmp_path / "h")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda p: (p, run_cli(*p, "--help", env=env, cwd=tmp_path)), COMMANDS))
+    for path, res in results:
+        assert res.returncode == 0, f"handoff {' '.join(path)} --help: {res.stderr}"
+        assert "Usage: handoff" in res.stdout, path
+        assert "Traceback" not in res.stderr
+
+
+@pytest.mark.xfail(
+    reason="BUG: cli.py prints errors through a Rich Console that wraps at 80 columns when stderr is not a "
+    "terminal, so a long user-error message arrives as several lines",
+    strict=True,
+)
+@pytest.mark.parametrize("case", ["bad-policy", "unauthorised-approver"])
+def test_user_error_is_exactly_one_line(case: str, world: dict[str, Any], tmp_path: Path) -> None:
+    if case == "bad-policy":
+        policy_dir = tmp_path / "expectations"
+        shutil.copytree(POLICY_DIR, policy_dir)
+        order = policy_dir / "orders" / "2025-12-29.yaml"
+        order.write_text(order.read_text().replace("permitted_fields:", "permited_fields:"))
+        res = run_cli("--policy-dir", str(policy_dir), "policy", "show", env=cli_env(tmp_path / "h"), cwd=tmp_path)
+    else:
+        res = cli(world, "approve", world["transfer"]["batch_id"], "--as", "Mallory")
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, lines

@@ -1,0 +1,159 @@
+"""When and how it leaves: held → outcome → approved → released → delivered, against moto's S3 over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+from support import APPROVERS, INITIATOR, NOW, cli_env, ledger_kinds, record_upheld, run_cli, sha256_file, staged_paths
+
+from handoff import hold, ledger
+from handoff.pipeline import StageRequest
+
+LATER = NOW + dt.timedelta(hours=1)
+
+
+def _held_batch(life, source_url: str, bucket: str):  # type: ignore[no-untyped-def]
+    out = life.transfer(StageRequest(source_url, initiator=INITIATOR), bucket, NOW)
+    assert out.batch.status == "held"
+    assert {g.gate: g.open for g in out.gates}["pending_hearing"] is False
+    return out.batch
+
+
+def test_batch_is_held_then_approved_then_delivered(life, sqlite_source_url: str, s3, tmp_path) -> None:
+    batch = _held_batch(life, sqlite_source_url, s3.name)
+    assert "pending_hearing" in batch.status_reason
+    assert life.release(NOW)[0].batch.status == "held"
+    assert s3.keys() == [], "a held batch was uploaded"
+
+    record_upheld(life)
+    assert life.refresh(batch.id, NOW).batch.status == "awaiting-approval"
+    assert life.release(NOW)[0].batch.status == "awaiting-approval"
+    assert s3.keys() == []
+
+    assert life.decide(batch.id, "approve", APPROVERS[0], "counts checked", NOW).batch.status == "approved"
+    [done] = life.release(LATER)
+    assert done.batch.status == "delivered"
+
+    order = life.policies.get(batch.order_ref)
+    folder = f"{order.order_id}.v{order.version}/{batch.id}/"
+    parts = [f"{folder}part-{i:05d}.parquet" for i in range(len(batch.files))]
+    assert s3.keys() == sorted([*parts, f"{folder}manifest.json"])
+    assert done.manifest_key == f"{folder}manifest.json"
+
+    manifest = json.loads(s3.client.get_object(Bucket=s3.name, Key=done.manifest_key)["Body"].read())
+    assert manifest["batch_id"] == batch.id
+    assert manifest["order"]["ref"] == order.ref and manifest["order"]["columns"] == order.columns
+    assert manifest["approval"]["approver"] == APPROVERS[0]
+    assert manifest["initiator"] == INITIATOR
+    assert manifest["content_hash"] == batch.content_hash
+    assert manifest["counts"]["rows_delivered"] == batch.rows_staged
+    assert all(d["open"] for d in manifest["gates"]["decisions"])
+
+    local = {p.name: sha256_file(p) for p in staged_paths(batch)}
+    for entry in manifest["files"]:
+        head = s3.client.head_object(Bucket=s3.name, Key=entry["key"], ChecksumMode="ENABLED")
+        assert head["ServerSideEncryption"] == "aws:kms"
+        assert head["SSEKMSKeyId"].endswith(s3.kms_key_id)
+        body = s3.client.get_object(Bucket=s3.name, Key=entry["key"])["Body"].read()
+        digest = hashlib.sha256(body).hexdigest()
+        assert digest == entry["sha256"] == local[entry["key"].rsplit("/", 1)[-1]]
+        assert head["ChecksumSHA256"] == base64.b64encode(bytes.fromhex(digest)).decode()
+        assert pq.read_schema(pa.BufferReader(body)).names == order.columns
+    mhead = s3.client.head_object(Bucket=s3.name, Key=done.manifest_key, ChecksumMode="ENABLED")
+    assert mhead["ServerSideEncryption"] == "aws:kms" and mhead["ChecksumSHA256"]
+
+    # Releasing again changes nothing: no new objects, no second "delivered" entry.
+    before = s3.listing()
+    assert life.release(LATER + dt.timedelta(hours=1)) == []
+    again = life.deliver(batch.id, LATER + dt.timedelta(hours=1))
+    assert again.batch.status == "delivered" and again.objects == []
+    assert s3.listing() == before
+    assert ledger_kinds(life, batch.id).count("delivered") == 1
+    kinds = ledger_kinds(life, batch.id)
+    assert kinds[:1] == ["staged"] and "held" in kinds and "approved" in kinds and kinds[-1] == "delivered"
+
+
+def test_emergency_stop_before_release_uploads_nothing(life, sqlite_source_url: str, s3) -> None:
+    batch = _held_batch(life, sqlite_source_url, s3.name)
+    record_upheld(life)
+    life.decide(batch.id, "approve", APPROVERS[1], None, NOW)
+    with life.engine.begin() as conn:
+        hold.set_stop(conn, True, "TRO motion filed", "Ops On-call", NOW)
+
+    [out] = life.release(LATER)
+    assert out.batch.status == "held"
+    assert "emergency_stop" in out.batch.status_reason and "TRO motion filed" in out.batch.status_reason
+    assert s3.keys() == []
+    assert "delivery-started" not in ledger_kinds(life, batch.id)
+
+    with life.engine.begin() as conn:
+        hold.set_stop(conn, False, "TRO denied", "Ops On-call", LATER)
+    [out] = life.release(LATER)
+    assert out.batch.status == "delivered"
+    assert len(s3.keys()) == len(batch.files) + 1
+
+
+def test_before_the_effective_instant_nothing_is_released(life, sqlite_source_url: str, s3) -> None:
+    early = dt.datetime(2026, 1, 6, 7, 59, tzinfo=dt.UTC)  # 2026-01-05 23:59 in Los Angeles
+    out = life.transfer(StageRequest(sqlite_source_url, initiator=INITIATOR), s3.name, early)
+    record_upheld(life, early)
+    life.decide(out.batch.id, "approve", APPROVERS[0], None, early)
+    [held] = life.release(early)
+    assert held.batch.status == "held" and "effective_date" in held.batch.status_reason
+    assert s3.keys() == []
+    [done] = life.release(early + dt.timedelta(minutes=1))
+    assert done.batch.status == "delivered"
+
+
+def test_staged_file_changed_after_approval_is_not_delivered(life, sqlite_source_url: str, s3) -> None:
+    from handoff.errors import DeliveryError
+
+    batch = _held_batch(life, sqlite_source_url, s3.name)
+    record_upheld(life)
+    life.decide(batch.id, "approve", APPROVERS[0], None, NOW)
+    path = staged_paths(batch)[0]
+    path.write_bytes(path.read_bytes() + b"tampered")
+    with pytest.raises(DeliveryError, match="changed since validation"):
+        life.release(LATER)
+    assert s3.keys() == []
+
+
+def test_ledger_verifies_and_tampering_is_named(life, sqlite_source_url: str, s3, tmp_path) -> None:
+    batch = _held_batch(life, sqlite_source_url, s3.name)
+    record_upheld(life)
+    life.decide(batch.id, "approve", APPROVERS[0], None, NOW)
+    life.release(LATER)
+    home = life.settings.home
+    env = cli_env(home)
+
+    res = run_cli("audit", "disclosures", "--csv", env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    [row] = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert row["batch_id"] == batch.id
+    assert row["approver"] == APPROVERS[0] and row["initiator"] == INITIATOR
+    assert int(row["records"]) == batch.rows_staged
+    assert row["recipient"].startswith(f"s3://{s3.name}/") and row["content_hash"] == batch.content_hash
+
+    with life.engine.connect() as conn:
+        assert ledger.verify(conn).ok
+    res = run_cli("audit", "verify", "--json", env=env, cwd=tmp_path)
+    assert res.returncode == 0 and json.loads(res.stdout)["ok"] is True
+
+    with life.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ledger SET payload = :p WHERE seq = 2"), {"p": '{"rows_staged":0}'})
+    with life.engine.connect() as conn:
+        v = ledger.verify(conn)
+    assert not v.ok and v.broken_seq == 2 and v.checked == 1
+
+    res = run_cli("audit", "verify", env=env, cwd=tmp_path)
+    assert res.returncode == 1
+    assert "ledger broken at entry 2" in " ".join(res.stdout.split())

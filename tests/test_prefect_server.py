@@ -1,0 +1,170 @@
+"""The flows run the way operators run them: a real Prefect server, ``handoff serve``, the API.
+
+A session-scoped ``prefect server start`` (see ``prefect_server.py``) and, per test, a
+``handoff serve`` subprocess whose runner executes the triggered flow runs. Approval goes
+through ``resume_flow_run`` with run input, exactly what the UI's Resume form submits.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from prefect_server import (
+    APPROVERS,
+    GROUP,
+    GROUP_STATES,
+    RELEASE_DEPLOYMENT,
+    TRANSFER_DEPLOYMENT,
+    artifacts_for,
+    is_paused,
+    pause_description,
+    pause_key,
+    read_run,
+    trigger_transfer,
+    wait_for_run,
+)
+
+pytest_plugins = ["prefect_server"]
+pytestmark = pytest.mark.slow
+
+COURT_TZ = "America/Los_Angeles"
+RUN_TIMEOUT = 90.0  # each leg (start → pause, resume → next pause or end) takes 10-30 s here
+
+
+def _final(run: Any) -> bool:
+    return run.state is not None and run.state.is_final()
+
+
+def _cron(schedule: Any) -> tuple[str, str]:
+    s = schedule.schedule
+    return s.cron, s.timezone
+
+
+# ----- a. handoff serve registers the deployments ----------------------------------------------------
+def test_handoff_serve_registers_scheduled_deployments(prefect_server: Any, serve_factory: Any, tmp_path: Any) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.serve import deployments
+
+    db_url = f"sqlite:///{tmp_path / 'source.db'}"
+    bucket = "agency-handoff"
+    local = {d.name: d for d in deployments(db_url, bucket, {GROUP: GROUP_STATES})}
+    assert set(local) == {f"transfer-{GROUP}", "release"}
+
+    serve = serve_factory(db_url, bucket)
+    with get_client(sync_client=True) as client:
+        transfer = client.read_deployment_by_name(TRANSFER_DEPLOYMENT)
+        release = client.read_deployment_by_name(RELEASE_DEPLOYMENT)
+
+        # What the server holds is what flows.serve.deployments() built.
+        for remote in (transfer, release):
+            mine = local[remote.name]
+            assert remote.description == mine.description
+            assert set(remote.tags) == set(mine.tags)
+            assert remote.parameters == mine.parameters
+        assert transfer.description and "CA, OR" in transfer.description and "Held" in transfer.description
+        assert transfer.parameters == {
+            "db_url": db_url, "bucket": bucket, "states": GROUP_STATES, "incremental": True,
+            "initiator": f"schedule:transfer-{GROUP}", "approval_timeout_s": 3600,
+        }  # fmt: skip
+        assert {"handoff", "transfer", f"group:{GROUP}"} <= set(transfer.tags)
+        assert release.description and "approved" in release.description
+        # The form an operator gets for a custom run lists the flow's parameters.
+        props = (transfer.parameter_openapi_schema or {}).get("properties", {})
+        assert {"db_url", "bucket", "states", "incremental", "approval_timeout_s"} <= set(props)
+
+        # Cron schedules in the court's time zone, active while serve runs.
+        assert [_cron(s) for s in transfer.schedules] == [("0 2 * * *", COURT_TZ)]
+        assert [_cron(s) for s in release.schedules] == [("0 * * * *", COURT_TZ)]
+        assert all(s.active for s in [*transfer.schedules, *release.schedules])
+        assert not transfer.paused and not release.paused
+
+    serve.stop()
+    assert serve.process.returncode is not None
+    # Stopping serve pauses the schedules (a Prefect behaviour the README tells operators about).
+    with get_client(sync_client=True) as client:
+        after = client.read_deployment_by_name(TRANSFER_DEPLOYMENT)
+    assert after.paused or not any(s.active for s in after.schedules), after
+
+
+# ----- b. approval through the API --------------------------------------------------------------------
+def test_refused_then_authorised_approval_delivers(handoff_env: Any, serve_factory: Any) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    serve = serve_factory(handoff_env.source_url, handoff_env.bucket, extra_env=handoff_env.env)
+    started = time.monotonic()
+    run = trigger_transfer()
+
+    paused = wait_for_run(run.id, is_paused, RUN_TIMEOUT, "the approval pause", serve)
+    first_key = pause_key(paused)
+    assert first_key == "approval-0", paused.state
+    assert "Refused" not in pause_description(paused)
+    before = handoff_env.ledger()
+    assert [e.kind for e in before if e.kind == "awaiting-approval"], [e.kind for e in before]
+    assert not [e for e in before if e.kind in ("approved", "delivered")]
+    assert handoff_env.bucket_keys() == []
+
+    # An approver who is not on the list: refused, and the run asks again with the reason shown.
+    resume_flow_run(run.id, run_input={"approver": "Mallory", "decision": "approve", "note": "x"})
+    again = wait_for_run(run.id, lambda r: is_paused(r) and pause_key(r) != first_key, RUN_TIMEOUT,
+                         "the approval pause after a refusal", serve)  # fmt: skip
+    assert pause_key(again) == "approval-1"
+    description = pause_description(again)
+    assert "Refused" in description and "Mallory" in description and "not an authorised approver" in description
+    assert not [e for e in handoff_env.ledger() if e.kind in ("approved", "delivered")]
+    assert handoff_env.bucket_keys() == []
+
+    # An authorised approver: the batch is approved and delivered by the same run.
+    approver = APPROVERS[0]
+    resume_flow_run(run.id, run_input={"approver": approver, "decision": "approve", "note": "counts checked"})
+    final = wait_for_run(run.id, _final, RUN_TIMEOUT, "the run to end", serve)
+    assert final.state.is_completed(), final.state
+    assert final.state.name == "Delivered", (final.state.name, final.state.message)
+    assert "delivered" in (final.state.message or "")
+
+    entries = handoff_env.ledger()
+    approved = [e for e in entries if e.kind == "approved"]
+    delivered = [e for e in entries if e.kind == "delivered"]
+    assert [e.actor for e in approved] == [approver]
+    assert approved[0].payload.get("note") == "counts checked"
+    assert len(delivered) == 1 and delivered[0].payload["approver"] == approver
+    assert delivered[0].batch_id == approved[0].batch_id
+    assert "Mallory" not in {e.actor for e in entries}
+
+    keys = handoff_env.bucket_keys()
+    assert any(k.endswith("manifest.json") for k in keys), keys
+    assert any(k.endswith(".parquet") for k in keys), keys
+    assert len(keys) == delivered[0].payload["files"] + 1
+
+    tags = set(read_run(run.id).tags or [])
+    assert "status:delivered" in tags, tags
+    descriptions = [a.description or "" for a in artifacts_for(run.id)]
+    assert any("delivered" in d for d in descriptions), descriptions
+    assert time.monotonic() - started < 150
+
+
+# ----- c. a timed-out approval -------------------------------------------------------------------------
+def test_timed_out_approval_leaves_batch_awaiting(handoff_env: Any, serve_factory: Any) -> None:
+    serve = serve_factory(handoff_env.source_url, handoff_env.bucket, extra_env=handoff_env.env)
+    run = trigger_transfer({"approval_timeout_s": 5})
+
+    wait_for_run(run.id, is_paused, RUN_TIMEOUT, "the approval pause", serve)
+    final = wait_for_run(run.id, _final, RUN_TIMEOUT, "the run to end after the approval timed out", serve)
+    assert final.state.is_completed(), (final.state.type, final.state.name, final.state.message)
+    assert final.state.name == "AwaitingApproval", (final.state.name, final.state.message)
+
+    life = handoff_env.lifecycle()
+    try:
+        with life.engine.connect() as conn:
+            from handoff import batch as batches
+
+            listed = batches.listing(conn)
+    finally:
+        life.engine.dispose()
+    assert [b.status for b in listed] == ["awaiting-approval"]
+    kinds = [e.kind for e in handoff_env.ledger()]
+    assert "approved" not in kinds and "delivered" not in kinds
+    assert handoff_env.bucket_keys() == []
