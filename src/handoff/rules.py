@@ -16,8 +16,8 @@ from handoff.source_model import COLUMN_BY_NAME, STATES
 
 RuleKind = Literal["not_null", "in_set", "match", "not_match", "date_between"]
 
-SSN_LIKE = r"(^|[^0-9])[0-9]{3}[- ]?[0-9]{2}[- ]?[0-9]{4}([^0-9]|$)"
-ZIP = r"^[0-9]{5}([0-9]{4})?$"
+SSN_LIKE = r"(?:^|[^0-9])[0-9]{3}[- ]?[0-9]{2}[- ]?[0-9]{4}(?:[^0-9]|$)"
+ZIP = r"^[0-9]{5}(?:[0-9]{4})?$"
 PHONE = r"^[0-9]{10}$"
 COUNTY = r"^[0-9]{3}$"
 MEDICAID_ID = r"^[A-Z0-9]{6,20}$"

@@ -31,7 +31,7 @@ from handoff import extract
 from handoff.errors import SourceError
 from handoff.order import Order
 
-_SAFE_LITERAL = re.compile(r"^[A-Za-z0-9 :.\-]*$")
+_SAFE_LITERAL = re.compile(r"^[A-Za-z0-9_ :.\-]*$")
 
 
 class SourceRead(Protocol):
