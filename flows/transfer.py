@@ -8,7 +8,8 @@ the Prefect UI, or from the CLI (`handoff approve`), which resumes the same pend
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+import os
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
@@ -21,6 +22,7 @@ from pydantic import Field
 
 from handoff.config import load_settings
 from handoff.errors import GateError
+from handoff.partition import PartitionResult, PartitionSpec, run_partition
 from handoff.pipeline import StageRequest, parse_states
 from handoff.report import approval_description, batch_markdown
 from handoff.transfer import Lifecycle, Outcome
@@ -68,6 +70,30 @@ def stage_task(db_url: str, states: list[str], initiator: str, order: str | None
     outcome = life.transfer(request, bucket, _now(), progress)
     update_progress_artifact(progress_id, 100.0)
     return outcome.batch.id
+
+
+@task(name="stage partition", retries=2, retry_delay_seconds=15,
+      task_run_name="partition {spec.index}: {spec.fips}")  # fmt: skip
+def partition_task(spec: PartitionSpec) -> PartitionResult:
+    return run_partition(spec)
+
+
+def _prefect_runner(specs: list[PartitionSpec]) -> list[PartitionResult]:
+    """Map partitions over the flow's task runner (threads by default, Dask when configured)."""
+    futures = partition_task.map(specs)
+    return [f.result() for f in futures]
+
+
+def stage_partitioned_in_flow(db_url: str, states: list[str], initiator: str, order: str | None,
+                              bucket: str | None, partition_rows: int) -> str:  # fmt: skip
+    """Coordinate in the flow itself, so the partitions are tasks of this flow's task runner."""
+    life = Lifecycle(load_settings())
+    run_id = str(flow_run.id) if flow_run.id else None
+    existing = life.batch_for_flow_run(run_id) if run_id else None
+    if existing:
+        return existing
+    request = StageRequest(db_url, states, initiator, order, None, run_id)
+    return life.transfer(request, bucket, _now(), partition_rows=partition_rows, runner=_prefect_runner).batch.id
 
 
 @task(name="evaluate gates")
@@ -132,6 +158,16 @@ def wait_for_approval(batch_id: str, outcome: Outcome, timeout_s: int) -> Outcom
     return Lifecycle(load_settings()).refresh(batch_id, _now())
 
 
+def dask_task_runner(address: str | None = None, workers: int = 2) -> Any:
+    """A DaskTaskRunner: the scheduler at ``address`` (HANDOFF_DASK_ADDRESS), else a local cluster."""
+    from prefect_dask import DaskTaskRunner
+
+    address = address or os.environ.get("HANDOFF_DASK_ADDRESS")
+    if address:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True})
+
+
 @flow(name="handoff-transfer", flow_run_name=_run_name, log_prints=True)
 def transfer_flow(
     db_url: str,
@@ -141,13 +177,17 @@ def transfer_flow(
     order: str | None = None,
     incremental: bool = False,
     approval_timeout_s: int = 3600,
+    partition_rows: int | None = None,
 ) -> State:
     """Transfer one batch under the order in force, pausing for a named approver.
 
     Ends Completed with a state name that says where the batch stands: Quarantined, Held,
     AwaitingApproval, Rejected or Delivered. Nothing is delivered unless every gate is open.
     """
-    batch_id = stage_task(db_url, states or [], initiator, order, incremental, bucket)
+    if partition_rows:
+        batch_id = stage_partitioned_in_flow(db_url, states or [], initiator, order, bucket, partition_rows)
+    else:
+        batch_id = stage_task(db_url, states or [], initiator, order, incremental, bucket)
     outcome = gates_task(batch_id)
     _publish(outcome)
     if outcome.batch.status == "awaiting-approval":

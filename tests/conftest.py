@@ -25,12 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from support import DIRTY_RATE, ROWS, SEED, build_settings  # noqa: E402
 
-from support import APPROVERS, POLICY_DIR  # noqa: E402
-
-ROWS = 4000
-SEED = 7
-DIRTY_RATE = 0.02  # high enough that every dirty kind lands on in-population rows
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432"
 MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
@@ -39,6 +35,13 @@ SOURCE_KINDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
 ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # GX's pandas regex metrics warn about our (deliberately portable) match groups on every chunk.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:This pattern is interpreted as a regular expression:UserWarning"
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -79,7 +82,13 @@ def make_source(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     from handoff.extract import open_source
     from handoff.seed import seed_database
 
-    def factory(kind: str, rows: int = ROWS, seed: int = SEED, dirty_rate: float = DIRTY_RATE) -> str:
+    shared: dict[tuple[Any, ...], str] = {}
+
+    def factory(kind: str, rows: int = ROWS, seed: int = SEED, dirty_rate: float = DIRTY_RATE,
+                share: bool = False) -> str:  # fmt: skip
+        key = (kind, rows, seed, dirty_rate)
+        if share and key in shared:
+            return shared[key]
         tag = uuid.uuid4().hex[:8]
         if kind == "sqlite":
             url = f"sqlite:///{tmp_path_factory.mktemp('source') / f'source-{tag}.db'}"
@@ -95,6 +104,8 @@ def make_source(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         engine = open_source(url)
         seed_database(engine, rows, seed, replace=True, dirty_rate=dirty_rate)
         engine.dispose()
+        if share:
+            shared[key] = url
         return url
 
     return factory
@@ -103,7 +114,7 @@ def make_source(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 @pytest.fixture(scope="session", params=SOURCE_KINDS)
 def source_url(request: pytest.FixtureRequest, make_source: SourceFactory) -> str:
     """A seeded source shared by the session: do not change it."""
-    return make_source(request.param)
+    return make_source(request.param, share=True)
 
 
 @pytest.fixture(params=SOURCE_KINDS)
@@ -114,19 +125,17 @@ def fresh_source_url(request: pytest.FixtureRequest, make_source: SourceFactory)
 
 @pytest.fixture(scope="session")
 def sqlite_source_url(make_source: SourceFactory) -> str:
-    """One shared SQLite source for tests about *when* data leaves, where the database is incidental."""
-    return make_source("sqlite")
+    """The shared SQLite source, for tests about *when* data leaves, where the database is incidental."""
+    return make_source("sqlite", share=True)
+
+
+@pytest.fixture(scope="session")
+def pg_source_url(make_source: SourceFactory) -> str:
+    """The shared PostgreSQL source, for tests about PostgreSQL alone (mark them ``postgres``)."""
+    return make_source("postgresql", share=True)
 
 
 # ----- settings --------------------------------------------------------------------------------
-def build_settings(home: Path, **overrides: Any) -> Any:
-    from handoff.config import load_settings
-
-    values: dict[str, Any] = {"home": home, "policy_dir": POLICY_DIR, "approvers": list(APPROVERS), "chunk_rows": 1000}
-    values.update(overrides)
-    return load_settings(**values)
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Any:
     return build_settings(tmp_path / "home")
@@ -135,8 +144,9 @@ def settings(tmp_path: Path) -> Any:
 @pytest.fixture(scope="session")
 def staged(source_url: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, str]:
     """(settings, batch, source URL): one batch staged from each shared source, read-only."""
-    from handoff.pipeline import StageRequest, stage_batch
     from support import INITIATOR, NOW
+
+    from handoff.pipeline import StageRequest, stage_batch
 
     settings = build_settings(tmp_path_factory.mktemp("staged-home"))
     batch = stage_batch(settings, StageRequest(source_url, initiator=INITIATOR), NOW)
@@ -151,7 +161,7 @@ class Bucket:
     endpoint: str
     client: Any
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         res = self.client.list_objects_v2(Bucket=self.name)
         return sorted(o["Key"] for o in res.get("Contents", []))
 

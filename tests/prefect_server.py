@@ -14,6 +14,7 @@ session-scoped ``prefect_server`` fixture is defined once and every module share
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -71,8 +72,9 @@ def _tail(path: Path, chars: int = 4000) -> str:
 
 def _clean_env() -> dict[str, str]:
     """This process's environment without anything that would point Prefect elsewhere."""
-    drop = ("PREFECT_API_URL", "PREFECT_PROFILE", "PREFECT_HOME", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING",
-            "PREFECT_UI_API_URL", "PREFECT_SERVER_API_HOST", "PREFECT_SERVER_API_PORT")  # fmt: skip
+    drop = ("PREFECT_API_URL", "PREFECT_PROFILE", "PREFECT_HOME", "PREFECT_API_KEY",
+            "PREFECT_API_AUTH_STRING", "PREFECT_UI_API_URL", "PREFECT_SERVER_API_HOST",
+            "PREFECT_SERVER_API_PORT")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in drop and k not in ("COLUMNS", "LINES")}
     env.update(QUIET)
     return env
@@ -88,14 +90,10 @@ def stop_process(proc: subprocess.Popen[Any], grace: float = 15.0, sig: int = si
             pass
     # The process was started in a session of its own: its group holds the runner's flow-run
     # children and the server's workers, and nothing else.
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 # ----- the server ---------------------------------------------------------------------------------
@@ -160,11 +158,11 @@ def start_server(root: Path, timeout: float = SERVER_START_TIMEOUT) -> PrefectSe
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     """One real Prefect server for the session; this process's client talks to it."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     server = start_server(tmp_path_factory.mktemp("prefect"))
     previous = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = server.api_url
+    os.environ["PREFECT_API_URL"] = server.api_url  # before Prefect first reads its settings, if it has not
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     try:
         # Prefect may have read its settings before the variable was set: pin them too.
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
@@ -220,7 +218,11 @@ class HandoffEnv:
 
 @pytest.fixture
 def handoff_env(
-    tmp_path: Path, sqlite_source_url: str, s3_server: Any, monkeypatch: pytest.MonkeyPatch, prefect_server: PrefectServer
+    tmp_path: Path,
+    sqlite_source_url: str,
+    s3_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    prefect_server: PrefectServer,
 ) -> HandoffEnv:
     """A fresh home with the hearing outcome recorded, a bucket, and the env a serve process needs."""
     from handoff import emulator
@@ -368,7 +370,11 @@ def read_run(run_id: Any) -> Any:
 
 
 def wait_for_run(
-    run_id: Any, predicate: Callable[[Any], bool], timeout: float, what: str, serve: ServeProcess | None = None
+    run_id: Any,
+    predicate: Callable[[Any], bool],
+    timeout: float,
+    what: str,
+    serve: ServeProcess | None = None,
 ) -> Any:
     """Poll the flow run until ``predicate(run)``; fail early if it reached a final state instead."""
     last: dict[str, Any] = {}
@@ -423,7 +429,15 @@ def pause_description(run: Any) -> str:
 def trigger_transfer(parameters: dict[str, Any] | None = None) -> Any:
     from prefect.deployments import run_deployment
 
-    return run_deployment(name=TRANSFER_DEPLOYMENT, parameters=parameters or {}, timeout=0)
+    # _sync: Playwright's sync API runs an event loop in this thread, which would make Prefect's
+    # dispatching functions return coroutines.
+    return run_deployment(name=TRANSFER_DEPLOYMENT, parameters=parameters or {}, timeout=0, _sync=True)
+
+
+def resume(run_id: Any, run_input: dict[str, Any]) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    resume_flow_run(run_id, run_input=run_input, _sync=True)
 
 
 def artifacts_for(run_id: Any) -> list[Any]:
@@ -431,4 +445,6 @@ def artifacts_for(run_id: Any) -> list[Any]:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with get_client(sync_client=True) as client:
-        return list(client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))))
+        by_run = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        found = client.read_artifacts(artifact_filter=by_run)
+    return list(found)

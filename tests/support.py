@@ -22,6 +22,11 @@ INITIATOR = "Cy Initiator"
 COUNSEL = "Dee Counsel"
 HEARING_ID = "cand-2026-01-02"
 
+# The shared seeded sources: small, but every dirty kind lands on in-population rows at this rate.
+ROWS = 4000
+SEED = 7
+DIRTY_RATE = 0.02
+
 # After the order took effect (2026-01-06 00:00 America/Los_Angeles = 08:00Z).
 NOW = dt.datetime(2026, 1, 7, 18, 0, tzinfo=dt.UTC)
 
@@ -100,7 +105,9 @@ def sha256_file(path: Path) -> str:
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     """Environment for a `handoff` subprocess: this session's AWS endpoint, a fresh home."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_") and k not in ("COLUMNS", "LINES")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_") and k not in ("COLUMNS", "LINES")
+    }
     env.update(
         HANDOFF_HOME=str(home),
         HANDOFF_POLICY_DIR=str(POLICY_DIR),
@@ -114,9 +121,17 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(HANDOFF_BIN), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        [str(HANDOFF_BIN), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -132,3 +147,16 @@ def ledger_kinds(life: Any, batch_id: str | None = None) -> list[str]:
 
     with life.engine.connect() as conn:
         return [e.kind for e in ledger.entries(conn, batch_id=batch_id)]
+
+
+def build_settings(home: Path, **overrides: Any) -> Any:
+    from handoff.config import load_settings
+
+    values: dict[str, Any] = {
+        "home": home,
+        "policy_dir": POLICY_DIR,
+        "approvers": list(APPROVERS),
+        "chunk_rows": 1000,
+    }
+    values.update(overrides)
+    return load_settings(**values)

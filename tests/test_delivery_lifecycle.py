@@ -13,7 +13,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from support import APPROVERS, INITIATOR, NOW, cli_env, ledger_kinds, record_upheld, run_cli, sha256_file, staged_paths
+from support import (
+    APPROVERS,
+    INITIATOR,
+    NOW,
+    cli_env,
+    ledger_kinds,
+    record_upheld,
+    run_cli,
+    sha256_file,
+    staged_paths,
+)
 
 from handoff import hold, ledger
 from handoff.pipeline import StageRequest
@@ -32,12 +42,12 @@ def test_batch_is_held_then_approved_then_delivered(life, sqlite_source_url: str
     batch = _held_batch(life, sqlite_source_url, s3.name)
     assert "pending_hearing" in batch.status_reason
     assert life.release(NOW)[0].batch.status == "held"
-    assert s3.keys() == [], "a held batch was uploaded"
+    assert s3.object_keys() == [], "a held batch was uploaded"
 
     record_upheld(life)
     assert life.refresh(batch.id, NOW).batch.status == "awaiting-approval"
     assert life.release(NOW)[0].batch.status == "awaiting-approval"
-    assert s3.keys() == []
+    assert s3.object_keys() == []
 
     assert life.decide(batch.id, "approve", APPROVERS[0], "counts checked", NOW).batch.status == "approved"
     [done] = life.release(LATER)
@@ -46,7 +56,7 @@ def test_batch_is_held_then_approved_then_delivered(life, sqlite_source_url: str
     order = life.policies.get(batch.order_ref)
     folder = f"{order.order_id}.v{order.version}/{batch.id}/"
     parts = [f"{folder}part-{i:05d}.parquet" for i in range(len(batch.files))]
-    assert s3.keys() == sorted([*parts, f"{folder}manifest.json"])
+    assert s3.object_keys() == sorted([*parts, f"{folder}manifest.json"])
     assert done.manifest_key == f"{folder}manifest.json"
 
     manifest = json.loads(s3.client.get_object(Bucket=s3.name, Key=done.manifest_key)["Body"].read())
@@ -92,14 +102,14 @@ def test_emergency_stop_before_release_uploads_nothing(life, sqlite_source_url: 
     [out] = life.release(LATER)
     assert out.batch.status == "held"
     assert "emergency_stop" in out.batch.status_reason and "TRO motion filed" in out.batch.status_reason
-    assert s3.keys() == []
+    assert s3.object_keys() == []
     assert "delivery-started" not in ledger_kinds(life, batch.id)
 
     with life.engine.begin() as conn:
         hold.set_stop(conn, False, "TRO denied", "Ops On-call", LATER)
     [out] = life.release(LATER)
     assert out.batch.status == "delivered"
-    assert len(s3.keys()) == len(batch.files) + 1
+    assert len(s3.object_keys()) == len(batch.files) + 1
 
 
 def test_before_the_effective_instant_nothing_is_released(life, sqlite_source_url: str, s3) -> None:
@@ -109,7 +119,7 @@ def test_before_the_effective_instant_nothing_is_released(life, sqlite_source_ur
     life.decide(out.batch.id, "approve", APPROVERS[0], None, early)
     [held] = life.release(early)
     assert held.batch.status == "held" and "effective_date" in held.batch.status_reason
-    assert s3.keys() == []
+    assert s3.object_keys() == []
     [done] = life.release(early + dt.timedelta(minutes=1))
     assert done.batch.status == "delivered"
 
@@ -124,7 +134,7 @@ def test_staged_file_changed_after_approval_is_not_delivered(life, sqlite_source
     path.write_bytes(path.read_bytes() + b"tampered")
     with pytest.raises(DeliveryError, match="changed since validation"):
         life.release(LATER)
-    assert s3.keys() == []
+    assert s3.object_keys() == []
 
 
 def test_ledger_verifies_and_tampering_is_named(life, sqlite_source_url: str, s3, tmp_path) -> None:

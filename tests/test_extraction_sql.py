@@ -6,7 +6,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from support import DENIED, INITIATOR, NOW, POLICY_DIR
+from support import DENIED, INITIATOR, NOW, POLICY_DIR, build_settings
 
 from handoff import extract
 from handoff.order import PolicySet
@@ -56,7 +56,11 @@ def test_sql_binds_every_value_as_a_parameter(plan) -> None:
     engine, the_plan = plan
     compiled = the_plan.statement.compile(dialect=engine.dialect)
     values = {repr(v) for v in compiled.params.values()}
-    assert any("'0'" in v for v in values) and any("'3'" in v for v in values) and any("'1'" in v for v in values)
+    assert (
+        any("'0'" in v for v in values)
+        and any("'3'" in v for v in values)
+        and any("'1'" in v for v in values)
+    )
     assert any("'06'" in v for v in values), "jurisdictions are bound, not inlined"
     for sql in (str(compiled), the_plan.sql):
         assert not re.search(r"'[^']*'", sql), f"a literal is inlined in the SQL: {sql}"
@@ -74,26 +78,60 @@ def test_query_hash_is_stable_and_tracks_the_statement(source_url: str, order, p
     assert narrowed.jurisdictions == ["CA"]
 
 
-def test_a_whole_transfer_never_touches_claims_or_selects_star(source_url: str, settings) -> None:
+@pytest.fixture
+def source_statements(source_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Every SQL text sent to the source: through SQLAlchemy, and through ADBC on PostgreSQL's fast path."""
     seen: list[str] = []
+    target = sa.make_url(source_url).render_as_string(hide_password=False)
 
     def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if conn.engine.url.render_as_string(hide_password=False) == sa.make_url(source_url).render_as_string(
-            hide_password=False
-        ):
+        if conn.engine.url.render_as_string(hide_password=False) == target:
             seen.append(statement)
 
-    sa.event.listen(sa.engine.Engine, "before_cursor_execute", capture)
     try:
-        batch = stage_batch(settings, StageRequest(source_url, initiator=INITIATOR), NOW)
-    finally:
-        sa.event.remove(sa.engine.Engine, "before_cursor_execute", capture)
+        from adbc_driver_manager import dbapi as adbc_dbapi
+
+        real_execute = adbc_dbapi.Cursor.execute
+
+        def adbc_execute(self, operation, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(str(operation))
+            return real_execute(self, operation, *args, **kwargs)
+
+        monkeypatch.setattr(adbc_dbapi.Cursor, "execute", adbc_execute)
+    except ImportError:
+        pass
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", capture)
+    yield seen
+    sa.event.remove(sa.engine.Engine, "before_cursor_execute", capture)
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["default-path", "portable-path"])
+def test_a_whole_transfer_never_touches_claims_or_selects_star(
+    source_url: str, tmp_path, source_statements: list[str], fast_path: bool
+) -> None:
+    settings = build_settings(tmp_path / "home", fast_path=fast_path)
+    batch = stage_batch(settings, StageRequest(source_url, initiator=INITIATOR), NOW)
 
     assert batch.status == "staged"
-    assert seen, "no statement against the source was observed"
-    for statement in seen:
+    assert source_statements, "no statement against the source was observed"
+    for statement in source_statements:
         low = statement.lower()
         assert "claims" not in low
         assert not re.search(r"select\s+\*|\.\*", low), statement
-    data_reads = [s for s in seen if "elgbl_phne_num_home" in s]
-    assert data_reads and all("ssn_num" not in s and "race" not in s for s in data_reads)
+    order = PolicySet(POLICY_DIR).current()
+    data_reads = [s for s in source_statements if "elgbl_phne_num_home" in s and "ORDER BY" in s]
+    assert len(data_reads) == 1
+    select_list = data_reads[0].split("FROM", 1)[0]
+    assert _identifiers(select_list) == order.columns
+
+
+@pytest.mark.postgres
+def test_postgres_fast_and_portable_paths_stage_identical_files(pg_source_url: str, tmp_path) -> None:
+    source_url = pg_source_url
+    request = StageRequest(source_url, initiator=INITIATOR)
+    fast = stage_batch(build_settings(tmp_path / "fast", fast_path=True), request, NOW)
+    portable = stage_batch(build_settings(tmp_path / "portable", fast_path=False), request, NOW)
+    assert fast.status == portable.status == "staged"
+    assert fast.content_hash == portable.content_hash
+    assert fast.excluded["totals"] == portable.excluded["totals"]
+    assert fast.rows_quarantined == portable.rows_quarantined

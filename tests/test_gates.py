@@ -26,8 +26,9 @@ ORDER = PolicySet(POLICY_DIR).current()
 
 def make_batch(**changes) -> Batch:  # type: ignore[no-untyped-def]
     base = Batch(
-        id="20260107T180000Z-abc123", order_ref=ORDER.ref, order_id=ORDER.order_id, order_version=ORDER.version,
-        policy_hash=ORDER.policy_hash, suite_hash="s" * 64, status="staged", status_reason=None,
+        id="20260107T180000Z-abc123", order_ref=ORDER.ref, order_id=ORDER.order_id,
+        order_version=ORDER.version, policy_hash=ORDER.policy_hash, suite_hash="s" * 64, status="staged",
+        status_reason=None,
         initiator=INITIATOR, created_at=NOW.isoformat(), updated_at=NOW.isoformat(), jurisdictions=["CA"],
         source_url="sqlite:///x.db", source_tables=["enrollees"], query_sql="SELECT 1", query_hash="q" * 64,
         snapshot_at=NOW.isoformat(), since=None, watermark=None, rows_extracted=10, rows_quarantined=0,
@@ -49,8 +50,12 @@ def approved_by(name: str, batch: Batch, **changes) -> Decision:  # type: ignore
 
 
 def all_clear(batch: Batch) -> gates.RuntimeView:
-    return gates.RuntimeView(hearings=[hearing("upheld")], stop=None,
-                             decisions=[approved_by(APPROVERS[0], batch)], approvers=list(APPROVERS))  # fmt: skip
+    return gates.RuntimeView(
+        hearings=[hearing("upheld")],
+        stop=None,
+        decisions=[approved_by(APPROVERS[0], batch)],
+        approvers=list(APPROVERS),
+    )
 
 
 # ----- effective instant ---------------------------------------------------------------------------
@@ -59,10 +64,14 @@ def all_clear(batch: Batch) -> gates.RuntimeView:
     [
         pytest.param(dt.datetime(2026, 1, 5, 23, 59, tzinfo=LA), False, id="LA-one-minute-before"),
         pytest.param(dt.datetime(2026, 1, 6, 7, 59, tzinfo=dt.UTC), False, id="UTC-07:59Z"),
-        pytest.param(dt.datetime(2026, 1, 6, 2, 59, tzinfo=ZoneInfo("America/New_York")), False, id="NY-02:59"),
+        pytest.param(
+            dt.datetime(2026, 1, 6, 2, 59, tzinfo=ZoneInfo("America/New_York")), False, id="NY-02:59"
+        ),
         pytest.param(dt.datetime(2026, 1, 6, 0, 0, tzinfo=LA), True, id="LA-midnight"),
         pytest.param(dt.datetime(2026, 1, 6, 8, 0, tzinfo=dt.UTC), True, id="UTC-08:00Z"),
-        pytest.param(dt.datetime(2026, 1, 6, 0, 0, tzinfo=dt.UTC), False, id="UTC-midnight-is-still-Jan-5-in-LA"),
+        pytest.param(
+            dt.datetime(2026, 1, 6, 0, 0, tzinfo=dt.UTC), False, id="UTC-midnight-is-still-Jan-5-in-LA"
+        ),
     ],
 )
 def test_order_takes_effect_at_midnight_court_time(now: dt.datetime, is_open: bool) -> None:
@@ -237,7 +246,10 @@ def test_no_decision_awaits_approval_and_rejection_wins() -> None:
     waiting = gates.approval(batch, ORDER, gates.RuntimeView(approvers=list(APPROVERS)))
     assert not waiting.open and "awaiting approval" in waiting.reason
     both = gates.RuntimeView(
-        decisions=[approved_by(APPROVERS[0], batch), approved_by(APPROVERS[1], batch, decision="reject", note="no")],
+        decisions=[
+            approved_by(APPROVERS[0], batch),
+            approved_by(APPROVERS[1], batch, decision="reject", note="no"),
+        ],
         approvers=list(APPROVERS),
     )
     decision = gates.approval(batch, ORDER, both)

@@ -44,7 +44,7 @@ def test_interrupted_delivery_resumes_without_duplicates(
 
     assert life.get(batch.id).status == "delivering"
     first_key = calls[0]
-    assert s3.keys() == [first_key], "only the first file may be there, and no manifest"
+    assert s3.object_keys() == [first_key], "only the first file may be there, and no manifest"
     first_version = s3.listing()[first_key]
     assert "delivery-failed" in ledger_kinds(life, batch.id)
 
@@ -86,3 +86,37 @@ def test_one_failing_delivery_does_not_block_other_batches(life, sqlite_source_u
 
     results = {r.batch.id: r.batch.status for r in life.release(NOW + dt.timedelta(minutes=3))}
     assert results[good.id] == "delivered"
+
+
+@pytest.mark.xfail(
+    reason="BUG: Lifecycle.deliver (transfer.py) appends the 'delivered' ledger entry only when it wrote the "
+    "manifest itself, so a delivery resumed after the manifest PUT succeeded but its response was lost ends "
+    "'delivered' with no disclosure in the accounting",
+    strict=True,
+)
+def test_delivery_resumed_after_a_lost_manifest_response_is_still_accounted(
+    life, sqlite_source_url: str, s3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handoff.accounting import disclosures
+
+    batch = life.transfer(StageRequest(sqlite_source_url, initiator=INITIATOR), s3.name, NOW).batch
+    record_upheld(life)
+    life.decide(batch.id, "approve", APPROVERS[0], None, NOW)
+
+    real_write = deliver.write_manifest
+
+    def written_but_response_lost(s3_client, target, key, manifest):  # type: ignore[no-untyped-def]
+        real_write(s3_client, target, key, manifest)
+        raise DeliveryError(f"writing s3://{target.bucket}/{key}: read timeout (simulated)")
+
+    monkeypatch.setattr("handoff.deliver.write_manifest", written_but_response_lost)
+    with pytest.raises(DeliveryError, match="simulated"):
+        life.release(NOW)
+    monkeypatch.undo()
+    assert life.get(batch.id).status == "delivering"
+
+    [done] = life.release(NOW)
+    assert done.batch.status == "delivered"
+    with life.engine.connect() as conn:
+        accounted = [d.batch_id for d in disclosures(conn)]
+    assert accounted == [batch.id]

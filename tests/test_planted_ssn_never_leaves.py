@@ -7,7 +7,16 @@ import logging
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from support import APPROVERS, INITIATOR, NOW, execute, files_under, population_ids, read_staged, record_upheld
+from support import (
+    APPROVERS,
+    INITIATOR,
+    NOW,
+    execute,
+    files_under,
+    population_ids,
+    read_staged,
+    record_upheld,
+)
 
 from handoff.pipeline import StageRequest, quarantined_rows
 from handoff.transfer import Lifecycle
@@ -53,7 +62,7 @@ def test_ssn_like_address_line_keeps_the_row_out_and_the_value_unwritten(
         if path.suffix == ".parquet":
             assert not any(PLANTED in c for c in _cells(pq.read_table(path)))
 
-    for key in s3.keys():
+    for key in s3.object_keys():
         body = s3.client.get_object(Bucket=s3.name, Key=key)["Body"].read()
         assert PLANTED.encode() not in body, key
         if key.endswith(".parquet"):

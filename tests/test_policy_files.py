@@ -36,9 +36,10 @@ def _edit(policy_dir: Path, old: str, new: str) -> Path:
 
 TYPOS = [
     pytest.param("permitted_fields:", "permited_fields:", "permited_fields", id="misspelt-key"),
-    pytest.param("    - elgbl_zip_cd_home\n", "    - elgbl_zip_code_home\n", "elgbl_zip_code_home", id="misspelt-column"),
-    pytest.param("court_time_zone: America/Los_Angeles", "court_time_zone: America/Los_Angles", "court_time_zone",
-                 id="bad-time-zone"),
+    pytest.param("    - elgbl_zip_cd_home\n", "    - elgbl_zip_code_home\n", "elgbl_zip_code_home",
+                 id="misspelt-column"),
+    pytest.param("court_time_zone: America/Los_Angeles", "court_time_zone: America/Los_Angles",
+                 "court_time_zone", id="bad-time-zone"),
     pytest.param("name_flag: false", "name_flg: false", "name_flg", id="misspelt-optional-key"),
     pytest.param("  phone: [elgbl_phne_num_home]", "  phone: [elgbl_phne_num_home]\n  health: [prgncy_flag]",
                  "health", id="unknown-category"),
@@ -50,7 +51,9 @@ TYPOS = [
 
 
 @pytest.mark.parametrize(("old", "new", "named"), TYPOS)
-def test_malformed_order_is_refused_naming_file_and_field(policy_dir: Path, old: str, new: str, named: str) -> None:
+def test_malformed_order_is_refused_naming_file_and_field(
+    policy_dir: Path, old: str, new: str, named: str
+) -> None:
     path = _edit(policy_dir, old, new)
     with pytest.raises(PolicyError) as info:
         load_order_file(path)
@@ -78,7 +81,9 @@ def test_policy_show_on_a_bad_order_exits_2_without_traceback(
     policy_dir: Path, tmp_path: Path, old: str, new: str, named: str
 ) -> None:
     _edit(policy_dir, old, new)
-    res = run_cli("--policy-dir", str(policy_dir), "policy", "show", env=cli_env(tmp_path / "home"), cwd=tmp_path)
+    res = run_cli(
+        "--policy-dir", str(policy_dir), "policy", "show", env=cli_env(tmp_path / "home"), cwd=tmp_path
+    )
     assert res.returncode == 2, res.stderr
     assert res.stdout == ""
     assert "Traceback" not in res.stderr
@@ -112,7 +117,7 @@ def test_every_checked_in_suite_matches_its_order() -> None:
     ("old", "new"),
     [
         pytest.param("  phone: [elgbl_phne_num_home]\n", "", id="category-removed"),
-        pytest.param("      in: [\"3\"]", "      in: [\"2\", \"3\"]", id="population-widened"),
+        pytest.param('      in: ["3"]', '      in: ["2", "3"]', id="population-widened"),
         pytest.param("name_flag: false", "name_flag: true", id="name-flag-on"),
     ],
 )

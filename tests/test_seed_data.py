@@ -6,11 +6,10 @@ import datetime as dt
 
 import pyarrow as pa
 import sqlalchemy as sa
+from support import DIRTY_RATE, ROWS, SEED
 
 from handoff.seed import enrollee_blocks
 from handoff.source_model import ENROLLEE_COLUMNS, STATES
-
-from conftest import DIRTY_RATE, ROWS, SEED
 
 
 def _generate(rows: int, seed: int, dirty_rate: float = DIRTY_RATE) -> pa.Table:
@@ -31,7 +30,10 @@ def test_different_seed_gives_different_rows() -> None:
 def _read_source(url: str) -> list[dict]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        rows = [dict(r) for r in conn.execute(sa.text("SELECT * FROM enrollees ORDER BY msis_ident_num")).mappings()]
+        rows = [
+            dict(r)
+            for r in conn.execute(sa.text("SELECT * FROM enrollees ORDER BY msis_ident_num")).mappings()
+        ]
     engine.dispose()
     return rows
 
@@ -58,11 +60,15 @@ def test_seeded_database_holds_exactly_the_generated_rows(source_url: str) -> No
 def test_seeded_source_covers_every_state_status_code_and_nulls(source_url: str) -> None:
     engine = sa.create_engine(source_url)
     with engine.connect() as conn:
+
         def distinct(col: str) -> set:
             return set(conn.execute(sa.text(f"SELECT DISTINCT {col} FROM enrollees")).scalars())
 
+        def count(where: str) -> int:
+            return conn.execute(sa.text(f"SELECT count(*) FROM enrollees WHERE {where}")).scalar()
+
         def nulls(col: str) -> int:
-            return conn.execute(sa.text(f"SELECT count(*) FROM enrollees WHERE {col} IS NULL")).scalar()
+            return count(f"{col} IS NULL")
 
         states = distinct("submtg_state_cd")
         assert states == set(STATES) and len(states) == 51
@@ -73,10 +79,8 @@ def test_seeded_source_covers_every_state_status_code_and_nulls(source_url: str)
         for col in ("ctznshp_ind", "imgrtn_stus_cd", "imgrtn_vrfctn_ind", "elgbl_phne_num_home",
                     "elgbl_zip_cd_home", "imgrtn_stus_5_yr_bar_end_dt", "ssn_num"):  # fmt: skip
             assert nulls(col) > 0, col
-        assert conn.execute(sa.text(
-            "SELECT count(*) FROM enrollees WHERE imgrtn_stus_5_yr_bar_end_dt IS NOT NULL")).scalar() > 0  # fmt: skip
+        assert count("imgrtn_stus_5_yr_bar_end_dt IS NOT NULL") > 0
         assert conn.execute(sa.text("SELECT count(*) FROM claims")).scalar() > 0
         # Synthetic only: every SSN is in the never-issued 9xx area.
-        assert conn.execute(sa.text(
-            "SELECT count(*) FROM enrollees WHERE ssn_num IS NOT NULL AND ssn_num NOT LIKE '9%'")).scalar() == 0  # fmt: skip
+        assert count("ssn_num IS NOT NULL AND ssn_num NOT LIKE '9%'") == 0
     engine.dispose()

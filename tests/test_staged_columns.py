@@ -1,4 +1,4 @@
-"""What may leave, by column: only the order's permitted columns, in the order's order."""
+"""What may leave, by column: only the order's permitted columns, in the order file's sequence."""
 
 from __future__ import annotations
 

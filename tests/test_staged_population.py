@@ -9,7 +9,13 @@ from handoff.order import PolicySet
 from handoff.pipeline import quarantined_rows
 from handoff.population import INCLUDED
 
-RULE_COLUMNS = ["ctznshp_ind", "imgrtn_stus_cd", "imgrtn_vrfctn_ind", "imgrtn_stus_5_yr_bar_end_dt", "submtg_state_cd"]
+RULE_COLUMNS = [
+    "ctznshp_ind",
+    "imgrtn_stus_cd",
+    "imgrtn_vrfctn_ind",
+    "imgrtn_stus_5_yr_bar_end_dt",
+    "submtg_state_cd",
+]
 
 
 def test_every_staged_row_meets_the_population_rule_in_the_source(staged) -> None:
@@ -62,7 +68,12 @@ def test_excluded_people_are_counted_by_reason(staged) -> None:
     """Everyone not disclosed is counted under one reason; the reasons plus included cover the table."""
     settings, batch, url = staged
     totals = batch.excluded["totals"]
-    for reason in ("citizen_or_national", "lawful_status_category", "status_not_verified", "five_year_bar_date"):
+    for reason in (
+        "citizen_or_national",
+        "lawful_status_category",
+        "status_not_verified",
+        "five_year_bar_date",
+    ):
         assert totals.get(reason, 0) > 0, reason
     assert any(k.startswith("null_") for k in totals)
     import sqlalchemy as sa

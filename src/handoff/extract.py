@@ -124,31 +124,41 @@ def plan(
     requested_fips: list[str] | None,
     since: dt.datetime | None = None,
     bounded: bool = True,
+    watermark: dt.datetime | None = None,
+    key_range: tuple[str | None, str | None] | None = None,
 ) -> ExtractPlan:
     """Build the extraction statement.
 
     ``bounded`` fixes an upper watermark first, so the batch is a consistent cut on a source
     read without a shared snapshot. A snapshot read (``snapshot.PostgresSnapshot``) passes
-    False and takes the watermark from the aggregate in the same snapshot instead.
+    False and takes the watermark from the aggregate in the same snapshot instead. A partition
+    of a larger batch gets the batch's ``watermark`` and its ``key_range`` (low inclusive, high
+    exclusive, on the id column) from the coordinator.
     """
     table = source_table(engine, order)
     fips = order.in_scope_fips(requested_fips)
     if not fips:
         raise SourceError("no jurisdiction is in scope for this order and --state selection")
     since = _naive_utc(since)
-    watermark = None
+    watermark = _naive_utc(watermark)
     upd = order.source.updated_column
-    if bounded and upd and upd in table.c:
+    if bounded and watermark is None and upd and upd in table.c:
         with engine.connect() as conn:
             watermark = conn.execute(
                 sa.select(sa.func.max(table.c[upd])).where(
                     table.c[order.source.jurisdiction_column].in_(fips), _since_clause(table, order, since, None)
                 )
             ).scalar()
+    id_col = table.c[order.source.id_column]
+    keys = []
+    if key_range and key_range[0] is not None:
+        keys.append(id_col >= key_range[0])
+    if key_range and key_range[1] is not None:
+        keys.append(id_col < key_range[1])
     stmt = (
         sa.select(*(table.c[c] for c in order.columns))
-        .where(where_clause(table, order, requested_fips), _since_clause(table, order, since, watermark))
-        .order_by(table.c[order.source.id_column])
+        .where(where_clause(table, order, requested_fips), _since_clause(table, order, since, watermark), *keys)
+        .order_by(id_col)
     )
     compiled = stmt.compile(dialect=engine.dialect)
     params = {k: v for k, v in compiled.params.items()}

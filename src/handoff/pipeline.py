@@ -13,7 +13,7 @@ import logging
 import secrets
 import threading
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,16 +116,15 @@ class _Checked:
 class _Checker:
     """Per-thread validators: GX assets must not be shared between threads (see TRAPS.md)."""
 
-    def __init__(self, prep: Prepared) -> None:
-        self.prep = prep
-        self.rules = rules_for(prep.order)
-        self.day = prep.snapshot.astimezone(prep.order.zone).date()
+    def __init__(self, order: Order, suite: SuiteDoc, day: dt.date) -> None:
+        self.order, self.suite, self.day = order, suite, day
+        self.rules = rules_for(order)
         self.local = threading.local()
 
     def validator(self) -> SuiteValidator:
         v = getattr(self.local, "validator", None)
         if v is None:
-            v = self.local.validator = SuiteValidator(self.prep.suite, self.prep.order.source.id_column)
+            v = self.local.validator = SuiteValidator(self.suite, self.order.source.id_column)
         return v
 
     def warm(self) -> None:
@@ -135,12 +134,12 @@ class _Checker:
         while the database is still scanning hides that latency.
         """
         try:
-            self.validator().validate(extract.arrow_schema(self.prep.order).empty_table(), self.day)
+            self.validator().validate(extract.arrow_schema(self.order).empty_table(), self.day)
         except Exception:  # noqa: BLE001 - the real validation raises it again, with context
             log.debug("validator warm-up failed", exc_info=True)
 
     def __call__(self, chunk: pa.Table) -> _Checked:
-        clean, diverted = quarantine.split(chunk, self.rules, self.prep.order.source.id_column, self.day)
+        clean, diverted = quarantine.split(chunk, self.rules, self.order.source.id_column, self.day)
         if not clean.num_rows:
             return _Checked(chunk.num_rows, diverted, None, None, 0)
         verdict = self.validator().validate(clean, self.day)
@@ -148,19 +147,22 @@ class _Checker:
         return _Checked(chunk.num_rows, diverted, verdict, data, clean.num_rows)
 
 
-def extract_validate_stage(
-    settings: Settings, prep: Prepared, batch_id: str, progress: Progress | None = None
-) -> tuple[ChunkOutcome, Stager]:
-    """Stream chunks: divert bad rows, validate the rest with GX, stage what passes.
+def process_chunks(
+    chunks: Iterator[pa.Table],
+    check: _Checker,
+    stager: Stager,
+    workers: int,
+    progress: Callable[[int], None] | None = None,
+) -> ChunkOutcome:
+    """Divert bad rows, validate the rest with GX, stage what passes, in source order.
 
-    Extraction, validation/encoding (``settings.workers`` threads) and writing overlap; at
-    most ``2 x workers`` chunks are in flight, so memory stays bounded (back-pressure).
+    Extraction, validation/encoding (``workers`` threads) and writing overlap; at most
+    ``2 x workers`` chunks are in flight, so memory stays bounded (back-pressure). After the
+    first failed chunk nothing more is staged (the batch will be quarantined), but every
+    chunk is still checked so the report is complete.
     """
-    order = prep.order
-    check = _Checker(prep)
-    stager = Stager(settings.staging_dir, batch_id)
     out = ChunkOutcome()
-    workers = max(1, settings.workers)
+    workers = max(1, workers)
     in_flight: deque[Future[_Checked]] = deque()
 
     def drain(one: Future[_Checked]) -> None:
@@ -177,32 +179,54 @@ def extract_validate_stage(
             elif got.data is not None and not out.failures:
                 stager.write_bytes(got.data, got.clean_rows)
         if progress:
-            progress(out.rows_extracted, prep.expected_rows)
+            progress(out.rows_extracted)
 
-    try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handoff-check", initializer=check.warm) as pool:
-            for _ in range(workers):
-                pool.submit(lambda: None)  # start every worker (and its warm-up) now
-            for chunk in prep.read.chunks(settings.chunk_rows):
-                in_flight.append(pool.submit(check, chunk))
-                while len(in_flight) >= 2 * workers:
-                    drain(in_flight.popleft())
-            while in_flight:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handoff-check", initializer=check.warm) as pool:
+        for _ in range(workers):
+            pool.submit(lambda: None)  # start every worker (and its warm-up) now
+        for chunk in chunks:
+            in_flight.append(pool.submit(check, chunk))
+            while len(in_flight) >= 2 * workers:
                 drain(in_flight.popleft())
-        prep.counts, _ = prep.read.counts()
-    finally:
-        prep.read.close()
+        while in_flight:
+            drain(in_flight.popleft())
     if out.chunks == 0:
         # Still prove the suite on an empty outgoing frame: the column set must match.
-        verdict = check.validator().validate(extract.arrow_schema(order).empty_table(), check.day)
+        verdict = check.validator().validate(extract.arrow_schema(check.order).empty_table(), check.day)
         out.evaluated += verdict.evaluated
         if not verdict.passed:
             out.failures.extend(verdict.failures)
-    if out.rows_extracted != prep.expected_rows:
+    return out
+
+
+def check_count(out: ChunkOutcome, expected: int) -> None:
+    """Fail closed when the rows read differ from the aggregate's count of the same cut."""
+    if out.rows_extracted != expected:
         out.failures.append(
             Failure("row_count", "row_count", None, None, [],
-                    error=f"read {out.rows_extracted} rows, the aggregate counted {prep.expected_rows}")
+                    error=f"read {out.rows_extracted} rows, the aggregate counted {expected}")
         )  # fmt: skip
+
+
+def snapshot_day(prep: Prepared) -> dt.date:
+    return prep.snapshot.astimezone(prep.order.zone).date()
+
+
+def extract_validate_stage(
+    settings: Settings, prep: Prepared, batch_id: str, progress: Progress | None = None
+) -> tuple[ChunkOutcome, Stager]:
+    """Stream chunks from the source read through ``process_chunks`` into one batch's staging."""
+    check = _Checker(prep.order, prep.suite, snapshot_day(prep))
+    stager = Stager(settings.staging_dir, batch_id)
+    try:
+        out = process_chunks(
+            prep.read.chunks(settings.chunk_rows), check, stager, settings.workers,
+            (lambda done: progress(done, prep.expected_rows)) if progress else None,
+        )  # fmt: skip
+        prep.counts, _ = prep.read.counts()
+    finally:
+        prep.read.close()
+    check_count(out, prep.expected_rows)
     return out, stager
 
 

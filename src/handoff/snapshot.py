@@ -57,9 +57,12 @@ def fast_path_available(engine: Engine) -> bool:
 class PortableRead:
     """Watermark, counts, then rows, each through SQLAlchemy."""
 
-    def __init__(self, engine: Engine, order: Order, fips: list[str] | None, since: dt.datetime | None) -> None:
+    def __init__(
+        self, engine: Engine, order: Order, fips: list[str] | None, since: dt.datetime | None,
+        watermark: dt.datetime | None = None, key_range: tuple[str | None, str | None] | None = None,
+    ) -> None:  # fmt: skip
         self.engine, self.order, self.fips = engine, order, fips
-        self.plan = extract.plan(engine, order, fips, since, bounded=True)
+        self.plan = extract.plan(engine, order, fips, since, bounded=True, watermark=watermark, key_range=key_range)
 
     def counts(self) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
         stmt = extract.counts_statement(self.plan.table, self.order, self.fips or self.plan.fips,
@@ -94,19 +97,30 @@ def _libpq_uri(url: sa.engine.URL) -> str:
 class PostgresSnapshot:
     """Counts and rows from one exported PostgreSQL snapshot; counts run concurrently."""
 
-    def __init__(self, engine: Engine, order: Order, fips: list[str] | None, since: dt.datetime | None) -> None:
+    def __init__(
+        self, engine: Engine, order: Order, fips: list[str] | None, since: dt.datetime | None,
+        key_range: tuple[str | None, str | None] | None = None, snapshot_id: str | None = None,
+    ) -> None:  # fmt: skip
+        """Export a snapshot and count on it concurrently, or join ``snapshot_id`` (a partition)."""
         self.engine, self.order, self.fips = engine, order, fips
-        self.plan = extract.plan(engine, order, fips, since, bounded=False)
-        self.conn = engine.connect()
-        self.conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        self.snapshot_id = str(self.conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
+        self.plan = extract.plan(engine, order, fips, since, bounded=False, key_range=key_range)
         self._result: tuple[dict[str, dict[str, int]], dt.datetime | None] | None = None
         self._error: BaseException | None = None
+        self.conn: sa.Connection | None = None
+        if snapshot_id is not None:
+            self.snapshot_id = snapshot_id
+            self._result = ({}, None)
+            self._thread = threading.Thread(target=lambda: None)
+            self._thread.start()
+            return
+        self.conn = engine.connect()
+        self.snapshot_id = export_snapshot(self.conn)
         stmt = extract.counts_statement(self.plan.table, order, fips or self.plan.fips, self.plan.since, None)
         self._thread = threading.Thread(target=self._count, args=(stmt,), name="handoff-counts", daemon=True)
         self._thread.start()
 
     def _count(self, stmt: sa.Select) -> None:
+        assert self.conn is not None
         try:
             self._result = extract.read_counts(self.conn, stmt)
         except BaseException as exc:  # noqa: BLE001 - re-raised in counts()
@@ -135,11 +149,20 @@ class PostgresSnapshot:
 
     def close(self) -> None:
         self._thread.join()
+        if self.conn is None:
+            self.engine.dispose()
+            return
         try:
             self.conn.rollback()
         finally:
             self.conn.close()
             self.engine.dispose()
+
+
+def export_snapshot(conn: sa.Connection) -> str:
+    """Start a REPEATABLE READ transaction on ``conn`` and export its snapshot for other sessions."""
+    conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    return str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
 
 
 def rechunk(batches: Any, schema: pa.Schema, chunk_rows: int) -> Iterator[pa.Table]:
@@ -167,8 +190,12 @@ def rechunk(batches: Any, schema: pa.Schema, chunk_rows: int) -> Iterator[pa.Tab
         yield pa.Table.from_batches(pending, schema=schema).combine_chunks()
 
 
-def open_read(engine: Engine, order: Order, fips: list[str] | None, since: dt.datetime | None,
-              fast: bool = True) -> SourceRead:  # fmt: skip
+def open_read(
+    engine: Engine, order: Order, fips: list[str] | None, since: dt.datetime | None, fast: bool = True, *,
+    watermark: dt.datetime | None = None, key_range: tuple[str | None, str | None] | None = None,
+    snapshot_id: str | None = None,
+) -> SourceRead:  # fmt: skip
+    """The fast snapshot read on PostgreSQL with ADBC, the portable read elsewhere."""
     if fast and fast_path_available(engine):
-        return PostgresSnapshot(engine, order, fips, since)
-    return PortableRead(engine, order, fips, since)
+        return PostgresSnapshot(engine, order, fips, since, key_range, snapshot_id)
+    return PortableRead(engine, order, fips, since, watermark, key_range)

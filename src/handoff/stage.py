@@ -51,11 +51,12 @@ def part_name(index: int) -> str:
 class Stager:
     """Writes one batch's files; ``commit`` publishes them, ``quarantine`` sets them aside."""
 
-    def __init__(self, staging_dir: Path, batch_id: str) -> None:
+    def __init__(self, staging_dir: Path, batch_id: str, prefix: str | None = None) -> None:
         self.final = staging_dir / batch_id
         self.partial = staging_dir / f"{batch_id}.partial"
-        self.partial.mkdir(parents=True, exist_ok=False)
+        self.partial.mkdir(parents=True, exist_ok=prefix is not None)
         os.chmod(self.partial, 0o700)
+        self.prefix = prefix  # partitions write "PREFIX-NNNNN.parquet"; renumber() names them part-*
         self.files: list[StagedFile] = []
 
     def write(self, table: pa.Table) -> StagedFile:
@@ -63,11 +64,18 @@ class Stager:
 
     def write_bytes(self, data: bytes, rows: int) -> StagedFile:
         """Write one encoded chunk as the next part file and hash it."""
-        name = part_name(len(self.files))
+        name = f"{self.prefix}-{len(self.files):05d}.parquet" if self.prefix else part_name(len(self.files))
         (self.partial / name).write_bytes(data)
         staged = StagedFile(name, rows, len(data), hashlib.sha256(data).hexdigest())
         self.files.append(staged)
         return staged
+
+    def adopt(self, files: list[StagedFile]) -> None:
+        """Take files written into ``partial`` by partitions and name them part-NNNNN in order."""
+        for i, f in enumerate(files):
+            name = part_name(i)
+            (self.partial / f.name).rename(self.partial / name)
+            self.files.append(StagedFile(name, f.rows, f.bytes, f.sha256))
 
     def commit(self) -> Path:
         self.partial.rename(self.final)

@@ -140,7 +140,8 @@ watermarks = sa.Table(
     "watermarks",
     metadata,
     sa.Column("order_id", sa.String(120), primary_key=True),
-    sa.Column("jurisdiction", sa.String(8), primary_key=True),
+    # The key joins every jurisdiction of the batch ("AL,AK,...": 152 characters for all 51).
+    sa.Column("jurisdiction", sa.String(255), primary_key=True),
     sa.Column("watermark", sa.String(40), nullable=False),
     sa.Column("batch_id", sa.String(64), nullable=False),
 )

@@ -114,12 +114,22 @@ class Lifecycle:
 
     # ----- stage ---------------------------------------------------------------------------
     def transfer(self, request: StageRequest, bucket: str | None, now: dt.datetime,
-                 progress: Progress | None = None) -> Outcome:  # fmt: skip
-        """Extract, validate, stage, then evaluate gates; deliver if every gate is open."""
+                 progress: Progress | None = None, partition_rows: int | None = None,
+                 runner: Any = None) -> Outcome:  # fmt: skip
+        """Extract, validate, stage, then evaluate gates; deliver if every gate is open.
+
+        With ``partition_rows`` the batch is staged as partitions run by ``runner`` (sequential
+        by default; the Prefect flow passes a runner that maps them over its task runner).
+        """
         target_bucket = bucket or self.settings.bucket
         if not target_bucket:
             raise HandoffError("give --bucket NAME (or set HANDOFF_BUCKET)")
-        staged = stage_batch(self.settings, request, now, progress)
+        if partition_rows:
+            from handoff.partition import sequential, stage_partitioned
+
+            staged = stage_partitioned(self.settings, request, now, partition_rows, runner or sequential)
+        else:
+            staged = stage_batch(self.settings, request, now, progress)
         with self.engine.begin() as conn:
             conn.execute(sa.update(batches.batches).where(batches.batches.c.id == staged.id).values(bucket=target_bucket))
         if staged.status == "quarantined":

@@ -1,0 +1,168 @@
+"""An approver resumes a paused transfer from the real Prefect UI, in headless Chromium.
+
+The same setup as ``test_prefect_server.py`` (a real ``prefect server start`` serving its UI,
+``handoff serve`` executing the run); the test opens the flow run page, clicks Resume, fills the
+approval form generated from ``ApprovalInput``'s JSON schema and submits it. Screenshots of the
+paused page, the form and the final page go to ``$HANDOFF_SCREENSHOTS`` (else the test's tmp dir).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.register_assert_rewrite("prefect_server")
+
+from prefect_server import (  # noqa: E402
+    APPROVERS,
+    _get,
+    artifacts_for,
+    is_paused,
+    trigger_transfer,
+    wait_for_run,
+)
+
+pytest_plugins = ["prefect_server"]
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+UI_TIMEOUT_MS = 45_000
+RUN_TIMEOUT = 90.0
+
+
+def _screenshot_dir() -> str | None:
+    """``HANDOFF_SCREENSHOTS`` as the process was started with it: conftest.py drops every HANDOFF_*
+    variable from ``os.environ`` so an operator's settings cannot steer the tests."""
+    if os.environ.get("HANDOFF_SCREENSHOTS"):
+        return os.environ["HANDOFF_SCREENSHOTS"]
+    try:
+        initial = Path("/proc/self/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for item in initial:
+        key, _, value = item.partition(b"=")
+        if key == b"HANDOFF_SCREENSHOTS" and value:
+            return os.fsdecode(value)
+    return None
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    chosen = _screenshot_dir()
+    folder = Path(chosen) if chosen else tmp_path / "shots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path) -> Any:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(UI_TIMEOUT_MS)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def _field(page: Any, label: str) -> Any:
+    """A schema-form property by its label text (the UI's <label for> points at no id, so no get_by_label)."""
+    by_label = page.get_by_label(label, exact=False)
+    if by_label.count() == 1:
+        return by_label
+    return page.get_by_role("dialog").locator(".schema-form-property").filter(
+        has=page.locator(".schema-form-property__label", has_text=re.compile(rf"^\s*{re.escape(label)}\b"))
+    )  # fmt: skip
+
+
+def _choose_decision(page: Any, value: str) -> None:
+    """Pick ``value`` in the UI's custom select (a button that opens a role=listbox pop-over)."""
+    from playwright.sync_api import expect
+
+    prop = _field(page, "Decision")
+    button = prop.get_by_role("button").filter(has_text=re.compile(r"approve|reject|select", re.I)).first
+    listbox = page.get_by_role("listbox")
+    button.click()
+    try:
+        expect(listbox).to_be_visible(timeout=3_000)
+    except AssertionError:  # a plain click only focuses it on this UI build; the keyboard opens it
+        button.press("ArrowDown")
+        expect(listbox).to_be_visible()
+    listbox.get_by_role("option", name=value, exact=True).click()
+    expect(listbox).to_be_hidden()
+    expect(button).to_have_text(re.compile(rf"^\s*{value}\s*$"))
+
+
+def test_approver_resumes_from_the_prefect_ui(
+    prefect_server: Any, handoff_env: Any, serve_factory: Any, browser_page: Any, screenshots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser_page
+    status, body = _get(prefect_server.url + "/", timeout=10)
+    assert status == 200 and b"<html" in body.lower(), body[:200]
+
+    serve = serve_factory(handoff_env.source_url, handoff_env.bucket, extra_env=handoff_env.env)
+    run = trigger_transfer()
+    wait_for_run(run.id, is_paused, RUN_TIMEOUT, "the approval pause", serve)
+
+    # The paused run, as an approver sees it.
+    page.goto(f"{prefect_server.url}/runs/flow-run/{run.id}")
+    resume = page.get_by_role("button", name=re.compile(r"^\s*Resume\b"))
+    expect(resume.first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^\s*(Suspended|Paused)\s*$")).first).to_be_visible()
+    page.screenshot(path=str(screenshots / "1-paused-run.png"), full_page=True)
+
+    # The approval form generated from ApprovalInput, with the batch summary as its description.
+    resume.first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_text("Approve or reject exactly this content", exact=False)).to_be_visible()
+    expect(dialog.get_by_text("awaiting-approval", exact=False).first).to_be_visible()
+    approver = APPROVERS[1]
+    _field(page, "Approver").locator("textarea, input").first.fill(approver)
+    _choose_decision(page, "approve")
+    _field(page, "Note").locator("textarea, input").first.fill("checked in the Prefect UI")
+    dialog.screenshot(path=str(screenshots / "2-approval-form.png"))
+    dialog.get_by_role("button", name="Submit").click()
+    expect(dialog).to_be_hidden()
+
+    final = wait_for_run(run.id, lambda r: r.state is not None and r.state.is_final(), RUN_TIMEOUT,
+                         "the run to end after the UI approval", serve)  # fmt: skip
+    assert final.state.is_completed(), final.state
+    assert final.state.name == "Delivered", (final.state.name, final.state.message)
+
+    entries = handoff_env.ledger()
+    approved = [e for e in entries if e.kind == "approved"]
+    delivered = [e for e in entries if e.kind == "delivered"]
+    assert [e.actor for e in approved] == [approver]
+    assert approved[0].payload.get("note") == "checked in the Prefect UI"
+    assert len(delivered) == 1 and delivered[0].payload["approver"] == approver
+    keys = handoff_env.bucket_keys()
+    assert any(k.endswith("manifest.json") for k in keys), keys
+
+    # The final run page: state Delivered and the batch artifacts.
+    page.goto(f"{prefect_server.url}/runs/flow-run/{run.id}")
+    expect(page.get_by_text(re.compile(r"^\s*Delivered\s*$")).first).to_be_visible()
+    artifact_keys = {a.key for a in artifacts_for(run.id) if a.key}
+    assert artifact_keys, "the run published no artifacts"
+    page.get_by_role("tab", name="Artifacts").or_(page.get_by_text("Artifacts", exact=True)).first.click()
+    expect(page.get_by_text(sorted(artifact_keys)[0], exact=False).first).to_be_visible()
+    page.screenshot(path=str(screenshots / "3-delivered-run.png"), full_page=True)
+    for name in ("1-paused-run.png", "2-approval-form.png", "3-delivered-run.png"):
+        assert (screenshots / name).stat().st_size > 10_000, name
