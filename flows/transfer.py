@@ -128,10 +128,16 @@ def _final(outcome: Outcome) -> State:
 
 
 def wait_for_approval(batch_id: str, outcome: Outcome, timeout_s: int) -> Outcome:
-    """Pause (suspend under a deployment) until an authorised person decides; re-ask on refusal."""
+    """Wait until an authorised person decides; re-ask, with the reason, after a refusal.
+
+    Under a deployment the run is suspended with no timeout: it frees its worker and stays
+    Suspended (visibly waiting) until someone decides in the UI or with ``handoff approve``.
+    A local run pauses for ``timeout_s`` and then ends AwaitingApproval; the batch is kept
+    either way and the release flow delivers it once approved.
+    """
     log = get_run_logger()
     refused: str | None = None
-    for attempt in range(20):
+    for attempt in range(50):
         life = Lifecycle(load_settings())
         outcome = life.refresh(batch_id, _now())
         if outcome.batch.status != "awaiting-approval":
@@ -141,7 +147,7 @@ def wait_for_approval(batch_id: str, outcome: Outcome, timeout_s: int) -> Outcom
         )
         try:
             if deployment.id:
-                answer = suspend_flow_run(wait_for_input=form, timeout=timeout_s, key=f"approval-{attempt}")
+                answer = suspend_flow_run(wait_for_input=form, key=f"approval-{attempt}")
             else:
                 answer = pause_flow_run(wait_for_input=form, timeout=timeout_s, key=f"approval-{attempt}")
         except FlowPauseTimeout:
@@ -151,10 +157,12 @@ def wait_for_approval(batch_id: str, outcome: Outcome, timeout_s: int) -> Outcom
         if current.batch.status != "awaiting-approval":
             return current
         try:
-            return decide_task(batch_id, answer.decision, answer.approver, answer.note)
+            life.check_approver(batch_id, answer.approver, answer.decision, _now(), f"{flow_run.id}/approval-{attempt}")
         except GateError as exc:
             refused = str(exc)
             log.error("approval refused: %s; still waiting", refused)
+            continue
+        return decide_task(batch_id, answer.decision, answer.approver, answer.note)
     return Lifecycle(load_settings()).refresh(batch_id, _now())
 
 

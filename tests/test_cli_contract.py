@@ -152,11 +152,6 @@ def test_every_command_answers_help(tmp_path: Path) -> None:
         assert "Traceback" not in res.stderr
 
 
-@pytest.mark.xfail(
-    reason="BUG: cli.py prints errors through a Rich Console that wraps at 80 columns when stderr is not a "
-    "terminal, so a long user-error message arrives as several lines",
-    strict=True,
-)
 @pytest.mark.parametrize("case", ["bad-policy", "unauthorised-approver"])
 def test_user_error_is_exactly_one_line(case: str, world: dict[str, Any], tmp_path: Path) -> None:
     if case == "bad-policy":

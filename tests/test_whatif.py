@@ -84,11 +84,6 @@ def test_whatif_human_table_marks_plaintiff_states_and_explains_reasons(
     assert "citizen_or_national: citizenship indicator is not 0" in res.stdout
 
 
-@pytest.mark.xfail(
-    reason="BUG: cli.py's Rich consoles default to 80 columns when stdout is not a terminal, so a piped "
-    "whatif table truncates its headers ('disc…', 'citi…')",
-    strict=True,
-)
 def test_whatif_table_headers_survive_a_pipe(sqlite_source_url: str, tmp_path: Path) -> None:
     res = run_cli("policy", "whatif", "--db", sqlite_source_url, env=cli_env(tmp_path / "h"), cwd=tmp_path)
     assert res.returncode == 0, res.stderr

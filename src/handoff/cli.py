@@ -40,8 +40,9 @@ court_app.add_typer(hearing_app, name="hearing")
 app.add_typer(hold_app, name="hold")
 app.add_typer(audit_app, name="audit")
 
-out = Console()
-err = Console(stderr=True)
+# Piped output keeps whole lines: wide tables are not truncated and an error stays one line.
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 10_000)
 _overrides: dict[str, Any] = {}
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
@@ -228,6 +229,8 @@ def _print_outcome(o: Any) -> None:
         out.print(t)
     if o.manifest_key:
         out.print(f"  manifest: s3://{b.bucket}/{o.manifest_key}")
+    if getattr(o, "error", None):
+        out.print(f"  [red]delivery failed:[/] {o.error}")
 
 
 @app.command()
@@ -288,6 +291,7 @@ def approve(
     Example: handoff approve 20260106T080000Z-1a2b3c --as "Dana Counsel" --note "checked counts"
     """
     result = _lifecycle().decide(batch, "approve", as_, note, now())
+    _wake(result, as_, "approve", note)
     emit_json(result.as_dict()) if as_json else _print_outcome(result)
 
 
@@ -303,7 +307,17 @@ def reject(
     Example: handoff reject 20260106T080000Z-1a2b3c --as "Dana Counsel" --note "scope too broad"
     """
     result = _lifecycle().decide(batch, "reject", as_, note, now())
+    _wake(result, as_, "reject", note)
     emit_json(result.as_dict()) if as_json else _print_outcome(result)
+
+
+def _wake(result: Any, approver: str, decision: str, note: str | None) -> None:
+    """Resolve the same pending step in a Prefect run that waits for this batch's approval."""
+    from flows.approval_bridge import resume_waiting_run
+
+    said = resume_waiting_run(result.batch.flow_run_id, approver, decision, note)
+    if said:
+        err.print(said, markup=False, highlight=False)
 
 
 @app.command()
@@ -315,11 +329,17 @@ def release(as_json: JsonOpt = False) -> None:
     results = _lifecycle().release(now())
     if as_json:
         emit_json([r.as_dict() for r in results])
-        return
-    if not results:
-        out.print("nothing to release")
-    for r in results:
-        _print_outcome(r)
+    else:
+        if not results:
+            out.print("nothing to release")
+        for r in results:
+            _print_outcome(r)
+    failed = [r for r in results if r.error]
+    for r in failed:
+        err.print(f"delivery of {r.batch.id} failed (it resumes on the next release): {r.error}",
+                  style="red", markup=False, highlight=False)  # fmt: skip
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -36,6 +36,7 @@ class Outcome:
     gates: list[gates.GateDecision] = field(default_factory=list)
     manifest_key: str | None = None
     objects: list[deliver.DeliveredObject] = field(default_factory=list)
+    error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         b = self.batch
@@ -52,6 +53,7 @@ class Outcome:
             "gates": [g.as_dict() for g in self.gates],
             "manifest_key": self.manifest_key,
             "objects": [o.key for o in self.objects],
+            "error": self.error,
         }
 
 
@@ -141,11 +143,40 @@ class Lifecycle:
 
     # ----- decide --------------------------------------------------------------------------
     def decide(self, batch_id: str, decision: str, approver: str, note: str | None, now: dt.datetime) -> Outcome:
-        with self.engine.begin() as conn:
-            batch = batches.find(conn, batch_id)
-            approvals_mod.decide(conn, batch, self.order_for(batch), decision, approver,
-                                 list(self.settings.approvers), note, now)  # fmt: skip
+        """Record an approval or rejection; a refused attempt is itself recorded in the ledger."""
+        try:
+            with self.engine.begin() as conn:
+                batch = batches.find(conn, batch_id)
+                approvals_mod.decide(conn, batch, self.order_for(batch), decision, approver,
+                                     list(self.settings.approvers), note, now)  # fmt: skip
+        except GateError as exc:
+            self._refused(batch_id, decision, approver, str(exc), now)
+            raise
         return self.refresh(batch.id, now, approver)
+
+    def check_approver(self, batch_id: str, approver: str, decision: str, now: dt.datetime,
+                       attempt: str | None = None) -> None:  # fmt: skip
+        """Refuse (and record, once per ``attempt``) an approver who may not decide this batch."""
+        batch = self.get(batch_id)
+        try:
+            approvals_mod.authorise(approver, batch, list(self.settings.approvers))
+        except GateError as exc:
+            self._refused(batch.id, decision, approver, str(exc), now, attempt)
+            raise
+
+    def _refused(self, batch_id: str, decision: str, approver: str, reason: str, now: dt.datetime,
+                 attempt: str | None = None) -> None:  # fmt: skip
+        with self.engine.begin() as conn:
+            try:
+                batch = batches.find(conn, batch_id)
+            except HandoffError:
+                return
+            if attempt and any(e.payload.get("attempt") == attempt
+                               for e in ledger.entries(conn, batch_id=batch.id, kinds=["approval-refused"])):
+                return  # a resumed flow replays earlier answers; record each refusal once
+            ledger.append(conn, "approval-refused", approver.strip() or "(no name)", batch_id=batch.id,
+                          order_ref=batch.order_ref, at=now,
+                          payload={"decision": decision, "reason": reason, "attempt": attempt})  # fmt: skip
 
     # ----- release -------------------------------------------------------------------------
     def start_delivery(self, batch_id: str, now: dt.datetime) -> tuple[bool, Outcome]:
@@ -219,7 +250,7 @@ class Lifecycle:
                 status="delivered", completed_at=iso(done), manifest_key=manifest_key,
                 objects=[o.as_dict() for o in objects]))  # fmt: skip
             batches.set_status(conn, batch.id, "delivered", None, done)
-            if existing is None:
+            if not ledger.entries(conn, batch_id=batch.id, kinds=["delivered"]):
                 ledger.append(conn, "delivered", approved[-1].approver if approved else "handoff", batch_id=batch.id,
                               order_ref=order.ref, at=done,
                               payload={"recipient": f"s3://{target.bucket}/{folder}", "records": batch.rows_staged,
@@ -283,4 +314,11 @@ class Lifecycle:
                 results.append(self.deliver(batch_id, now, flow_run_id))
             except GateError:
                 results.append(self.refresh(batch_id, now))
+            except HandoffError as exc:
+                # One batch that cannot be delivered now must not hold back the others; it stays
+                # "delivering" and the next release resumes it.
+                log.error("delivery of %s failed: %s", batch_id, exc)
+                failed = self.refresh(batch_id, now)
+                failed.error = str(exc)
+                results.append(failed)
         return results

@@ -1,0 +1,29 @@
+"""Resolve a waiting Prefect approval step from outside the flow (``handoff approve/reject``).
+
+The decision is recorded by ``handoff`` first; this only wakes the paused or suspended run so
+it sees the decision and carries on. Without a Prefect API (no PREFECT_API_URL) it does
+nothing: the hourly release flow delivers an approved batch anyway.
+"""
+
+from __future__ import annotations
+
+import os
+from uuid import UUID
+
+
+def resume_waiting_run(flow_run_id: str | None, approver: str, decision: str, note: str | None) -> str | None:
+    """Resume the batch's flow run if it waits for approval; return what happened, or None."""
+    if not flow_run_id or not os.environ.get("PREFECT_API_URL"):
+        return None
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    try:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(UUID(flow_run_id))
+        if not (run.state and run.state.is_paused()):
+            return None
+        resume_flow_run(run.id, run_input={"approver": approver, "decision": decision, "note": note or ""})
+    except Exception as exc:  # noqa: BLE001 - the decision is recorded; waking the run is best effort
+        return f"could not resume flow run {flow_run_id}: {exc}"
+    return f"resumed flow run {run.name} ({flow_run_id})"
