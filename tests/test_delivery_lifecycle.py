@@ -125,15 +125,14 @@ def test_before_the_effective_instant_nothing_is_released(life, sqlite_source_ur
 
 
 def test_staged_file_changed_after_approval_is_not_delivered(life, sqlite_source_url: str, s3) -> None:
-    from handoff.errors import DeliveryError
-
     batch = _held_batch(life, sqlite_source_url, s3.name)
     record_upheld(life)
     life.decide(batch.id, "approve", APPROVERS[0], None, NOW)
     path = staged_paths(batch)[0]
     path.write_bytes(path.read_bytes() + b"tampered")
-    with pytest.raises(DeliveryError, match="changed since validation"):
-        life.release(LATER)
+    [refused] = life.release(LATER)
+    assert refused.error and "changed since validation" in refused.error
+    assert refused.batch.status != "delivered"
     assert s3.object_keys() == []
 
 
