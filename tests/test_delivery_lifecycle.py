@@ -11,7 +11,6 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 import sqlalchemy as sa
 from support import (
     APPROVERS,

@@ -6,7 +6,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from support import cli_env, run_cli
 

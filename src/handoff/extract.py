@@ -15,6 +15,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -180,7 +181,7 @@ def stream_on(conn: sa.Connection, order: Order, statement: sa.Select, chunk_row
     schema = arrow_schema(order)
     result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(statement)
     for rows in result.partitions(chunk_rows):
-        columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+        columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
         try:
             arrays = [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)]
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:

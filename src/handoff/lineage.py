@@ -82,7 +82,7 @@ def _datasets(batch: Batch, order: Order, bucket: str, folder: str, final: bool)
         "schema": sd.SchemaDatasetFacet(fields=fields),
         "columnLineage": cl.ColumnLineageDatasetFacet(fields=lineage_fields),
     }
-    output_facets = {}
+    output_facets: dict[str, Any] = {}
     if final:
         output_facets["outputStatistics"] = os_.OutputStatisticsOutputDatasetFacet(
             rowCount=sum(f.rows for f in batch.files), size=sum(f.bytes for f in batch.files),

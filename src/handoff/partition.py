@@ -38,7 +38,7 @@ from handoff.pipeline import (
 from handoff.population import INCLUDED, where_clause
 from handoff.snapshot import PortableRead, export_snapshot, fast_path_available, open_read
 from handoff.source_model import FIPS_BY_ABBR
-from handoff.stage import Stager, StagedFile
+from handoff.stage import StagedFile, Stager
 from handoff.suite import load_suite, suite_hash
 from handoff.validate import Failure
 

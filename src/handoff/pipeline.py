@@ -28,9 +28,9 @@ from handoff.errors import SourceError
 from handoff.order import Order, PolicySet
 from handoff.population import INCLUDED
 from handoff.rules import rules_for
-from handoff.source_model import state_fips
 from handoff.snapshot import SourceRead, open_read
-from handoff.stage import Stager, StagedFile, content_hash, parquet_bytes
+from handoff.source_model import state_fips
+from handoff.stage import StagedFile, Stager, content_hash, parquet_bytes
 from handoff.state import iso, open_state, row_quarantine, safe_url
 from handoff.suite import SuiteDoc, load_suite, suite_hash
 from handoff.validate import ChunkVerdict, Failure, SuiteValidator

@@ -18,7 +18,7 @@ OUT_OF_SCOPE = "out_of_scope"
 UNKNOWN_JURISDICTION = "unknown_jurisdiction"
 
 
-def _condition(table: sa.Table, cond: Condition) -> ColumnElement[bool]:
+def _condition(table: sa.TableClause, cond: Condition) -> ColumnElement[bool]:
     col = table.c[cond.column]
     if cond.is_null is not None:
         return col.is_(None) if cond.is_null else col.is_not(None)
@@ -31,15 +31,15 @@ def null_reason(cond: Condition) -> str:
     return f"null_{cond.column}"
 
 
-def population_clause(table: sa.Table, order: Order) -> ColumnElement[bool]:
+def population_clause(table: sa.TableClause, order: Order) -> ColumnElement[bool]:
     return sa.and_(*(_condition(table, c) for c in order.population.all_of))
 
 
-def scope_clause(table: sa.Table, order: Order, fips: list[str]) -> ColumnElement[bool]:
+def scope_clause(table: sa.TableClause, order: Order, fips: list[str]) -> ColumnElement[bool]:
     return table.c[order.source.jurisdiction_column].in_(fips)
 
 
-def where_clause(table: sa.Table, order: Order, requested_fips: list[str] | None) -> ColumnElement[bool]:
+def where_clause(table: sa.TableClause, order: Order, requested_fips: list[str] | None) -> ColumnElement[bool]:
     """Rows that may leave: in scope and meeting every population condition."""
     return sa.and_(
         scope_clause(table, order, order.in_scope_fips(requested_fips)),
@@ -47,7 +47,7 @@ def where_clause(table: sa.Table, order: Order, requested_fips: list[str] | None
     )
 
 
-def reason_expression(table: sa.Table, order: Order) -> ColumnElement[str]:
+def reason_expression(table: sa.TableClause, order: Order) -> ColumnElement[str]:
     """CASE giving ``included`` or the first reason a row is excluded."""
     jur = table.c[order.source.jurisdiction_column]
     whens: list[tuple[ColumnElement[bool], str]] = [

@@ -21,6 +21,7 @@ from handoff import approval as approvals_mod
 from handoff import batch as batches
 from handoff import court, deliver, gates, hold, ledger, lineage, manifest
 from handoff.config import Settings
+from handoff.deliver import Target
 from handoff.errors import DeliveryError, GateError, HandoffError
 from handoff.order import Order, PolicySet
 from handoff.pipeline import Progress, StageRequest, stage_batch
@@ -205,11 +206,11 @@ class Lifecycle:
                                    "prefix": folder, "resumed": existing is not None})  # fmt: skip
             return True, Outcome(batches.get(conn, batch.id), decisions)
 
-    def target(self, batch: batches.Batch) -> deliver.Target:
+    def target(self, batch: batches.Batch) -> Target:
         bucket = batch.bucket or self.settings.bucket
         if not bucket:
             raise HandoffError(f"batch {batch.id} has no bucket; set HANDOFF_BUCKET")
-        return deliver.Target(bucket, self.settings.prefix, self.settings.kms_key_id, self.settings.region,
+        return Target(bucket, self.settings.prefix, self.settings.kms_key_id, self.settings.region,
                               self.settings.multipart_threshold_mb * 1024 * 1024)  # fmt: skip
 
     def deliver(self, batch_id: str, now: dt.datetime, flow_run_id: str | None = None,
@@ -263,7 +264,7 @@ class Lifecycle:
         lineage.emit(self.settings, "COMPLETE", final, order, target.bucket, folder, done)
         return Outcome(final, decisions, manifest_key, objects)
 
-    def _fail(self, batch: batches.Batch, order: Order, target: deliver.Target, folder: str,
+    def _fail(self, batch: batches.Batch, order: Order, target: Target, folder: str,
               now: dt.datetime, message: str) -> None:  # fmt: skip
         with self.engine.begin() as conn:
             ledger.append(conn, "delivery-failed", "handoff", batch_id=batch.id, order_ref=order.ref, at=now,
