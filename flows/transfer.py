@@ -48,6 +48,15 @@ def _run_name() -> str:
     return f"transfer {order} {label} {_now():%Y-%m-%d}"
 
 
+def _since(life: Lifecycle, states: list[str], order: str | None, incremental: bool) -> dt.datetime | None:
+    """The last delivered watermark for these jurisdictions when incremental, else None (everything)."""
+    if not incremental:
+        return None
+    current = life.policies.current(order)
+    fips = parse_states(states) if states else None
+    return life.watermark(current.order_id, life.jurisdiction_key(current, fips))
+
+
 @task(name="stage batch", retries=2, retry_delay_seconds=15)
 def stage_task(db_url: str, states: list[str], initiator: str, order: str | None, incremental: bool,
                bucket: str | None) -> str:  # fmt: skip
@@ -56,10 +65,7 @@ def stage_task(db_url: str, states: list[str], initiator: str, order: str | None
     existing = life.batch_for_flow_run(run_id) if run_id else None
     if existing:  # a suspended run resumes from the top: never stage twice
         return existing
-    since = None
-    if incremental:
-        current = life.policies.current(order)
-        since = life.watermark(current.order_id, life.jurisdiction_key(current, parse_states(states) if states else None))
+    since = _since(life, states, order, incremental)
     progress_id = create_progress_artifact(0.0, description="rows extracted, validated and staged")
 
     def progress(done: int, expected: int) -> None:
@@ -85,14 +91,14 @@ def _prefect_runner(specs: list[PartitionSpec]) -> list[PartitionResult]:
 
 
 def stage_partitioned_in_flow(db_url: str, states: list[str], initiator: str, order: str | None,
-                              bucket: str | None, partition_rows: int) -> str:  # fmt: skip
+                              bucket: str | None, partition_rows: int, incremental: bool = False) -> str:  # fmt: skip
     """Coordinate in the flow itself, so the partitions are tasks of this flow's task runner."""
     life = Lifecycle(load_settings())
     run_id = str(flow_run.id) if flow_run.id else None
     existing = life.batch_for_flow_run(run_id) if run_id else None
     if existing:
         return existing
-    request = StageRequest(db_url, states, initiator, order, None, run_id)
+    request = StageRequest(db_url, states, initiator, order, _since(life, states, order, incremental), run_id)
     return life.transfer(request, bucket, _now(), partition_rows=partition_rows, runner=_prefect_runner).batch.id
 
 
@@ -127,6 +133,19 @@ def _final(outcome: Outcome) -> State:
     return Completed(message=message, name=names.get(b.status, "Completed"), data=outcome.as_dict())
 
 
+def _resume_after_timeout() -> None:
+    """Put a run whose local pause timed out back to Running.
+
+    The server keeps it Paused with an expired deadline and then turns any state the flow
+    proposes (our Completed "AwaitingApproval") into Failed "never resumed".
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run.id, Running(), force=True)
+
+
 def wait_for_approval(batch_id: str, outcome: Outcome, timeout_s: int) -> Outcome:
     """Wait until an authorised person decides; re-ask, with the reason, after a refusal.
 
@@ -152,6 +171,7 @@ def wait_for_approval(batch_id: str, outcome: Outcome, timeout_s: int) -> Outcom
                 answer = pause_flow_run(wait_for_input=form, timeout=timeout_s, key=f"approval-{attempt}")
         except FlowPauseTimeout:
             log.warning("approval for %s timed out; the batch stays awaiting-approval", batch_id)
+            _resume_after_timeout()
             return life.refresh(batch_id, _now())
         current = life.refresh(batch_id, _now())
         if current.batch.status != "awaiting-approval":
@@ -193,7 +213,9 @@ def transfer_flow(
     AwaitingApproval, Rejected or Delivered. Nothing is delivered unless every gate is open.
     """
     if partition_rows:
-        batch_id = stage_partitioned_in_flow(db_url, states or [], initiator, order, bucket, partition_rows)
+        batch_id = stage_partitioned_in_flow(
+            db_url, states or [], initiator, order, bucket, partition_rows, incremental
+        )
     else:
         batch_id = stage_task(db_url, states or [], initiator, order, incremental, bucket)
     outcome = gates_task(batch_id)

@@ -130,6 +130,9 @@ def plan_partitions(
     size = 0
     for fips, n in sizes:
         if n > 2 * partition_rows:
+            if group:  # close the open group first: groups stay contiguous, partitions in FIPS order
+                out.append((group, None, None))
+                group, size = [], 0
             cuts = boundaries(fips, -(-n // partition_rows), n)
             edges: list[str | None] = [None, *cuts, None]
             out.extend(([fips], edges[i], edges[i + 1]) for i in range(len(edges) - 1))
