@@ -33,5 +33,7 @@ def release_flow() -> list[dict]:
     with life.engine.connect() as conn:
         rows = disclosure_rows(disclosures(conn))
     if rows:
-        create_table_artifact(rows, key="disclosure-accounting", description="Every disclosure (Privacy Act accounting)")
+        create_table_artifact(
+            rows, key="disclosure-accounting", description="Every disclosure (Privacy Act accounting)"
+        )
     return [r.as_dict() for r in results]

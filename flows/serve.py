@@ -36,10 +36,18 @@ def deployments(
             transfer_flow.to_deployment(
                 name=f"transfer-{name}",
                 schedules=[Cron(transfer_cron, timezone=timezone)],
-                parameters={"db_url": db_url, "bucket": bucket, "states": states, "incremental": True,
-                            "initiator": f"schedule:transfer-{name}", "approval_timeout_s": approval_timeout_s},
-                description=(f"Daily incremental transfer for {label} under the court order in force; "
-                             "pauses for a named approver; held batches end in state Held."),
+                parameters={
+                    "db_url": db_url,
+                    "bucket": bucket,
+                    "states": states,
+                    "incremental": True,
+                    "initiator": f"schedule:transfer-{name}",
+                    "approval_timeout_s": approval_timeout_s,
+                },
+                description=(
+                    f"Daily incremental transfer for {label} under the court order in force; "
+                    "pauses for a named approver; held batches end in state Held."
+                ),
                 tags=["handoff", "transfer", f"group:{name}"],
             )  # fmt: skip
         )

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any, Literal
+from typing import Any, Literal, cast
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
@@ -66,7 +67,7 @@ def stage_task(db_url: str, states: list[str], initiator: str, order: str | None
     if existing:  # a suspended run resumes from the top: never stage twice
         return existing
     since = _since(life, states, order, incremental)
-    progress_id = create_progress_artifact(0.0, description="rows extracted, validated and staged")
+    progress_id = cast(UUID, create_progress_artifact(0.0, description="rows extracted, validated and staged"))
 
     def progress(done: int, expected: int) -> None:
         if expected:
@@ -129,7 +130,7 @@ def _final(outcome: Outcome) -> State:
     b = outcome.batch
     message = f"batch {b.id}: {b.status}" + (f" — {b.status_reason}" if b.status_reason else "")
     names = {"held": "Held", "quarantined": "Quarantined", "awaiting-approval": "AwaitingApproval",
-             "rejected": "Rejected", "delivered": "Delivered", "superseded": "Superseded"}  # fmt: skip
+             "rejected": "Rejected", "delivered": "Delivered", "superseded": "Superseded", "empty": "Empty"}  # fmt: skip
     return Completed(message=message, name=names.get(b.status, "Completed"), data=outcome.as_dict())
 
 
@@ -219,7 +220,8 @@ def transfer_flow(
     else:
         batch_id = stage_task(db_url, states or [], initiator, order, incremental, bucket)
     outcome = gates_task(batch_id)
-    _publish(outcome)
+    if (flow_run.run_count or 1) <= 1:  # a resumed (suspended) run replays from the top: publish once
+        _publish(outcome)
     if outcome.batch.status == "awaiting-approval":
         outcome = wait_for_approval(batch_id, outcome, approval_timeout_s)
     if outcome.batch.status == "approved":

@@ -39,9 +39,7 @@ SOURCE_KINDS = [
 
 def pytest_configure(config: pytest.Config) -> None:
     # GX's pandas regex metrics warn about our (deliberately portable) match groups on every chunk.
-    config.addinivalue_line(
-        "filterwarnings", "ignore:This pattern is interpreted as a regular expression:UserWarning"
-    )
+    config.addinivalue_line("filterwarnings", "ignore:This pattern is interpreted as a regular expression:UserWarning")
 
 
 @pytest.fixture(scope="session", autouse=True)

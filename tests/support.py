@@ -105,9 +105,7 @@ def sha256_file(path: Path) -> str:
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     """Environment for a `handoff` subprocess: this session's AWS endpoint, a fresh home."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_") and k not in ("COLUMNS", "LINES")
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_") and k not in ("COLUMNS", "LINES")}
     env.update(
         HANDOFF_HOME=str(home),
         HANDOFF_POLICY_DIR=str(POLICY_DIR),
@@ -121,9 +119,7 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(
-    *args: str, env: dict[str, str], cwd: Path, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(HANDOFF_BIN), *args],
         env=env,

@@ -23,9 +23,7 @@ def _bench_database() -> str:
     try:
         admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            exists = conn.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": DB_NAME}
-            ).scalar()
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": DB_NAME}).scalar()
             if not exists:
                 conn.exec_driver_sql(f'CREATE DATABASE "{DB_NAME}"')
         admin.dispose()
@@ -52,9 +50,7 @@ def test_run_bench_small(tmp_path):
     assert result["floor_peak_rss_mb"] > 0 and result["handoff_peak_rss_mb"] > 0
     # Same population through both paths.
     assert result["handoff_rows_extracted"] == result["selected_rows"]
-    assert result["ratio_vs_floor"] == pytest.approx(
-        result["handoff_rows_per_s"] / result["floor_rows_per_s"]
-    )
+    assert result["ratio_vs_floor"] == pytest.approx(result["handoff_rows_per_s"] / result["floor_rows_per_s"])
     assert result["dlt_rows_per_s"] is None and result["ratio_vs_dlt"] is None
     assert any("dlt skipped" in n for n in result["notes"])
     assert messages

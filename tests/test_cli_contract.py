@@ -159,9 +159,7 @@ def test_user_error_is_exactly_one_line(case: str, world: dict[str, Any], tmp_pa
         shutil.copytree(POLICY_DIR, policy_dir)
         order = policy_dir / "orders" / "2025-12-29.yaml"
         order.write_text(order.read_text().replace("permitted_fields:", "permited_fields:"))
-        res = run_cli(
-            "--policy-dir", str(policy_dir), "policy", "show", env=cli_env(tmp_path / "h"), cwd=tmp_path
-        )
+        res = run_cli("--policy-dir", str(policy_dir), "policy", "show", env=cli_env(tmp_path / "h"), cwd=tmp_path)
     else:
         res = cli(world, "approve", world["transfer"]["batch_id"], "--as", "Mallory")
     assert res.returncode == 2

@@ -64,14 +64,10 @@ def all_clear(batch: Batch) -> gates.RuntimeView:
     [
         pytest.param(dt.datetime(2026, 1, 5, 23, 59, tzinfo=LA), False, id="LA-one-minute-before"),
         pytest.param(dt.datetime(2026, 1, 6, 7, 59, tzinfo=dt.UTC), False, id="UTC-07:59Z"),
-        pytest.param(
-            dt.datetime(2026, 1, 6, 2, 59, tzinfo=ZoneInfo("America/New_York")), False, id="NY-02:59"
-        ),
+        pytest.param(dt.datetime(2026, 1, 6, 2, 59, tzinfo=ZoneInfo("America/New_York")), False, id="NY-02:59"),
         pytest.param(dt.datetime(2026, 1, 6, 0, 0, tzinfo=LA), True, id="LA-midnight"),
         pytest.param(dt.datetime(2026, 1, 6, 8, 0, tzinfo=dt.UTC), True, id="UTC-08:00Z"),
-        pytest.param(
-            dt.datetime(2026, 1, 6, 0, 0, tzinfo=dt.UTC), False, id="UTC-midnight-is-still-Jan-5-in-LA"
-        ),
+        pytest.param(dt.datetime(2026, 1, 6, 0, 0, tzinfo=dt.UTC), False, id="UTC-midnight-is-still-Jan-5-in-LA"),
     ],
 )
 def test_order_takes_effect_at_midnight_court_time(now: dt.datetime, is_open: bool) -> None:

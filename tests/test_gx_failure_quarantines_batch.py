@@ -68,10 +68,7 @@ def test_gx_failure_quarantines_the_whole_batch(source_url: str, settings) -> No
 
     # Nothing anywhere under HANDOFF_HOME carries the SSN-like values either.
     ssn_ids = failed["ssn_like:elgbl_line_2_adr_home"]["medicaid_ids"]
-    planted = [
-        r["elgbl_line_2_adr_home"]
-        for r in source_rows(source_url, ssn_ids, ["elgbl_line_2_adr_home"]).values()
-    ]
+    planted = [r["elgbl_line_2_adr_home"] for r in source_rows(source_url, ssn_ids, ["elgbl_line_2_adr_home"]).values()]
     for path in files_under(settings.home):
         raw = path.read_bytes()
         assert not any(p.encode() in raw for p in planted), path
@@ -80,9 +77,7 @@ def test_gx_failure_quarantines_the_whole_batch(source_url: str, settings) -> No
 @pytest.mark.usefixtures("row_quarantine_disabled")
 def test_quarantined_batch_cannot_be_approved(sqlite_source_url: str, settings) -> None:
     life = Lifecycle(settings)
-    batch = life.transfer(
-        StageRequest(sqlite_source_url, initiator=INITIATOR), "never-used-bucket", NOW
-    ).batch
+    batch = life.transfer(StageRequest(sqlite_source_url, initiator=INITIATOR), "never-used-bucket", NOW).batch
     assert batch.status == "quarantined"
     with pytest.raises(GateError, match="quarantined"):
         life.decide(batch.id, "approve", APPROVERS[0], None, NOW)

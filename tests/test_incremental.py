@@ -11,7 +11,6 @@ next incremental run reads only rows changed after it.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -66,13 +65,13 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _scheduled_run(url: str, bucket: str, life: Lifecycle, **params: Any) -> str:
+def _scheduled_run(url: str, bucket: str, life: Lifecycle, expect: str = "AwaitingApproval", **params: Any) -> str:
     """One run of the transfer flow as the daily deployment starts it; returns its batch id."""
     from flows.transfer import transfer_flow
 
     state = transfer_flow(db_url=url, bucket=bucket, initiator=SCHEDULE, incremental=True,
                           approval_timeout_s=0, return_state=True, **params)  # fmt: skip
-    assert state.name == "AwaitingApproval", f"{state.name}: {state.message}"
+    assert state.name == expect, f"{state.name}: {state.message}"
     batch_id = life.batch_for_flow_run(str(state.state_details.flow_run_id))
     assert batch_id, "the flow run recorded no batch"
     return batch_id
@@ -159,23 +158,21 @@ def test_scheduled_incremental_run_delivers_exactly_the_changed_rows(
     assert new_watermark and new_watermark > watermark
     assert _stored_watermark(life, second.batch) == new_watermark
 
-    # Nothing changed since: the run stages an empty batch, which still waits for an approver
-    # (the flow ends AwaitingApproval), and once approved delivers a manifest with no data files.
+    # Nothing changed since: the run ends Empty. Nobody is asked to approve nothing, nothing is
+    # uploaded, no disclosure is accounted, and the watermark stays where it was.
     keys_before = set(s3.object_keys())
-    empty_id = _scheduled_run(url, s3.name, life)
+    empty_id = _scheduled_run(url, s3.name, life, expect="Empty")
     empty = life.get(empty_id)
-    assert empty.status == "awaiting-approval"
+    assert empty.status == "empty" and "nothing changed since the watermark" in (empty.status_reason or "")
     assert (empty.rows_extracted, empty.rows_staged, empty.rows_quarantined, empty.files) == (0, 0, 0, [])
     assert empty.since == new_watermark and empty.watermark is None
-    assert empty.content_hash == hashlib.sha256(b"").hexdigest()
-    assert set(s3.object_keys()) == keys_before, "an unapproved batch was uploaded"
-    released = _approve_and_release(life, empty_id)
-    new_keys = set(s3.object_keys()) - keys_before
-    assert new_keys == {released.manifest_key}, new_keys
-    empty_manifest = _manifest(s3, released.manifest_key)
-    assert empty_manifest["files"] == [] and empty_manifest["counts"]["rows_delivered"] == 0
-    assert empty_manifest["source"]["since"] == new_watermark
+    assert life.release(_now()) == []
+    assert set(s3.object_keys()) == keys_before, "an empty batch was uploaded"
     assert _stored_watermark(life, second.batch) == new_watermark, "an empty batch moved the watermark"
+    from handoff.accounting import disclosures
+
+    with life.engine.connect() as conn:
+        assert empty_id not in {d.batch_id for d in disclosures(conn)}
 
 
 def test_partitioned_incremental_run_delivers_only_the_changed_rows(

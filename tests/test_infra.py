@@ -93,9 +93,7 @@ def tf() -> dict[str, Any]:
             for entry in doc.get(kind, []):
                 for rtype, named in entry.items():
                     for name, body in named.items():
-                        assert name not in merged[kind].setdefault(rtype, {}), (
-                            f"duplicate {kind} {rtype}.{name}"
-                        )
+                        assert name not in merged[kind].setdefault(rtype, {}), f"duplicate {kind} {rtype}.{name}"
                         merged[kind][rtype][name] = body
         for kind in ("variable", "output", "provider"):
             for entry in doc.get(kind, []):
@@ -391,9 +389,7 @@ def test_prefect_server_on_postgres(compose: dict[str, Any]) -> None:
     url = server["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]
     assert url.startswith("postgresql+asyncpg://") and "@postgres:5432/prefect" in url
     assert server["depends_on"]["postgres"]["condition"] == "service_healthy"
-    init_sql = next(
-        v for v in compose["services"]["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v
-    )
+    init_sql = next(v for v in compose["services"]["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v)
     assert (INFRA / init_sql.split(":")[0]).is_file()
 
 
@@ -415,8 +411,7 @@ def test_worker(compose: dict[str, Any]) -> None:
     assert _default(env["HANDOFF_BUCKET"])
     assert _default(env["HANDOFF_KMS_KEY_ID"])
     assert (
-        env["HANDOFF_STATE_URL"].startswith("postgresql+psycopg://")
-        and "@postgres:5432/" in env["HANDOFF_STATE_URL"]
+        env["HANDOFF_STATE_URL"].startswith("postgresql+psycopg://") and "@postgres:5432/" in env["HANDOFF_STATE_URL"]
     )
     assert worker["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
     assert worker["depends_on"]["prefect-server"]["condition"] == "service_healthy"
@@ -486,15 +481,11 @@ def test_deployments(prefect_yaml: dict[str, Any]) -> None:
     assert transfer["entrypoint"] == "flows/transfer.py:transfer_flow"
     assert {"db_url", "bucket", "states"} <= set(transfer["parameters"])
     assert transfer["description"]
-    assert [(s["cron"], s["timezone"]) for s in transfer["schedules"]] == [
-        ("0 2 * * *", "America/Los_Angeles")
-    ]
+    assert [(s["cron"], s["timezone"]) for s in transfer["schedules"]] == [("0 2 * * *", "America/Los_Angeles")]
 
     release = deployments["handoff-release"]
     assert release["entrypoint"] == "flows/release.py:release_flow"
-    assert [(s["cron"], s["timezone"]) for s in release["schedules"]] == [
-        ("0 * * * *", "America/Los_Angeles")
-    ]
+    assert [(s["cron"], s["timezone"]) for s in release["schedules"]] == [("0 * * * *", "America/Los_Angeles")]
 
     for dep in deployments.values():
         assert dep["work_pool"]["name"] == "handoff-process"
@@ -535,9 +526,7 @@ def test_compose_deploys_this_prefect_yaml(compose: dict[str, Any]) -> None:
     assert "work-pool create handoff-process --type process" in script
     env = compose["services"]["prefect-deploy"]["environment"]
     active = "\n".join(
-        line
-        for line in (INFRA / "prefect.yaml").read_text().splitlines()
-        if not line.lstrip().startswith("#")
+        line for line in (INFRA / "prefect.yaml").read_text().splitlines() if not line.lstrip().startswith("#")
     )
     placeholders = set(re.findall(r"\{\{\s*\$(\w+)\s*\}\}", active))
     assert placeholders and placeholders <= set(env), placeholders - set(env)

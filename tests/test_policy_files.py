@@ -51,9 +51,7 @@ TYPOS = [
 
 
 @pytest.mark.parametrize(("old", "new", "named"), TYPOS)
-def test_malformed_order_is_refused_naming_file_and_field(
-    policy_dir: Path, old: str, new: str, named: str
-) -> None:
+def test_malformed_order_is_refused_naming_file_and_field(policy_dir: Path, old: str, new: str, named: str) -> None:
     path = _edit(policy_dir, old, new)
     with pytest.raises(PolicyError) as info:
         load_order_file(path)
@@ -81,9 +79,7 @@ def test_policy_show_on_a_bad_order_exits_2_without_traceback(
     policy_dir: Path, tmp_path: Path, old: str, new: str, named: str
 ) -> None:
     _edit(policy_dir, old, new)
-    res = run_cli(
-        "--policy-dir", str(policy_dir), "policy", "show", env=cli_env(tmp_path / "home"), cwd=tmp_path
-    )
+    res = run_cli("--policy-dir", str(policy_dir), "policy", "show", env=cli_env(tmp_path / "home"), cwd=tmp_path)
     assert res.returncode == 2, res.stderr
     assert res.stdout == ""
     assert "Traceback" not in res.stderr

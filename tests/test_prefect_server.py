@@ -53,9 +53,7 @@ def _cron(schedule: Any) -> tuple[str, str]:
 
 
 # ----- a. handoff serve registers the deployments ----------------------------------------------------
-def test_handoff_serve_registers_scheduled_deployments(
-    prefect_server: Any, serve_factory: Any, tmp_path: Any
-) -> None:
+def test_handoff_serve_registers_scheduled_deployments(prefect_server: Any, serve_factory: Any, tmp_path: Any) -> None:
     from prefect.client.orchestration import get_client
 
     from flows.serve import deployments
@@ -156,9 +154,7 @@ def test_refused_then_authorised_approval_delivers(handoff_env: Any, serve_facto
 
 
 # ----- c. a long wait under a deployment ---------------------------------------------------------------
-def test_waiting_deployment_run_frees_its_worker_and_the_cli_resolves_it(
-    handoff_env: Any, serve_factory: Any
-) -> None:
+def test_waiting_deployment_run_frees_its_worker_and_the_cli_resolves_it(handoff_env: Any, serve_factory: Any) -> None:
     """Under a deployment the approval suspends without a timeout: no worker is held, the run
     stays visibly waiting (never Failed), and `handoff approve` resolves the same pending step."""
     serve = serve_factory(handoff_env.source_url, handoff_env.bucket, extra_env=handoff_env.env)

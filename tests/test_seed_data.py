@@ -30,10 +30,7 @@ def test_different_seed_gives_different_rows() -> None:
 def _read_source(url: str) -> list[dict]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        rows = [
-            dict(r)
-            for r in conn.execute(sa.text("SELECT * FROM enrollees ORDER BY msis_ident_num")).mappings()
-        ]
+        rows = [dict(r) for r in conn.execute(sa.text("SELECT * FROM enrollees ORDER BY msis_ident_num")).mappings()]
     engine.dispose()
     return rows
 

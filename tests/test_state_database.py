@@ -40,12 +40,8 @@ def _drop_mariadb(engine: sa.Engine, name: str) -> None:
 
 
 @pytest.mark.postgres
-def test_full_delivery_with_state_on_a_server_database(
-    state_url: str, sqlite_source_url: str, s3, tmp_path
-) -> None:
-    settings = build_settings(
-        tmp_path / "home", state_url=state_url, bucket=s3.name, kms_key_id=s3.kms_key_id
-    )
+def test_full_delivery_with_state_on_a_server_database(state_url: str, sqlite_source_url: str, s3, tmp_path) -> None:
+    settings = build_settings(tmp_path / "home", state_url=state_url, bucket=s3.name, kms_key_id=s3.kms_key_id)
     life = Lifecycle(settings)
     batch = life.transfer(StageRequest(sqlite_source_url, initiator=INITIATOR), s3.name, NOW).batch
     assert batch.status == "held"

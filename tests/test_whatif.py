@@ -73,9 +73,7 @@ def test_whatif_limited_to_states(source_url: str, tmp_path: Path) -> None:
     assert doc["disclosed"] == expected.get("CA", 0) + expected.get("TX", 0)
 
 
-def test_whatif_human_table_marks_plaintiff_states_and_explains_reasons(
-    sqlite_source_url: str, tmp_path: Path
-) -> None:
+def test_whatif_human_table_marks_plaintiff_states_and_explains_reasons(sqlite_source_url: str, tmp_path: Path) -> None:
     res = run_cli("policy", "whatif", "--db", sqlite_source_url, env=cli_env(tmp_path / "h"), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     rows = {line.split()[1]: line for line in res.stdout.splitlines() if line.startswith("│ ")}

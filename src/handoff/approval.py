@@ -80,7 +80,9 @@ def decide(
     bad = verify_staged(Path(batch.staging_path), batch.files)
     if bad or content_hash(batch.files) != batch.content_hash:
         raise GateError(f"batch {batch.id} changed on disk since validation ({', '.join(bad)}); it cannot be approved")
-    rec = Decision(batch.id, decision, approver.strip(), batch.content_hash, order.policy_hash, order.ref, note, iso(now))
+    rec = Decision(
+        batch.id, decision, approver.strip(), batch.content_hash, order.policy_hash, order.ref, note, iso(now)
+    )
     conn.execute(approvals.insert().values(**rec.__dict__))
     ledger.append(conn, "approved" if decision == "approve" else "rejected", rec.approver, batch_id=batch.id,
                   order_ref=order.ref, at=now,

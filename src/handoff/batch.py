@@ -2,7 +2,8 @@
 
 Statuses: ``staged`` (validated, waiting for gates), ``quarantined`` (failed validation; never
 delivered), ``held`` (a gate is closed), ``awaiting-approval``, ``approved``, ``rejected``,
-``delivering`` and ``delivered``; ``superseded`` when a newer order version voids it.
+``delivering`` and ``delivered``; ``superseded`` when a newer order version voids it; ``empty``
+when nothing passed into the batch (no changed rows since the watermark): nothing to approve.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from handoff.state import batch_files, batches, iso
 
 STATUSES = (
     "staged", "quarantined", "held", "awaiting-approval", "approved", "rejected",
-    "delivering", "delivered", "superseded",
+    "delivering", "delivered", "superseded", "empty",
 )  # fmt: skip
 
 
@@ -99,5 +100,7 @@ def listing(conn: sa.Connection, statuses: list[str] | None = None) -> list[Batc
 def set_status(conn: sa.Connection, batch_id: str, status: str, reason: str | None, now: dt.datetime) -> None:
     assert status in STATUSES, status
     conn.execute(
-        batches.update().where(batches.c.id == batch_id).values(status=status, status_reason=reason, updated_at=iso(now))
+        batches.update()
+        .where(batches.c.id == batch_id)
+        .values(status=status, status_reason=reason, updated_at=iso(now))
     )

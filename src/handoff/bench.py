@@ -103,7 +103,9 @@ def ensure_database(url: sa.engine.URL) -> None:
             if not exists:
                 conn.exec_driver_sql(f'CREATE DATABASE "{url.database}"')
     except sa.exc.OperationalError as exc:
-        raise SourceError(f"cannot reach PostgreSQL at {url.render_as_string(hide_password=True)}: {exc.orig}") from None
+        raise SourceError(
+            f"cannot reach PostgreSQL at {url.render_as_string(hide_password=True)}: {exc.orig}"
+        ) from None
     finally:
         admin.dispose()
 
@@ -133,9 +135,7 @@ def ensure_seeded(engine: sa.Engine, rows: int, seed: int, progress: Progress | 
     seed_database(engine, rows, seed, replace=True)
     with engine.connect() as conn:
         # Set hint bits and the visibility map now, so the first measured scan is not penalised.
-        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-            f'VACUUM ANALYZE "{SOURCE_TABLE}"'
-        )
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(f'VACUUM ANALYZE "{SOURCE_TABLE}"')
     with engine.begin() as conn:
         conn.exec_driver_sql(f'CREATE TABLE "{MARKER_TABLE}" (seed bigint NOT NULL, "rows" bigint NOT NULL, '
                              "seeded_at timestamptz NOT NULL DEFAULT now())")  # fmt: skip

@@ -69,9 +69,13 @@ def _user() -> str:
 
 @app.callback()
 def _main(
-    home: Annotated[Path | None, typer.Option(help="State and staging folder (env HANDOFF_HOME; default ./.handoff).")] = None,
+    home: Annotated[
+        Path | None, typer.Option(help="State and staging folder (env HANDOFF_HOME; default ./.handoff).")
+    ] = None,
     state_url: Annotated[str | None, typer.Option(help="State database URL (env HANDOFF_STATE_URL).")] = None,
-    policy_dir: Annotated[Path | None, typer.Option(help="Policy folder with orders/ and suites/ (env HANDOFF_POLICY_DIR).")] = None,
+    policy_dir: Annotated[
+        Path | None, typer.Option(help="Policy folder with orders/ and suites/ (env HANDOFF_POLICY_DIR).")
+    ] = None,
 ) -> None:
     """Court-governed transfer of Medicaid enrollee records to an S3 handoff bucket.
 
@@ -83,7 +87,9 @@ def _main(
 # ----- seed ---------------------------------------------------------------------------------
 @app.command()
 def seed(
-    db: Annotated[str, typer.Option(help="Source database URL, e.g. sqlite:///source.db or postgresql+psycopg://user@host/db.")],
+    db: Annotated[
+        str, typer.Option(help="Source database URL, e.g. sqlite:///source.db or postgresql+psycopg://user@host/db.")
+    ],
     rows: Annotated[int, typer.Option(min=1, help="Enrollees to generate.")] = 10_000,
     seed_: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same data.")] = 42,
     replace: Annotated[bool, typer.Option(help="Drop and recreate existing enrollees/claims tables.")] = False,
@@ -216,7 +222,9 @@ def _print_outcome(o: Any) -> None:
     b = o.batch
     colour = {"delivered": "green", "quarantined": "red", "held": "yellow", "rejected": "red"}.get(b.status, "cyan")
     out.print(f"batch [bold]{b.id}[/]  [{colour}]{b.status}[/]  ({b.order_ref})")
-    out.print(f"  rows: {b.rows_extracted:,} extracted, {b.rows_quarantined:,} row-quarantined, {b.rows_staged:,} staged")
+    out.print(
+        f"  rows: {b.rows_extracted:,} extracted, {b.rows_quarantined:,} row-quarantined, {b.rows_staged:,} staged"
+    )
     excl = b.excluded.get("totals", {})
     if excl:
         out.print("  excluded by reason: " + ", ".join(f"{k}={v:,}" for k, v in sorted(excl.items())))
@@ -555,7 +563,9 @@ def audit_disclosures(
     if as_json:
         emit_json([r.as_dict() for r in rows])
     elif as_csv:
-        fields = list(rows[0].as_dict()) if rows else ["at", "batch_id", "order_ref", "recipient", "records", "approver"]
+        fields = (
+            list(rows[0].as_dict()) if rows else ["at", "batch_id", "order_ref", "recipient", "records", "approver"]
+        )
         w = csv.DictWriter(sys.stdout, fieldnames=fields)
         w.writeheader()
         for r in rows:
@@ -583,7 +593,9 @@ def demo(
 
 @app.command()
 def bench(
-    db: Annotated[str, typer.Option(help="PostgreSQL URL to seed and read.")] = "postgresql+psycopg://postgres@127.0.0.1:5432/handoff_bench",
+    db: Annotated[
+        str, typer.Option(help="PostgreSQL URL to seed and read.")
+    ] = "postgresql+psycopg://postgres@127.0.0.1:5432/handoff_bench",
     rows: Annotated[int, typer.Option(min=1000, help="Rows to seed.")] = 1_000_000,
     no_dlt: Annotated[bool, typer.Option("--no-dlt", help="Skip the dlt comparison.")] = False,
     chart: Annotated[Path | None, typer.Option(help="Write a PNG chart here.")] = None,
@@ -606,10 +618,14 @@ def bench(
 def serve(
     db: Annotated[str, typer.Option(help="Source database URL the scheduled transfers read.")],
     bucket: Annotated[str | None, typer.Option(help="Recipient S3 bucket (env HANDOFF_BUCKET).")] = None,
-    group: Annotated[list[str] | None, typer.Option(help="Jurisdiction group NAME=ST,ST (repeatable); default one group 'all'.")] = None,
+    group: Annotated[
+        list[str] | None, typer.Option(help="Jurisdiction group NAME=ST,ST (repeatable); default one group 'all'.")
+    ] = None,
     transfer_cron: Annotated[str, typer.Option(help="Cron for transfers, in the court's time zone.")] = "0 2 * * *",
     release_cron: Annotated[str, typer.Option(help="Cron for release runs.")] = "0 * * * *",
-    approval_timeout: Annotated[int, typer.Option(help="Seconds a run waits for approval before leaving the batch awaiting.")] = 3600,
+    approval_timeout: Annotated[
+        int, typer.Option(help="Seconds a run waits for approval before leaving the batch awaiting.")
+    ] = 3600,
 ) -> None:
     """Serve the transfer (daily, per jurisdiction group, incremental) and release (hourly) deployments.
 

@@ -111,8 +111,7 @@ def load_settings(**overrides: Any) -> Settings:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ConfigError(
-            f"configuration error in {where}: {first['msg']} "
-            f"(check HANDOFF_{where.upper()} or {_config_file()})"
+            f"configuration error in {where}: {first['msg']} (check HANDOFF_{where.upper()} or {_config_file()})"
         ) from None
     settings.home.mkdir(parents=True, exist_ok=True)
     return settings

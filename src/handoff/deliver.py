@@ -204,7 +204,9 @@ def write_manifest(s3: Any, target: Target, key: str, manifest: dict[str, Any]) 
         head = _head(s3, target.bucket, key)
     except Exception as exc:
         if _precondition_failed(exc):
-            raise DeliveryError(f"s3://{target.bucket}/{key} appeared during this delivery; run release again") from None
+            raise DeliveryError(
+                f"s3://{target.bucket}/{key} appeared during this delivery; run release again"
+            ) from None
         raise _error(exc, f"writing s3://{target.bucket}/{key}") from None
     if head is None:
         raise DeliveryError(f"s3://{target.bucket}/{key} is missing right after upload")

@@ -164,9 +164,7 @@ def plan(
     compiled = stmt.compile(dialect=engine.dialect)
     params = {k: v for k, v in compiled.params.items()}
     sql = str(compiled)
-    qhash = hashlib.sha256(
-        (sql + json.dumps(params, sort_keys=True, default=str)).encode()
-    ).hexdigest()
+    qhash = hashlib.sha256((sql + json.dumps(params, sort_keys=True, default=str)).encode()).hexdigest()
     return ExtractPlan(stmt, sql, qhash, since, watermark, [STATES[f] for f in fips], table, fips)
 
 
@@ -190,8 +188,11 @@ def stream_on(conn: sa.Connection, order: Order, statement: sa.Select, chunk_row
 
 
 def counts_statement(
-    table: sa.TableClause, order: Order, requested_fips: list[str] | None,
-    since: dt.datetime | None = None, until: dt.datetime | None = None,
+    table: sa.TableClause,
+    order: Order,
+    requested_fips: list[str] | None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
 ) -> sa.Select:
     """One aggregate: rows and newest change per jurisdiction per reason."""
     jur = table.c[order.source.jurisdiction_column]

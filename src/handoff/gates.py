@@ -70,7 +70,9 @@ def pending_hearing(order: Order, hearings: list[HearingRecord]) -> GateDecision
 
 def emergency_stop(stop: StopState | None) -> GateDecision:
     if stop and stop.active:
-        return GateDecision("emergency_stop", False, f"emergency stop set by {stop.set_by} at {stop.set_at}: {stop.reason}")
+        return GateDecision(
+            "emergency_stop", False, f"emergency stop set by {stop.set_by} at {stop.set_at}: {stop.reason}"
+        )
     return GateDecision("emergency_stop", True, "no emergency stop")
 
 

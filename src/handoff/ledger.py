@@ -52,9 +52,7 @@ def append(
     at: dt.datetime | None = None,
 ) -> Entry:
     """Append one event inside the caller's transaction."""
-    last = conn.execute(
-        sa.select(ledger.c.seq, ledger.c.hash).order_by(ledger.c.seq.desc()).limit(1)
-    ).first()
+    last = conn.execute(sa.select(ledger.c.seq, ledger.c.hash).order_by(ledger.c.seq.desc()).limit(1)).first()
     seq = (last.seq + 1) if last else 1
     prev = last.hash if last else GENESIS
     stamp = iso(at or utcnow())

@@ -111,9 +111,7 @@ def emit(
     inputs, outputs = _datasets(batch, order, bucket, folder, state == "COMPLETE")
     run_facets: dict[str, Any] = {}
     if error:
-        run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-            message=error, programmingLanguage="python"
-        )
+        run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(message=error, programmingLanguage="python")
     event = RunEvent(
         eventType=RunState[state],
         eventTime=now.astimezone(dt.UTC).isoformat(),

@@ -73,9 +73,15 @@ def build(
         ],
         "gates": {"evaluated_at": gates_at, "decisions": [g.as_dict() for g in gates]},
         "approval": (
-            {"approver": approval.approver, "at": approval.at, "note": approval.note,
-             "content_hash": approval.content_hash, "order_ref": approval.order_ref}
-            if approval else None
+            {
+                "approver": approval.approver,
+                "at": approval.at,
+                "note": approval.note,
+                "content_hash": approval.content_hash,
+                "order_ref": approval.order_ref,
+            }
+            if approval
+            else None
         ),  # fmt: skip
         "initiator": batch.initiator,
         "flow_run_id": flow_run_id,

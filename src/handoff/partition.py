@@ -110,9 +110,11 @@ def _key_boundaries(conn: sa.Connection, read: Any, order: Any, fips: str, parts
     """Ids that cut one jurisdiction's included rows into ``parts`` ranges of about equal size."""
     table = read.plan.table
     id_col = table.c[order.source.id_column]
-    out = []
+    out: list[str] = []
     for k in range(1, parts):
-        stmt = (sa.select(id_col).where(where_clause(table, order, [fips]))
+        stmt = (sa.select(id_col)
+                .where(where_clause(table, order, [fips]),
+                       extract._since_clause(table, order, read.plan.since, read.plan.watermark))
                 .order_by(id_col).limit(1).offset(k * n // parts))  # fmt: skip
         value = conn.execute(stmt).scalar()
         if value is not None and (not out or value > out[-1]):
@@ -172,7 +174,8 @@ def stage_partitioned(
     conn = engine.connect()
     try:
         snapshot_id = export_snapshot(conn) if fast else None
-        read = PortableRead(engine, order, fips, request.since)  # plans the statement and watermark
+        # Plans the statement; off the fast path it also fixes the upper watermark (the cut).
+        read = PortableRead(engine, order, fips, request.since, bounded=not fast)
         if fast:  # the snapshot is the cut; its newest change is the watermark
             stmt = extract.counts_statement(read.plan.table, order, fips or read.plan.fips, read.plan.since, None)
         else:
@@ -181,9 +184,7 @@ def stage_partitioned(
         counts, newest = extract.read_counts(conn, stmt)
         watermark = newest if fast else read.plan.watermark
         read.plan.watermark = watermark
-        parts = plan_partitions(
-            counts, partition_rows, lambda f, k, n: _key_boundaries(conn, read, order, f, k, n)
-        )
+        parts = plan_partitions(counts, partition_rows, lambda f, k, n: _key_boundaries(conn, read, order, f, k, n))
         day = now.astimezone(order.zone).date().isoformat()
         specs = [
             PartitionSpec(i, p_fips, low, high, request.source_url, str(settings.policy_dir), order.ref,

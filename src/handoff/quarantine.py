@@ -44,9 +44,7 @@ def _violations(col: pa.ChunkedArray, rule: Rule, snapshot: dt.date) -> pa.Chunk
     return pc.and_(valid, pc.fill_null(bad, False))
 
 
-def split(
-    table: pa.Table, rules: list[Rule], id_column: str, snapshot: dt.date
-) -> tuple[pa.Table, RowQuarantine]:
+def split(table: pa.Table, rules: list[Rule], id_column: str, snapshot: dt.date) -> tuple[pa.Table, RowQuarantine]:
     """Return (rows that pass every rule, what was diverted)."""
     out = RowQuarantine()
     if table.num_rows == 0:

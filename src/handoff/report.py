@@ -51,10 +51,8 @@ def batch_markdown(batch: Batch, gates: list[GateDecision], objects: list[str] |
 def approval_description(batch: Batch, gates: list[GateDecision], refused: str | None = None) -> str:
     head = f"**Refused:** {refused}\n\n" if refused else ""
     return (
-        head
-        + "Approve or reject exactly this content. Your name must be on the configured approver list; "
-        "the person who started the transfer cannot approve it.\n\n"
-        + batch_markdown(batch, gates)
+        head + "Approve or reject exactly this content. Your name must be on the configured approver list; "
+        "the person who started the transfer cannot approve it.\n\n" + batch_markdown(batch, gates)
     )
 
 

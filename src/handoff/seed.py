@@ -39,15 +39,90 @@ _WEIGHT = np.array([
     1.5, 2.0, 3.0, 1.4, .8, 1.2, .3, .3, .9, .2, 2.0, .9, 7.0, 2.6, .1, 3.3, 1.0, 1.3, 3.2, .4,
     1.2, .2, 1.7, 6.0, .5, .2, 1.6, 2.2, .6, 1.7, .2,
 ])  # fmt: skip
-_FIRST = np.array(["Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Avery", "Quinn", "Rowan",
-                   "Jamie", "Drew", "Reese", "Skyler", "Emerson", "Finley", "Harper", "Logan", "Parker", "Sage"])
-_LAST = np.array(["Example", "Sample", "Testa", "Placeholder", "Fictus", "Synthe", "Mockley", "Demoson",
-                  "Fakeworth", "Specimen", "Dummett", "Trialby", "Proxley", "Stubbs", "Modelle", "Figment"])
-_STREET = np.array(["Oak", "Maple", "Cedar", "Pine", "Elm", "Birch", "Willow", "Aspen", "Spruce", "Walnut",
-                    "Hickory", "Juniper", "Laurel", "Magnolia", "Poplar", "Sycamore"])
+_FIRST = np.array(
+    [
+        "Alex",
+        "Sam",
+        "Jordan",
+        "Taylor",
+        "Morgan",
+        "Casey",
+        "Riley",
+        "Avery",
+        "Quinn",
+        "Rowan",
+        "Jamie",
+        "Drew",
+        "Reese",
+        "Skyler",
+        "Emerson",
+        "Finley",
+        "Harper",
+        "Logan",
+        "Parker",
+        "Sage",
+    ]
+)
+_LAST = np.array(
+    [
+        "Example",
+        "Sample",
+        "Testa",
+        "Placeholder",
+        "Fictus",
+        "Synthe",
+        "Mockley",
+        "Demoson",
+        "Fakeworth",
+        "Specimen",
+        "Dummett",
+        "Trialby",
+        "Proxley",
+        "Stubbs",
+        "Modelle",
+        "Figment",
+    ]
+)
+_STREET = np.array(
+    [
+        "Oak",
+        "Maple",
+        "Cedar",
+        "Pine",
+        "Elm",
+        "Birch",
+        "Willow",
+        "Aspen",
+        "Spruce",
+        "Walnut",
+        "Hickory",
+        "Juniper",
+        "Laurel",
+        "Magnolia",
+        "Poplar",
+        "Sycamore",
+    ]
+)
 _SUFFIX = np.array(["St", "Ave", "Rd", "Blvd", "Ln", "Way", "Ct", "Dr"])
-_CITY = np.array(["Springfield", "Riverton", "Fairview", "Lakeside", "Greenville", "Franklin", "Clinton",
-                  "Madison", "Georgetown", "Salem", "Bristol", "Oakdale", "Milton", "Ashland", "Dover"])
+_CITY = np.array(
+    [
+        "Springfield",
+        "Riverton",
+        "Fairview",
+        "Lakeside",
+        "Greenville",
+        "Franklin",
+        "Clinton",
+        "Madison",
+        "Georgetown",
+        "Salem",
+        "Bristol",
+        "Oakdale",
+        "Milton",
+        "Ashland",
+        "Dover",
+    ]
+)
 
 
 def _pick(rng: np.random.Generator, values: np.ndarray, n: int, p: np.ndarray | None = None) -> np.ndarray:
@@ -75,8 +150,14 @@ def _block(seed: int, block: int, start: int, n: int, dirty_rate: float) -> pa.T
     fips, abbr = _FIPS[si], _ABBR[si]
     ids = np.char.add(abbr, np.char.zfill(np.arange(start, start + n).astype(str), 10))
     cols["msis_ident_num"] = pa.array(ids)
-    cols["ssn_num"] = _null(rng, np.char.add(np.char.add(np.char.add("9", _digits(rng, n, 2)), "-"),
-                            np.char.add(np.char.add(_digits(rng, n, 2, 1), "-"), _digits(rng, n, 4, 1))), 0.08)
+    cols["ssn_num"] = _null(
+        rng,
+        np.char.add(
+            np.char.add(np.char.add("9", _digits(rng, n, 2)), "-"),
+            np.char.add(np.char.add(_digits(rng, n, 2, 1), "-"), _digits(rng, n, 4, 1)),
+        ),
+        0.08,
+    )
     cols["ssn_ind"] = pa.array(_pick(rng, np.array(["0", "1"]), n, np.array([0.1, 0.9])))
     cols["mdcr_bene_id"] = _null(rng, np.char.add("1EG4", _digits(rng, n, 7)), 0.85)
     cols["msis_case_num"] = pa.array(np.char.add("C", _digits(rng, n, 9)))
@@ -88,30 +169,38 @@ def _block(seed: int, block: int, start: int, n: int, dirty_rate: float) -> pa.T
     # Citizenship and immigration status, internally consistent, with nulls and raw code 8.
     ctz = _pick(rng, np.array(["1", "2", "0"]), n, np.array([0.85, 0.01, 0.14]))
     noncit = ctz == "0"
-    status = np.where(noncit, _pick(rng, np.array(["1", "2", "3"]), n, np.array([0.5, 0.15, 0.35])),
-                      _pick(rng, np.array(["0", "8"]), n, np.array([0.9, 0.1])))
+    status = np.where(
+        noncit,
+        _pick(rng, np.array(["1", "2", "3"]), n, np.array([0.5, 0.15, 0.35])),
+        _pick(rng, np.array(["0", "8"]), n, np.array([0.9, 0.1])),
+    )
     verified = _pick(rng, np.array(["1", "0"]), n, np.array([0.8, 0.2]))
     bar_mask = ~(noncit & np.isin(status, ["1", "3"]) & (rng.random(n) < 0.3))
     bar = _dates(rng, n, "2026-01-01", "2030-12-31")
     rstr = np.where(status == "3", "2", _pick(rng, np.array(list("01345678"[:7])), n))
 
-    line1 = np.char.add(np.char.add(rng.integers(1, 9999, size=n).astype(str), " "),
-                        np.char.add(np.char.add(_pick(rng, _STREET, n), " "), _pick(rng, _SUFFIX, n)))
+    line1 = np.char.add(
+        np.char.add(rng.integers(1, 9999, size=n).astype(str), " "),
+        np.char.add(np.char.add(_pick(rng, _STREET, n), " "), _pick(rng, _SUFFIX, n)),
+    )
     line2 = np.char.add("Apt ", rng.integers(1, 999, size=n).astype(str))
     city = _pick(rng, _CITY, n)
-    zips = np.where(rng.random(n) < 0.2, np.char.add(_digits(rng, n, 5, 1000), _digits(rng, n, 4)),
-                    _digits(rng, n, 5, 1000))
+    zips = np.where(
+        rng.random(n) < 0.2, np.char.add(_digits(rng, n, 5, 1000), _digits(rng, n, 4)), _digits(rng, n, 5, 1000)
+    )
     county = _digits(rng, n, 3, 1)
-    phone = np.char.add(np.char.add(rng.integers(201, 990, size=n).astype(str), "5550"),
-                        rng.integers(100, 200, size=n).astype(str))
+    phone = np.char.add(
+        np.char.add(rng.integers(201, 990, size=n).astype(str), "5550"), rng.integers(100, 200, size=n).astype(str)
+    )
 
     # A seeded share of dirty values, so row quarantine has something to catch.
     d = rng.random((4, n)) < dirty_rate
     line2 = np.where(d[0], np.char.add("SSN ", cols["ssn_num"].fill_null("900-12-3456").to_numpy(False)), line2)
     zips = np.where(d[1], _pick(rng, np.array(["1234", "ABCDE", "123456", "00000-"]), n), zips)
     phone = np.where(d[2], _pick(rng, np.array(["555-0100", "555010", "CALLME", "12345678901"]), n), phone)
-    birth = np.where(d[3], _pick(rng, np.array(["1850-01-01", "2090-06-15", "1899-12-31"], dtype="datetime64[D]"),
-                                 n), birth)
+    birth = np.where(
+        d[3], _pick(rng, np.array(["1850-01-01", "2090-06-15", "1899-12-31"], dtype="datetime64[D]"), n), birth
+    )
     has_line2 = d[0] | (rng.random(n) < 0.3)
     mail = rng.random(n) < 0.25
 
@@ -125,8 +214,9 @@ def _block(seed: int, block: int, start: int, n: int, dirty_rate: float) -> pa.T
     cols["elgbl_state_cd_home"] = pa.array(abbr)
     cols["elgbl_zip_cd_home"] = _null(rng, zips, 0.005)
     cols["elgbl_cnty_cd_home"] = pa.array(county)
-    cols["elgbl_line_1_adr_mail"] = pa.array(np.char.add("PO Box ", rng.integers(1, 9999, size=n).astype(str)),
-                                             mask=~mail)
+    cols["elgbl_line_1_adr_mail"] = pa.array(
+        np.char.add("PO Box ", rng.integers(1, 9999, size=n).astype(str)), mask=~mail
+    )
     cols["elgbl_line_2_adr_mail"] = pa.array(np.full(n, ""), type=pa.string(), mask=np.ones(n, bool))
     cols["elgbl_city_name_mail"] = pa.array(city, mask=~mail)
     cols["elgbl_state_cd_mail"] = pa.array(abbr, mask=~mail)
@@ -145,8 +235,9 @@ def _block(seed: int, block: int, start: int, n: int, dirty_rate: float) -> pa.T
     cols["chip_cd"] = pa.array(_pick(rng, np.array(list("0123")), n))
     eff = _dates(rng, n, "2015-01-01", "2025-06-30")
     cols["mdcd_enrlmt_eff_dt"] = pa.array(eff, type=pa.date32())
-    cols["mdcd_enrlmt_end_dt"] = pa.array(eff + rng.integers(30, 3000, size=n).astype("timedelta64[D]"),
-                                          type=pa.date32(), mask=rng.random(n) < 0.5)
+    cols["mdcd_enrlmt_end_dt"] = pa.array(
+        eff + rng.integers(30, 3000, size=n).astype("timedelta64[D]"), type=pa.date32(), mask=rng.random(n) < 0.5
+    )
     cols["submtg_state_cd"] = pa.array(fips)
     for flag, rate in (("prgncy_flag", 0.04), ("dsblty_flag", 0.1), ("chrnc_cond_flag", 0.2), ("hcbs_flag", 0.03)):
         cols[flag] = pa.array(np.where(rng.random(n) < rate, "1", "0"))

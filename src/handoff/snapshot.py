@@ -60,9 +60,10 @@ class PortableRead:
     def __init__(
         self, engine: Engine, order: Order, fips: list[str] | None, since: dt.datetime | None,
         watermark: dt.datetime | None = None, key_range: tuple[str | None, str | None] | None = None,
+        bounded: bool = True,
     ) -> None:  # fmt: skip
         self.engine, self.order, self.fips = engine, order, fips
-        self.plan = extract.plan(engine, order, fips, since, bounded=True, watermark=watermark, key_range=key_range)
+        self.plan = extract.plan(engine, order, fips, since, bounded=bounded, watermark=watermark, key_range=key_range)
 
     def counts(self) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
         stmt = extract.counts_statement(self.plan.table, self.order, self.fips or self.plan.fips,
@@ -175,9 +176,7 @@ def rechunk(batches: Any, schema: pa.Schema, chunk_rows: int) -> Iterator[pa.Tab
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        batch = pa.RecordBatch.from_arrays(
-            [batch.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema
-        )
+        batch = pa.RecordBatch.from_arrays([batch.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
         pending.append(batch)
         size += batch.num_rows
         while size >= chunk_rows:

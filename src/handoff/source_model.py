@@ -108,10 +108,7 @@ def source_metadata() -> sa.MetaData:
     sa.Table(
         ENROLLEES_TABLE,
         md,
-        *(
-            sa.Column(c.name, _sa_type(c), primary_key=(c.name == "msis_ident_num"))
-            for c in ENROLLEE_COLUMNS
-        ),
+        *(sa.Column(c.name, _sa_type(c), primary_key=(c.name == "msis_ident_num")) for c in ENROLLEE_COLUMNS),
     )
     sa.Table(
         CLAIMS_TABLE,

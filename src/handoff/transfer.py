@@ -89,7 +89,7 @@ class Lifecycle:
     # ----- status --------------------------------------------------------------------------
     def _apply(self, conn: sa.Connection, batch: batches.Batch, decisions: list[gates.GateDecision],
                now: dt.datetime, actor: str) -> batches.Batch:  # fmt: skip
-        if batch.status in ("quarantined", "rejected", "delivered", "superseded", "delivering"):
+        if batch.status in ("quarantined", "rejected", "delivered", "superseded", "delivering", "empty"):
             return batch
         status, reason = gates.status_for(decisions)
         policy = next(d for d in decisions if d.gate == "policy_version")
@@ -134,13 +134,28 @@ class Lifecycle:
         else:
             staged = stage_batch(self.settings, request, now, progress)
         with self.engine.begin() as conn:
-            conn.execute(sa.update(batches.batches).where(batches.batches.c.id == staged.id).values(bucket=target_bucket))
+            conn.execute(
+                sa.update(batches.batches).where(batches.batches.c.id == staged.id).values(bucket=target_bucket)
+            )
         if staged.status == "quarantined":
             return Outcome(self.get(staged.id))
+        if staged.rows_staged == 0:
+            return self._empty(staged, now, request.initiator)
         outcome = self.refresh(staged.id, now, request.initiator)
         if outcome.batch.status == "approved":
             return self.deliver(staged.id, now)
         return outcome
+
+    def _empty(self, staged: batches.Batch, now: dt.datetime, actor: str) -> Outcome:
+        """A batch with no rows to deliver needs no approval and leaves nothing; say so and stop."""
+        reason = ("no rows to deliver: nothing changed since the watermark"
+                  if staged.since else "no rows to deliver: no enrollee meets the order, or every row was quarantined")  # fmt: skip
+        with self.engine.begin() as conn:
+            batches.set_status(conn, staged.id, "empty", reason, now)
+            ledger.append(conn, "empty", actor, batch_id=staged.id, order_ref=staged.order_ref, at=now,
+                          payload={"rows_extracted": staged.rows_extracted, "rows_quarantined": staged.rows_quarantined,
+                                   "since": staged.since})  # fmt: skip
+        return Outcome(self.get(staged.id))
 
     # ----- decide --------------------------------------------------------------------------
     def decide(self, batch_id: str, decision: str, approver: str, note: str | None, now: dt.datetime) -> Outcome:
@@ -172,8 +187,10 @@ class Lifecycle:
                 batch = batches.find(conn, batch_id)
             except HandoffError:
                 return
-            if attempt and any(e.payload.get("attempt") == attempt
-                               for e in ledger.entries(conn, batch_id=batch.id, kinds=["approval-refused"])):
+            if attempt and any(
+                e.payload.get("attempt") == attempt
+                for e in ledger.entries(conn, batch_id=batch.id, kinds=["approval-refused"])
+            ):
                 return  # a resumed flow replays earlier answers; record each refusal once
             ledger.append(conn, "approval-refused", approver.strip() or "(no name)", batch_id=batch.id,
                           order_ref=batch.order_ref, at=now,
@@ -290,7 +307,9 @@ class Lifecycle:
 
     def batch_for_flow_run(self, flow_run_id: str) -> str | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(batches.batches.c.id).where(batches.batches.c.flow_run_id == flow_run_id)).first()
+            row = conn.execute(
+                sa.select(batches.batches.c.id).where(batches.batches.c.flow_run_id == flow_run_id)
+            ).first()
         return row[0] if row else None
 
     @staticmethod

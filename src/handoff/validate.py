@@ -149,9 +149,11 @@ class SuiteValidator:
         # A passing chunk needs only booleans; GX's COMPLETE format filters the whole frame once
         # per expectation even when nothing failed. Only a failing chunk is re-run for row IDs.
         result = batch.validate(suite, result_format="BOOLEAN_ONLY")
-        if not (result.success and len(result.results) == self.size and not any(
-            r.exception_info and _raised(r.exception_info) for r in result.results
-        )):
+        if not (
+            result.success
+            and len(result.results) == self.size
+            and not any(r.exception_info and _raised(r.exception_info) for r in result.results)
+        ):
             result = batch.validate(
                 suite,
                 result_format={

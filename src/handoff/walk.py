@@ -22,17 +22,21 @@ def walk(life: Any, batch_id: str) -> dict[str, Any]:
     started = [e for e in events if e.kind == "delivery-started"]
     approved = [x for x in decisions if x.decision == "approve"]
     rows = {f.name: f.rows for f in b.files}
-    objects = [
-        {**o, "rows": rows.get(o["key"].rsplit("/", 1)[-1])} for o in ((d.objects or []) if d else [])
-    ]
+    objects = [{**o, "rows": rows.get(o["key"].rsplit("/", 1)[-1])} for o in ((d.objects or []) if d else [])]
     return {
         "batch_id": b.id,
         "status": b.status,
         "bucket": d.bucket if d else b.bucket,
         "objects": objects,
         "manifest_key": d.manifest_key if d else None,
-        "approval": {"approver": approved[-1].approver, "at": approved[-1].at, "note": approved[-1].note,
-                     "content_hash": approved[-1].content_hash} if approved else None,  # fmt: skip
+        "approval": {
+            "approver": approved[-1].approver,
+            "at": approved[-1].at,
+            "note": approved[-1].note,
+            "content_hash": approved[-1].content_hash,
+        }
+        if approved
+        else None,  # fmt: skip
         "gates": started[-1].payload.get("gates", []) if started else [],
         "validation": {k: b.validation.get(k) for k in ("result", "expectations_evaluated", "chunks")}
         | {"row_quarantine": b.quarantined_by_rule},
@@ -43,8 +47,15 @@ def walk(life: Any, batch_id: str) -> dict[str, Any]:
             "file": str(life.policies.files.get(b.order_ref, "")),
             "still_in_force": bool(order) and life.policies.current(b.order_id).ref == b.order_ref,
         },
-        "source": {"url": b.source_url, "tables": b.source_tables, "query": b.query_sql, "query_hash": b.query_hash,
-                   "snapshot_at": b.snapshot_at, "since": b.since, "watermark": b.watermark},  # fmt: skip
+        "source": {
+            "url": b.source_url,
+            "tables": b.source_tables,
+            "query": b.query_sql,
+            "query_hash": b.query_hash,
+            "snapshot_at": b.snapshot_at,
+            "since": b.since,
+            "watermark": b.watermark,
+        },  # fmt: skip
         "content_hash": b.content_hash,
         "flow_run_id": b.flow_run_id,
         "initiator": b.initiator,
