@@ -551,8 +551,22 @@ def render_table(result: dict) -> Table:
     for backend in DLT_BACKENDS:
         if f"dlt_{backend}_rows_per_s" in result:
             add(f"dlt sql_table ({backend})", f"dlt_{backend}")
-    add(f"handoff stage_batch ({result.get('handoff_status', '?')})", "handoff")
+    add(f"handoff end to end ({result.get('handoff_status', '?')})", "handoff")
     return table
+
+
+def scaling_line(results: list[dict]) -> str:
+    """The linearity and flat-memory check across sizes: smallest vs largest run."""
+    ordered = sorted(results, key=lambda r: r["rows"])
+    small, big = ordered[0], ordered[-1]
+    rate_ratio = _ratio(big.get("handoff_rows_per_s"), small.get("handoff_rows_per_s"))
+    return (
+        f"scaling: handoff {small['rows']:,} rows {_fmt(small.get('handoff_rows_per_s'), ',.0f')} rows/s, "
+        f"peak RSS {_fmt(small.get('handoff_peak_rss_mb'), ',.0f')} MB; "
+        f"{big['rows']:,} rows {_fmt(big.get('handoff_rows_per_s'), ',.0f')} rows/s, "
+        f"peak RSS {_fmt(big.get('handoff_peak_rss_mb'), ',.0f')} MB; "
+        f"rows/s ratio large/small {_fmt(rate_ratio, '.2f')}"
+    )
 
 
 def plot(results: list[dict], path: str | os.PathLike[str]) -> pathlib.Path:

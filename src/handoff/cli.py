@@ -594,24 +594,49 @@ def demo(
 @app.command()
 def bench(
     db: Annotated[
-        str, typer.Option(help="PostgreSQL URL to seed and read.")
+        str, typer.Option(help="PostgreSQL URL to seed and read (created if missing).")
     ] = "postgresql+psycopg://postgres@127.0.0.1:5432/handoff_bench",
-    rows: Annotated[int, typer.Option(min=1000, help="Rows to seed.")] = 1_000_000,
+    rows: Annotated[
+        list[int] | None, typer.Option(min=1000, help="Rows to seed; repeat for a scaling line (default 4,000,000).")
+    ] = None,
     no_dlt: Annotated[bool, typer.Option("--no-dlt", help="Skip the dlt comparison.")] = False,
-    chart: Annotated[Path | None, typer.Option(help="Write a PNG chart here.")] = None,
+    chart: Annotated[Path | None, typer.Option(help="Write a PNG chart (rows/s and peak RSS vs rows) here.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure rows/s and peak memory: raw floor vs dlt vs this governed path, side by side.
 
-    Example: handoff bench --rows 1000000
+    With several --rows, each size gets its own database (NAME_ROWS) and a scaling line is printed.
+    Example: handoff bench --rows 1000000 --rows 16000000 --chart bench.png
     """
+    import sqlalchemy as sa
+
     from handoff import bench as bench_mod
 
-    result = bench_mod.run_bench(db, rows, work_dir=settings().home / "bench", include_dlt=not no_dlt,
-                                 progress=lambda m: err.print(m))  # fmt: skip
+    sizes = rows or [4_000_000]
+    results = []
+    for n in sizes:
+        url = db
+        if len(sizes) > 1:
+            base = sa.engine.make_url(db)
+            url = base.set(database=f"{base.database}_{n}").render_as_string(hide_password=False)
+        results.append(
+            bench_mod.run_bench(
+                url,
+                n,
+                work_dir=settings().home / "bench",
+                include_dlt=not no_dlt,
+                progress=lambda m: err.print(m, markup=False),
+            )
+        )
     if chart:
-        bench_mod.plot([result], chart)
-    emit_json(result) if as_json else out.print(bench_mod.render_table(result))
+        bench_mod.plot(results, chart)
+    if as_json:
+        emit_json(results[0] if len(results) == 1 else results)
+        return
+    for r in results:
+        out.print(bench_mod.render_table(r))
+    if len(results) > 1:
+        out.print(bench_mod.scaling_line(results), markup=False)
 
 
 @app.command()
