@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path(".handoff"), description="State, staging and lineage folder.")
     state_url: str | None = Field(default=None, description="State database URL (default SQLite in home).")
     policy_dir: Path = Field(default_factory=_default_policy_dir, description="Court-order policy folder.")
-    chunk_rows: int = Field(default=100_000, ge=1_000, le=5_000_000, description="Rows per extract chunk.")
+    chunk_rows: int = Field(default=50_000, ge=1_000, le=5_000_000, description="Rows per extract chunk.")
     workers: int = Field(default=2, ge=1, le=64, description="Threads validating and encoding chunks.")
     fast_path: bool = Field(default=True, description="Use ADBC + shared snapshot on PostgreSQL.")
     approvers: Annotated[list[str], NoDecode] = Field(

@@ -157,7 +157,7 @@ def process_chunks(
     """Divert bad rows, validate the rest with GX, stage what passes, in source order.
 
     Extraction, validation/encoding (``workers`` threads) and writing overlap; at most
-    ``2 x workers`` chunks are in flight, so memory stays bounded (back-pressure). After the
+    ``workers + 1`` chunks are in flight, so memory stays bounded (back-pressure). After the
     first failed chunk nothing more is staged (the batch will be quarantined), but every
     chunk is still checked so the report is complete.
     """
@@ -186,7 +186,7 @@ def process_chunks(
             pool.submit(lambda: None)  # start every worker (and its warm-up) now
         for chunk in chunks:
             in_flight.append(pool.submit(check, chunk))
-            while len(in_flight) >= 2 * workers:
+            while len(in_flight) > workers:
                 drain(in_flight.popleft())
         while in_flight:
             drain(in_flight.popleft())

@@ -1,0 +1,121 @@
+"""Every delivery emits OpenLineage START and COMPLETE (or FAIL) run events that trace the file."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import APPROVERS, INITIATOR, NOW, build_settings, record_upheld
+
+from handoff.errors import DeliveryError
+from handoff.lineage import run_id
+from handoff.pipeline import StageRequest
+from handoff.transfer import Lifecycle
+
+
+def _deliver(life: Lifecycle, source_url: str, bucket: str) -> Any:
+    batch = life.transfer(StageRequest(source_url, initiator=INITIATOR), bucket, NOW).batch
+    record_upheld(life)
+    life.decide(batch.id, "approve", APPROVERS[0], None, NOW)
+    [done] = life.release(NOW)
+    return done
+
+
+def _events(home: Path) -> list[dict[str, Any]]:
+    path = home / "lineage" / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_delivery_emits_start_and_complete_with_schema_lineage_and_quality(
+    tmp_path: Path, sqlite_source_url: str, s3: Any
+) -> None:
+    home = tmp_path / "home"
+    life = Lifecycle(build_settings(home, bucket=s3.name, kms_key_id=s3.kms_key_id))
+    done = _deliver(life, sqlite_source_url, s3.name)
+    assert done.batch.status == "delivered"
+
+    events = _events(home)
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    assert {e["run"]["runId"] for e in events} == {run_id(done.batch.id)}
+    complete = events[-1]
+    order = life.policies.get(done.batch.order_ref)
+
+    [source] = complete["inputs"]
+    assert source["namespace"] == done.batch.source_url and source["name"] == "enrollees"
+    assert [f["name"] for f in source["facets"]["schema"]["fields"]] == order.columns
+    assertions = source["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert {"assertion": "exact_columns", "success": True} in [
+        {k: a[k] for k in ("assertion", "success")} for a in assertions
+    ]
+
+    [out] = complete["outputs"]
+    assert out["namespace"] == f"s3://{s3.name}"
+    assert done.manifest_key.startswith(out["name"])
+    assert [f["name"] for f in out["facets"]["schema"]["fields"]] == order.columns
+    lineage = out["facets"]["columnLineage"]["fields"]
+    assert sorted(lineage) == sorted(order.columns)
+    assert lineage["birth_dt"]["inputFields"][0]["field"] == "birth_dt"
+    assert "ssn_num" not in json.dumps(complete), "a denied column appears in lineage"
+    stats = out["outputFacets"]["outputStatistics"]
+    assert stats["rowCount"] == done.batch.rows_staged and stats["fileCount"] == len(done.batch.files)
+    assert complete["job"]["facets"]["sql"]["query"] == done.batch.query_sql
+
+
+def test_failed_delivery_emits_fail_with_the_error(
+    tmp_path: Path, sqlite_source_url: str, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    life = Lifecycle(build_settings(home, bucket=s3.name, kms_key_id=s3.kms_key_id))
+
+    def broken(*_a: Any, **_k: Any) -> Any:
+        raise DeliveryError("upload refused (simulated)")
+
+    monkeypatch.setattr("handoff.deliver.upload_file", broken)
+    done = _deliver(life, sqlite_source_url, s3.name)
+    assert done.error and "simulated" in done.error
+    events = _events(home)
+    assert [e["eventType"] for e in events] == ["START", "FAIL"]
+    assert "simulated" in events[-1]["run"]["facets"]["errorMessage"]["message"]
+
+
+class _Collector(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).received.append({"path": self.path, "event": json.loads(body)})
+        self.send_response(201)
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def test_http_transport_posts_events_to_a_lineage_server(tmp_path: Path, sqlite_source_url: str, s3: Any) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Collector)
+    _Collector.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        life = Lifecycle(
+            build_settings(
+                tmp_path / "home",
+                bucket=s3.name,
+                kms_key_id=s3.kms_key_id,
+                lineage_transport="http",
+                lineage_url=url,
+            )
+        )
+        done = _deliver(life, sqlite_source_url, s3.name)
+    finally:
+        server.shutdown()
+    assert done.batch.status == "delivered"
+    got = _Collector.received
+    assert [r["event"]["eventType"] for r in got] == ["START", "COMPLETE"]
+    assert all(r["path"] == "/api/v1/lineage" for r in got)
+    assert not (tmp_path / "home" / "lineage" / "events.jsonl").exists()
