@@ -329,6 +329,22 @@ def _wake(result: Any, approver: str, decision: str, note: str | None) -> None:
 
 
 @app.command()
+def revalidate(
+    batch: Annotated[str, typer.Argument(help="A superseded batch id (or prefix).")],
+    as_: Annotated[str | None, typer.Option("--as", help="Who asks for it (default: OS user).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-check a batch staged under a superseded order version against the version in force.
+
+    Works when the new version permits the same fields for the same population; the result is a
+    new batch that needs its own approval. Otherwise it says to re-extract with `handoff transfer`.
+    Example: handoff revalidate 20260106T080000Z-1a2b3c
+    """
+    result = _lifecycle().revalidate(batch, now(), as_ or _user())
+    emit_json(result.as_dict()) if as_json else _print_outcome(result)
+
+
+@app.command()
 def release(as_json: JsonOpt = False) -> None:
     """Deliver every approved batch whose gates are all open now; show why the rest wait.
 

@@ -94,7 +94,7 @@ class Lifecycle:
         status, reason = gates.status_for(decisions)
         policy = next(d for d in decisions if d.gate == "policy_version")
         if not policy.open:
-            status, reason = "superseded", policy.reason
+            status, reason = "superseded", policy.reason + "; or `handoff revalidate BATCH` if only checks changed"
         if (status, reason) != (batch.status, batch.status_reason):
             batches.set_status(conn, batch.id, status, reason, now)
             if status in ("held", "superseded", "awaiting-approval"):
@@ -156,6 +156,21 @@ class Lifecycle:
                           payload={"rows_extracted": staged.rows_extracted, "rows_quarantined": staged.rows_quarantined,
                                    "since": staged.since})  # fmt: skip
         return Outcome(self.get(staged.id))
+
+    def revalidate(self, batch_id: str, now: dt.datetime, actor: str) -> Outcome:
+        """Re-check a superseded batch's staged files under the order now in force (see ``revalidate``)."""
+        from handoff.revalidate import revalidate
+        from handoff.suite import load_suite
+
+        with self.engine.begin() as conn:
+            old = batches.find(conn, batch_id)
+            new_order = self.order_for(old)
+            fresh = revalidate(conn, self.settings, old, self.policies.get(old.order_ref), new_order,
+                               load_suite(self.policies, new_order), actor, now)  # fmt: skip
+            conn.execute(sa.update(batches.batches).where(batches.batches.c.id == fresh.id).values(bucket=old.bucket))
+        if fresh.status == "quarantined":
+            return Outcome(self.get(fresh.id))
+        return self.refresh(fresh.id, now, actor)
 
     # ----- decide --------------------------------------------------------------------------
     def decide(self, batch_id: str, decision: str, approver: str, note: str | None, now: dt.datetime) -> Outcome:
