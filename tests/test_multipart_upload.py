@@ -1,0 +1,52 @@
+"""Large staged files go up as multipart uploads, verified against handoff's own hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handoff import deliver
+from handoff.errors import DeliveryError
+
+MB = 1024 * 1024
+
+
+def _target(s3: Any) -> deliver.Target:
+    return deliver.Target(s3.name, "", s3.kms_key_id, "us-east-1", multipart_threshold=5 * MB)
+
+
+def test_large_file_is_uploaded_in_parts_encrypted_and_verified(
+    tmp_path: Path, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deliver, "PART_SIZE", 5 * MB)
+    path = tmp_path / "part-00000.parquet"
+    path.write_bytes(os.urandom(12 * MB))  # three parts: 5 + 5 + 2 MB
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    client = deliver.s3_client("us-east-1")
+
+    obj = deliver.upload_file(client, _target(s3), "o/b/part-00000.parquet", path, digest)
+    assert obj.uploaded and obj.checksum_sha256.endswith("-3"), obj.checksum_sha256
+    head = client.head_object(Bucket=s3.name, Key="o/b/part-00000.parquet", ChecksumMode="ENABLED")
+    assert head["ContentLength"] == 12 * MB
+    assert head["ServerSideEncryption"] == "aws:kms"
+    body = client.get_object(Bucket=s3.name, Key="o/b/part-00000.parquet")["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == digest
+
+    again = deliver.upload_file(client, _target(s3), "o/b/part-00000.parquet", path, digest)
+    assert again.uploaded is False, "an identical object was uploaded twice"
+
+
+def test_an_existing_object_with_other_content_is_never_overwritten(tmp_path: Path, s3: Any) -> None:
+    client = deliver.s3_client("us-east-1")
+    client.put_object(Bucket=s3.name, Key="o/b/part-00000.parquet", Body=b"someone else's bytes")
+    path = tmp_path / "part-00000.parquet"
+    path.write_bytes(b"our staged bytes")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(DeliveryError, match="nothing was overwritten"):
+        deliver.upload_file(client, _target(s3), "o/b/part-00000.parquet", path, digest)
+    body = client.get_object(Bucket=s3.name, Key="o/b/part-00000.parquet")["Body"].read()
+    assert body == b"someone else's bytes"
