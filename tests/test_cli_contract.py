@@ -165,3 +165,15 @@ def test_user_error_is_exactly_one_line(case: str, world: dict[str, Any], tmp_pa
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, lines
+
+
+def test_quarantine_lists_diverted_rows_by_id_and_rule_never_values(world: dict[str, Any]) -> None:
+    doc = world["transfer"]
+    listed = ok_json(world, "quarantine", doc["batch_id"], "--json")
+    assert len(listed["rows"]) == doc["rows_quarantined"] > 0
+    assert sum(listed["by_rule"].values()) >= doc["rows_quarantined"]
+    assert {r["rule"] for r in listed["rows"]} <= set(listed["by_rule"])
+    assert all(set(r) == {"medicaid_id", "rule"} for r in listed["rows"])
+    res = cli(world, "quarantine", doc["batch_id"], "--csv")
+    assert res.returncode == 0 and res.stdout.splitlines()[0] == "medicaid_id,rule"
+    assert len(res.stdout.splitlines()) == len(listed["rows"]) + 1

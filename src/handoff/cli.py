@@ -390,6 +390,35 @@ def status(
     out.print(t if results else "no batches yet")
 
 
+@app.command("quarantine")
+def quarantine_cmd(
+    batch: Annotated[str, typer.Argument(help="Batch id (or prefix).")],
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV (medicaid_id,rule).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the rows a batch diverted to row quarantine: Medicaid ID and rule, never the value.
+
+    Example: handoff quarantine 20260106T080000Z-1a2b3c --csv
+    """
+    from handoff.pipeline import quarantined_rows
+
+    life = _lifecycle()
+    b = life.get(batch)
+    rows = quarantined_rows(life.settings, b.id)
+    if as_json:
+        emit_json({"batch_id": b.id, "by_rule": b.quarantined_by_rule,
+                   "rows": [{"medicaid_id": i, "rule": r} for i, r in rows]})  # fmt: skip
+    elif as_csv:
+        w = csv.writer(sys.stdout)
+        w.writerow(["medicaid_id", "rule"])
+        w.writerows(rows)
+    else:
+        t = Table("medicaid_id", "rule", title=f"Row quarantine of {b.id}: {len(rows):,} rows")
+        for i, r in rows:
+            t.add_row(i, r)
+        out.print(t)
+
+
 @app.command("lineage")
 def lineage_cmd(
     batch: Annotated[str, typer.Argument(help="Batch id (or prefix).")],
