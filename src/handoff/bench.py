@@ -259,7 +259,10 @@ BENCH_APPROVER = "bench-approver"
 
 def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
     """The governed path end to end: stage, gates, approval, upload, ledger and lineage."""
-    import great_expectations  # noqa: F401 - imported before timing, like the floor's pyarrow/adbc
+    # Library imports happen before timing, as the floor imports pyarrow and adbc before its clock.
+    import adbc_driver_postgresql.dbapi  # noqa: F401
+    import great_expectations  # noqa: F401
+    import openlineage.client  # noqa: F401
 
     from handoff.config import load_settings
     from handoff.court import calendar, record_outcome
