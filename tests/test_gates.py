@@ -252,3 +252,19 @@ def test_no_decision_awaits_approval_and_rejection_wins() -> None:
     assert not decision.open and decision.reason.startswith("rejected by Bo Approver")
     view = replace(all_clear(batch), decisions=both.decisions)
     assert gates.status_for(gates.evaluate(batch, ORDER, view, NOW))[0] == "rejected"
+
+
+def test_re_evaluating_an_unchanged_hold_adds_no_ledger_entries(life, sqlite_source_url: str, s3) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from support import INITIATOR, ledger_kinds
+
+    from handoff.pipeline import StageRequest
+
+    before_effective = dt.datetime(2026, 1, 5, 12, tzinfo=dt.UTC)
+    batch = life.transfer(StageRequest(sqlite_source_url, initiator=INITIATOR), s3.name, before_effective).batch
+    assert batch.status == "held"
+    count = len(ledger_kinds(life, batch.id))
+    for minutes in (1, 2, 3):
+        assert life.refresh(batch.id, before_effective + dt.timedelta(minutes=minutes)).batch.status == "held"
+    assert len(ledger_kinds(life, batch.id)) == count

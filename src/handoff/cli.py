@@ -265,7 +265,7 @@ def transfer(
         from handoff.pipeline import parse_states
 
         fips = parse_states(state) if state else None
-        since = life.watermark(o.order_id, [life_abbr for life_abbr in _abbrs(o, fips)])
+        since = life.watermark(o.order_id, life.jurisdiction_key(o, fips))
     req = StageRequest(db, state or [], initiator or _user(), order, since)
     with _progress() as bar:
         task = bar.add_task("extract → validate → stage", total=None)
@@ -279,12 +279,6 @@ def transfer(
     else:
         _print_outcome(result)
     raise typer.Exit(0)
-
-
-def _abbrs(order: Any, fips: list[str] | None) -> list[str]:
-    from handoff.source_model import STATES
-
-    return [STATES[f] for f in order.in_scope_fips(fips)]
 
 
 @app.command()

@@ -39,12 +39,13 @@ class RuntimeView:
 
 
 def effective_date(order: Order, now: dt.datetime) -> GateDecision:
+    # The reason names only the effective instant (no "now"), so re-evaluating an unchanged hold
+    # gives the same reason and writes no new ledger entry.
     start = order.effective_instant
-    local = now.astimezone(order.zone)
-    if local < start:
-        return GateDecision("effective_date", False,
-                            f"{order.ref} takes effect {start.isoformat()} ({order.court_time_zone}); "
-                            f"it is now {local.isoformat(timespec='seconds')} there")  # fmt: skip
+    if now.astimezone(order.zone) < start:
+        return GateDecision(
+            "effective_date", False, f"{order.ref} takes effect {start.isoformat()} ({order.court_time_zone})"
+        )
     return GateDecision("effective_date", True, f"in effect since {start.isoformat()} ({order.court_time_zone})")
 
 
