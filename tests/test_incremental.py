@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -201,3 +202,22 @@ def test_partitioned_incremental_run_delivers_only_the_changed_rows(
     assert rows is not None and sorted(rows.column("msis_ident_num").to_pylist()) == sorted(ids)
     assert set(rows.column("elgbl_city_name_home").to_pylist()) == {CITY}
     assert len(done.batch.files) > 1, "the batch was not staged in partitions"
+
+
+def test_cli_incremental_transfer_starts_from_the_delivered_watermark(
+    make_source: Any, life: Lifecycle, s3: Any, tmp_path: Path
+) -> None:
+    from support import INITIATOR, cli_env, run_cli
+
+    from handoff.pipeline import StageRequest
+
+    url = make_source("sqlite", rows=3000)
+    first = life.transfer(StageRequest(url, initiator=INITIATOR), s3.name, _now()).batch
+    _approve_and_release(life, first.id)
+
+    env = cli_env(life.settings.home, HANDOFF_KMS_KEY_ID=s3.kms_key_id)
+    res = run_cli("transfer", "--db", url, "--bucket", s3.name, "--incremental", "--json", env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["status"] == "empty" and doc["rows_extracted"] == 0, doc
+    assert life.get(doc["batch_id"]).since == first.watermark
