@@ -99,7 +99,7 @@ def make_source(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
             url = f"{base}?options=-csearch_path%3Dsrc_{tag}"
         else:
             raise ValueError(kind)
-        engine = open_source(url)
+        engine = open_source(url, must_exist=False)
         seed_database(engine, rows, seed, replace=True, dirty_rate=dirty_rate)
         engine.dispose()
         if share:

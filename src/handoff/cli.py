@@ -102,7 +102,7 @@ def seed(
     from handoff.extract import open_source
     from handoff.seed import seed_database
 
-    engine = open_source(db)
+    engine = open_source(db, must_exist=False)
     with _progress() as bar:
         task = bar.add_task("seeding enrollees", total=rows)
         n = seed_database(engine, rows, seed_, replace=replace, dirty_rate=dirty_rate,

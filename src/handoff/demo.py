@@ -40,7 +40,7 @@ def run_demo(base: Settings, rows: int, console: Console) -> None:
     step = _stepper(console)
 
     step("Seed a synthetic SQLite source", f"{rows:,} enrollees, every T-MSIS column incl. denied ones")
-    seed_database(open_source(source), rows, seed=42, replace=True)
+    seed_database(open_source(source, must_exist=False), rows, seed=42, replace=True)
 
     local = emulator.start()
     try:

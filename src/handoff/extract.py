@@ -49,9 +49,16 @@ def arrow_schema(order: Order) -> pa.Schema:
     return pa.schema([pa.field(c, _arrow_type(COLUMN_BY_NAME[c])) for c in order.columns])
 
 
-def open_source(url: str) -> Engine:
+def open_source(url: str, must_exist: bool = True) -> Engine:
+    """Connect to a source database; a missing SQLite file is an error, not a new empty file."""
     try:
         engine = sa.create_engine(url)
+        database = engine.url.database
+        if must_exist and engine.dialect.name == "sqlite" and database and database != ":memory:":
+            from pathlib import Path
+
+            if not Path(database).is_file():
+                raise SourceError(f"no SQLite source at {database}; check --db or create one with `handoff seed`")
         with engine.connect():
             pass
     except sa.exc.ArgumentError as exc:
