@@ -623,7 +623,9 @@ def demo(
 ) -> None:
     """Tell the whole story on embedded defaults: seed, held transfer, outcome, approval, delivery, lineage.
 
-    Uses SQLite, a local S3-compatible endpoint with KMS on loopback, and a DEMO approver.
+    Uses SQLite, a local S3-compatible endpoint with KMS on loopback, and a DEMO approver;
+    everything lives under HANDOFF_HOME/demo and is recreated on each run.
+    Example: handoff demo --rows 50000
     """
     from handoff.demo import run_demo
 
