@@ -91,14 +91,23 @@ def _sse(target: Target) -> dict[str, str]:
     return args
 
 
-def _expected_checksum(path: Path, size: int, target: Target) -> tuple[str, list[bytes]]:
-    data_digests: list[bytes] = []
+def _fingerprint(path: Path, size: int, target: Target) -> tuple[str, str, list[bytes], bytes | None]:
+    """Read a staged file once: its SHA-256, S3's expected checksum, part digests, and the body.
+
+    A file at or below the multipart threshold is kept in memory for the single PUT; a larger
+    one is hashed part by part (for the composite checksum) and streamed again only to upload.
+    """
     if size <= target.multipart_threshold:
-        return _b64(hashlib.sha256(path.read_bytes()).hexdigest()), data_digests
+        body = path.read_bytes()
+        digest = hashlib.sha256(body).hexdigest()
+        return digest, _b64(digest), [], body
+    whole = hashlib.sha256()
+    parts: list[bytes] = []
     with path.open("rb") as fh:
         while chunk := fh.read(PART_SIZE):
-            data_digests.append(hashlib.sha256(chunk).digest())
-    return _composite(data_digests), data_digests
+            whole.update(chunk)
+            parts.append(hashlib.sha256(chunk).digest())
+    return whole.hexdigest(), _composite(parts), parts, None
 
 
 def _same_checksum(reported: str | None, ours: str) -> bool:
@@ -126,9 +135,9 @@ def _check(head: dict[str, Any], key: str, size: int, checksum: str, target: Tar
         raise DeliveryError(f"s3://{target.bucket}/{key}: {'; '.join(problems)}; nothing was overwritten")
 
 
-def _put_single(s3: Any, target: Target, key: str, path: Path, checksum: str) -> None:
+def _put_single(s3: Any, target: Target, key: str, body: bytes, checksum: str) -> None:
     s3.put_object(
-        Bucket=target.bucket, Key=key, Body=path.read_bytes(), ChecksumAlgorithm="SHA256",
+        Bucket=target.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",
         ChecksumSHA256=checksum, IfNoneMatch="*", **_sse(target),
     )  # fmt: skip
 
@@ -163,18 +172,18 @@ def _precondition_failed(exc: Exception) -> bool:
 def upload_file(s3: Any, target: Target, key: str, path: Path, sha256_hex: str) -> DeliveredObject:
     """Upload one staged file unless an identical object is already there; verify it after."""
     size = path.stat().st_size
-    if hashlib.sha256(path.read_bytes()).hexdigest() != sha256_hex:
+    digest, checksum, digests, body = _fingerprint(path, size, target)
+    if digest != sha256_hex:
         raise DeliveryError(f"{path}: staged file changed since validation; it will not be delivered")
-    checksum, digests = _expected_checksum(path, size, target)
     try:
         head = _head(s3, target.bucket, key)
         uploaded = False
         if head is None:
             try:
-                if digests:
+                if body is None:
                     _put_multipart(s3, target, key, path, digests)
                 else:
-                    _put_single(s3, target, key, path, checksum)
+                    _put_single(s3, target, key, body, checksum)
                 uploaded = True
             except Exception as exc:
                 if not _precondition_failed(exc):

@@ -47,6 +47,7 @@ class StageRequest:
     order_ref: str | None = None
     since: dt.datetime | None = None
     flow_run_id: str | None = None
+    bucket: str | None = None  # where the batch is to be delivered, recorded with it
 
 
 @dataclass
@@ -289,6 +290,7 @@ def record(
         "content_hash": content_hash(stager.files) if not failed else None,
         "staging_path": str(folder.resolve()),
         "flow_run_id": prep.request.flow_run_id,
+        "bucket": prep.request.bucket,
     }  # fmt: skip
     engine = open_state(settings.resolved_state_url)
     with engine.begin() as conn:

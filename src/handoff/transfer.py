@@ -8,6 +8,7 @@ started, so an emergency stop set a second earlier wins.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -127,16 +128,13 @@ class Lifecycle:
         target_bucket = bucket or self.settings.bucket
         if not target_bucket:
             raise HandoffError("give --bucket NAME (or set HANDOFF_BUCKET)")
+        request = dataclasses.replace(request, bucket=target_bucket)
         if partition_rows:
             from handoff.partition import sequential, stage_partitioned
 
             staged = stage_partitioned(self.settings, request, now, partition_rows, runner or sequential)
         else:
             staged = stage_batch(self.settings, request, now, progress)
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.update(batches.batches).where(batches.batches.c.id == staged.id).values(bucket=target_bucket)
-            )
         if staged.status == "quarantined":
             return Outcome(self.get(staged.id))
         if staged.rows_staged == 0:
@@ -167,7 +165,6 @@ class Lifecycle:
             new_order = self.order_for(old)
             fresh = revalidate(conn, self.settings, old, self.policies.get(old.order_ref), new_order,
                                load_suite(self.policies, new_order), actor, now)  # fmt: skip
-            conn.execute(sa.update(batches.batches).where(batches.batches.c.id == fresh.id).values(bucket=old.bucket))
         if fresh.status == "quarantined":
             return Outcome(self.get(fresh.id))
         return self.refresh(fresh.id, now, actor)
