@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import quoted_name
 
 from handoff.errors import SourceError
 from handoff.order import Order
-from handoff.population import INCLUDED, reason_expression, where_clause
+from handoff.population import INCLUDED, reason_code_expression, where_clause
 from handoff.source_model import COLUMN_BY_NAME, STATES, SourceColumn
 from handoff.state import safe_url
 
@@ -194,17 +194,26 @@ def stream_on(conn: sa.Connection, order: Order, statement: sa.Select, chunk_row
         yield pa.Table.from_arrays(arrays, schema=schema)
 
 
+@dataclass(frozen=True)
+class CountsQuery:
+    """The exclusion aggregate and the reason each of its integer codes stands for."""
+
+    statement: sa.Select
+    reasons: list[str]
+
+
 def counts_statement(
     table: sa.TableClause,
     order: Order,
     requested_fips: list[str] | None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
-) -> sa.Select:
-    """One aggregate: rows and newest change per jurisdiction per reason."""
+) -> CountsQuery:
+    """One aggregate: rows and newest change per jurisdiction per reason (as an integer code)."""
     jur = table.c[order.source.jurisdiction_column]
     upd = order.source.updated_column
-    cols = [jur.label("jurisdiction"), reason_expression(table, order).label("reason")]
+    code, reasons = reason_code_expression(table, order)
+    cols = [jur.label("jurisdiction"), code.label("reason")]
     if upd and upd in table.c:
         cols.append(table.c[upd].label("updated"))
     inner = sa.select(*cols)
@@ -215,16 +224,18 @@ def counts_statement(
     aggs = [sa.func.count().label("n")]
     if "updated" in sub.c:
         aggs.append(sa.func.max(sub.c.updated).label("newest"))
-    return sa.select(sub.c.jurisdiction, sub.c.reason, *aggs).group_by(sub.c.jurisdiction, sub.c.reason)
+    stmt = sa.select(sub.c.jurisdiction, sub.c.reason, *aggs).group_by(sub.c.jurisdiction, sub.c.reason)
+    return CountsQuery(stmt, reasons)
 
 
-def read_counts(conn: sa.Connection, stmt: sa.Select) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
+def read_counts(conn: sa.Connection, query: CountsQuery) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
     """Run ``counts_statement``; return counts by jurisdiction and reason, and the newest change."""
     out: dict[str, dict[str, int]] = defaultdict(dict)
     newest: dt.datetime | None = None
-    for row in conn.execute(stmt).mappings():
+    for row in conn.execute(query.statement).mappings():
         key = STATES.get(row["jurisdiction"] or "", "??")
-        out[key][row["reason"]] = out[key].get(row["reason"], 0) + int(row["n"])
+        reason = query.reasons[int(row["reason"])]
+        out[key][reason] = out[key].get(reason, 0) + int(row["n"])
         value = row.get("newest")
         if value is not None and (newest is None or value > newest):
             newest = value
@@ -252,6 +263,6 @@ def totals(counts: dict[str, dict[str, int]]) -> dict[str, int]:
 
 
 __all__ = [
-    "INCLUDED", "ExtractPlan", "arrow_schema", "counts_statement", "exclusion_counts", "open_source", "plan",
+    "INCLUDED", "CountsQuery", "ExtractPlan", "arrow_schema", "counts_statement", "exclusion_counts", "open_source", "plan",
     "read_counts", "stream", "stream_on", "totals",
 ]  # fmt: skip

@@ -120,7 +120,7 @@ class PostgresSnapshot:
         self._thread = threading.Thread(target=self._count, args=(stmt,), name="handoff-counts", daemon=True)
         self._thread.start()
 
-    def _count(self, stmt: sa.Select) -> None:
+    def _count(self, stmt: extract.CountsQuery) -> None:
         assert self.conn is not None
         try:
             self._result = extract.read_counts(self.conn, stmt)
@@ -144,6 +144,7 @@ class PostgresSnapshot:
         with adbc.connect(_libpq_uri(self.engine.url)) as conn, conn.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cur.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot_id}'")
+            cur.execute(NO_JIT)
             cur.execute(sql)
             reader = cur.fetch_record_batch()
             yield from rechunk(reader, schema, chunk_rows)
@@ -160,9 +161,16 @@ class PostgresSnapshot:
             self.engine.dispose()
 
 
+# PostgreSQL's JIT compiles a query's expressions before running it. For these scans it costs far
+# more than it saves: measured on 4M rows, the exclusion aggregate took 1.74 s with JIT (1.6 s of it
+# compiling, in three processes) and 1.29 s without; the row query 0.87 s and 0.64 s.
+NO_JIT = "SET LOCAL jit = off"
+
+
 def export_snapshot(conn: sa.Connection) -> str:
     """Start a REPEATABLE READ transaction on ``conn`` and export its snapshot for other sessions."""
     conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    conn.exec_driver_sql(NO_JIT)
     return str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
 
 
