@@ -212,7 +212,8 @@ def counts_statement(
     """One aggregate: rows and newest change per jurisdiction per reason (as an integer code)."""
     jur = table.c[order.source.jurisdiction_column]
     upd = order.source.updated_column
-    code, reasons = reason_code_expression(table, order)
+    in_scope = bool(requested_fips) and set(requested_fips or []) <= set(order.in_scope_fips())
+    code, reasons = reason_code_expression(table, order, scope_filtered=in_scope)
     cols = [jur.label("jurisdiction"), code.label("reason")]
     if upd and upd in table.c:
         cols.append(table.c[upd].label("updated"))
