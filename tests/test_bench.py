@@ -15,7 +15,7 @@ KEYS = {
     "dlt_rows_per_s", "dlt_connectorx_rows_per_s", "dlt_pyarrow_rows_per_s",
     "dlt_connectorx_seconds", "dlt_pyarrow_seconds",
     "handoff_rows_per_s", "handoff_peak_rss_mb", "handoff_seconds",
-    "ratio_vs_floor", "ratio_vs_dlt",
+    "ratio_vs_floor", "ratio_vs_dlt", "accounted_rows_per_s", "ratio_vs_accounted",
 }  # fmt: skip
 
 
@@ -50,6 +50,10 @@ def test_run_bench_small(tmp_path):
     assert result["floor_peak_rss_mb"] > 0 and result["handoff_peak_rss_mb"] > 0
     # Same population through both paths.
     assert result["handoff_rows_extracted"] == result["selected_rows"]
+    assert not any("floor + accounting wrote" in n for n in result["notes"])
+    # The floor is the faster of its two runs; accounting only adds work to it.
+    assert result["floor_seconds"] == min(result["floor_runs_seconds"].values())
+    assert result["accounted_rows_per_s"] > 0
     assert result["ratio_vs_floor"] == pytest.approx(result["handoff_rows_per_s"] / result["floor_rows_per_s"])
     assert result["dlt_rows_per_s"] is None and result["ratio_vs_dlt"] is None
     assert any("dlt skipped" in n for n in result["notes"])
@@ -58,7 +62,7 @@ def test_run_bench_small(tmp_path):
     console = Console(record=True, width=120)
     console.print(render_table(result))
     text = console.export_text()
-    assert "floor" in text and "handoff" in text
+    assert "floor" in text and "floor + exclusion accounting" in text and "handoff" in text
 
     png = plot([result], tmp_path / "bench.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
