@@ -87,3 +87,41 @@ def test_whatif_table_headers_survive_a_pipe(sqlite_source_url: str, tmp_path: P
     header = next(line for line in res.stdout.splitlines() if "state" in line)
     for name in ("plaintiff", "disclosed", "citizen_or_national", "lawful_status_category"):
         assert name in header
+
+
+def _rows_per_state(url: str) -> dict[str, int]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT submtg_state_cd, count(*) FROM enrollees GROUP BY submtg_state_cd")).all()
+    engine.dispose()
+    return {STATES.get(f or "", "??"): n for f, n in rows}
+
+
+def test_exclusion_counts_name_out_of_scope_states_only_when_one_is_requested(source_url: str) -> None:
+    """Asking for an in-scope state skips the jurisdiction tests; asking for an excluded one keeps them."""
+    from support import POLICY_DIR
+
+    from handoff import extract
+    from handoff.order import PolicySet
+
+    order = PolicySet(POLICY_DIR).current()
+    tx_out = order.model_copy(
+        update={"jurisdiction_scope": order.jurisdiction_scope.model_copy(update={"overrides": {"TX": "excluded"}})}
+    )
+    per_state, included = _rows_per_state(source_url), _per_state(source_url)
+    engine = extract.open_source(source_url)
+    try:
+        table = extract.source_table(engine, order)
+        in_scope = extract.counts_statement(table, order, ["06"])
+        assert "NOT IN" not in str(in_scope.statement.compile(dialect=engine.dialect)).upper()
+        with engine.connect() as conn:
+            ca = extract.read_counts(conn, in_scope)[0]
+            mixed = extract.read_counts(conn, extract.counts_statement(table, tx_out, ["06", "48"]))[0]
+    finally:
+        engine.dispose()
+
+    assert set(ca) == {"CA"}
+    assert sum(ca["CA"].values()) == per_state["CA"]
+    assert ca["CA"].get(INCLUDED, 0) == included.get("CA", 0)
+    assert mixed["TX"] == {"out_of_scope": per_state["TX"]}
+    assert mixed["CA"] == ca["CA"]
