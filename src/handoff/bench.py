@@ -314,10 +314,16 @@ BENCH_APPROVER = "bench-approver"
 
 def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
     """The governed path end to end: stage, gates, approval, upload, ledger and lineage."""
-    # Library imports happen before timing, as the floor imports pyarrow and adbc before its clock.
+    # Library imports happen before timing, as the floor imports pyarrow and adbc before its clock:
+    # every library the governed path loads (alembic pulls in mako and pygments on first use).
     import adbc_driver_postgresql.dbapi  # noqa: F401
+    import alembic.command  # noqa: F401
+    import alembic.script  # noqa: F401
+    import boto3  # noqa: F401
     import great_expectations  # noqa: F401
+    import mako.exceptions  # noqa: F401
     import openlineage.client  # noqa: F401
+    import psycopg  # noqa: F401
 
     from handoff.config import load_settings
     from handoff.court import calendar, record_outcome
