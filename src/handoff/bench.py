@@ -47,7 +47,7 @@ MARKER_TABLE = "bench_seed"
 SOURCE_TABLE = "enrollees"
 DLT_BACKENDS = ("connectorx", "pyarrow")
 CHUNK_ROWS = 100_000
-NO_JIT = "SET LOCAL jit = off"  # handoff.snapshot.NO_JIT; not imported, to keep the floor child lean
+NO_JIT = "SET LOCAL jit = off"  # what handoff.snapshot.NO_JIT does; not imported, to keep the floor child lean
 
 Progress = Callable[[str], None]
 

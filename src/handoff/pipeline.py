@@ -217,9 +217,9 @@ def extract_validate_stage(
     settings: Settings, prep: Prepared, batch_id: str, progress: Progress | None = None
 ) -> tuple[ChunkOutcome, Stager]:
     """Stream chunks from the source read through ``process_chunks`` into one batch's staging."""
-    check = _Checker(prep.order, prep.suite, snapshot_day(prep))
-    stager = Stager(settings.staging_dir, batch_id)
-    try:
+    try:  # the read holds connections and a counting thread: close it whatever fails
+        check = _Checker(prep.order, prep.suite, snapshot_day(prep))
+        stager = Stager(settings.staging_dir, batch_id)
         out = process_chunks(
             prep.read.chunks(settings.chunk_rows), check, stager, settings.workers,
             (lambda done: progress(done, prep.expected_rows)) if progress else None,
