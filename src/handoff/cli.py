@@ -646,6 +646,7 @@ def bench(
 ) -> None:
     """Measure rows/s and peak memory: raw floor vs dlt vs this governed path, side by side.
 
+    Also measured: the floor plus the order's exclusion aggregate, the least an export that counts exclusions does.
     With several --rows, each size gets its own database (NAME_ROWS) and a scaling line is printed.
     Example: handoff bench --rows 1000000 --rows 16000000 --chart bench.png
     """
