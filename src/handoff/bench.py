@@ -221,18 +221,25 @@ def _child_accounted(spec: dict[str, Any]) -> dict[str, Any]:
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()
         assert row is not None
         snapshot = str(row[0])
-        counted: list[int] = []
-        counter = threading.Thread(
-            target=lambda: counted.append(len(conn.execute(spec["counts_sql"]).fetchall())), daemon=True
-        )
+        counted: list[int | BaseException] = []
+
+        def count() -> None:
+            try:
+                counted.append(len(conn.execute(spec["counts_sql"]).fetchall()))
+            except BaseException as exc:  # noqa: BLE001 - raised below, in the child's main thread
+                counted.append(exc)
+
+        counter = threading.Thread(target=count, daemon=True)
         counter.start()
         setup = ["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", f"SET TRANSACTION SNAPSHOT '{snapshot}'", NO_JIT]
         rows = _adbc_export(spec["pg_url"], spec["sql"], out, setup)
         counter.join()
         conn.rollback()
     seconds = time.perf_counter() - t0
+    if isinstance(counted[0], BaseException):
+        raise counted[0]
     return {"engine": "adbc+accounting", "rows_out": rows, "seconds": seconds, "base_rss_mb": base,
-            "count_groups": counted[0] if counted else None, "bytes_out": out.stat().st_size}  # fmt: skip
+            "count_groups": counted[0], "bytes_out": out.stat().st_size}  # fmt: skip
 
 
 def _child_dlt(spec: dict[str, Any]) -> dict[str, Any]:
