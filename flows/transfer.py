@@ -109,8 +109,12 @@ def gates_task(batch_id: str) -> Outcome:
 
 
 @task(name="record decision")
-def decide_task(batch_id: str, decision: str, approver: str, note: str) -> Outcome:
-    return Lifecycle(load_settings()).decide(batch_id, decision, approver, note or None, _now())
+def decide_task(batch_id: str, decision: str, approver: str, note: str, attempt: str) -> Outcome | str:
+    """The outcome, or why the decision was refused (a user's mistake: the form asks again)."""
+    try:
+        return Lifecycle(load_settings()).decide(batch_id, decision, approver, note or None, _now(), attempt)
+    except GateError as exc:
+        return str(exc)
 
 
 @task(name="deliver batch", retries=3, retry_delay_seconds=30)
@@ -157,8 +161,8 @@ def wait_for_approval(batch_id: str, outcome: Outcome, timeout_s: int) -> Outcom
     """
     log = get_run_logger()
     refused: str | None = None
+    life = Lifecycle(load_settings())
     for attempt in range(50):
-        life = Lifecycle(load_settings())
         outcome = life.refresh(batch_id, _now())
         if outcome.batch.status != "awaiting-approval":
             return outcome  # decided elsewhere (CLI) or a gate closed meanwhile
@@ -177,14 +181,14 @@ def wait_for_approval(batch_id: str, outcome: Outcome, timeout_s: int) -> Outcom
         current = life.refresh(batch_id, _now())
         if current.batch.status != "awaiting-approval":
             return current
-        try:
-            life.check_approver(batch_id, answer.approver, answer.decision, _now(), f"{flow_run.id}/approval-{attempt}")
-        except GateError as exc:
-            refused = str(exc)
+        decided = decide_task(batch_id, answer.decision, answer.approver, answer.note,
+                              f"{flow_run.id}/approval-{attempt}")  # fmt: skip
+        if isinstance(decided, str):
+            refused = decided
             log.error("approval refused: %s; still waiting", refused)
             continue
-        return decide_task(batch_id, answer.decision, answer.approver, answer.note)
-    return Lifecycle(load_settings()).refresh(batch_id, _now())
+        return decided
+    return life.refresh(batch_id, _now())
 
 
 def dask_task_runner(address: str | None = None, workers: int = 2) -> Any:

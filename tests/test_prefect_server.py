@@ -121,8 +121,15 @@ def test_refused_then_authorised_approval_delivers(handoff_env: Any, serve_facto
     assert not [e for e in handoff_env.ledger() if e.kind in ("approved", "delivered")]
     assert handoff_env.bucket_keys() == []
 
-    # An authorised approver: the batch is approved and delivered by the same run.
+    # An authorised approver rejecting without saying why: refused too, and asked again.
     approver = APPROVERS[0]
+    resume(run.id, {"approver": approver, "decision": "reject", "note": ""})
+    third = wait_for_run(run.id, lambda r: is_paused(r) and pause_key(r) == "approval-2", RUN_TIMEOUT,
+                         "the approval pause after a rejection with no note", serve)  # fmt: skip
+    assert "a rejection needs a note" in pause_description(third)
+    assert not [e for e in handoff_env.ledger() if e.kind in ("approved", "rejected", "delivered")]
+
+    # An authorised approver: the batch is approved and delivered by the same run.
     resume(run.id, {"approver": approver, "decision": "approve", "note": "counts checked"})
     final = wait_for_run(run.id, _final, RUN_TIMEOUT, "the run to end", serve)
     assert final.state.is_completed(), final.state
@@ -136,10 +143,11 @@ def test_refused_then_authorised_approval_delivers(handoff_env: Any, serve_facto
     assert approved[0].payload.get("note") == "counts checked"
     assert len(delivered) == 1 and delivered[0].payload["approver"] == approver
     assert delivered[0].batch_id == approved[0].batch_id
-    # The refused attempt is accounted for exactly once (resumes replay it), and decided nothing.
+    # Each refused attempt is accounted for exactly once (resumes replay them), and decided nothing.
     refused = [e for e in entries if e.kind == "approval-refused"]
-    assert [e.actor for e in refused] == ["Mallory"], [(e.kind, e.actor) for e in entries]
+    assert [e.actor for e in refused] == ["Mallory", approver], [(e.kind, e.actor) for e in entries]
     assert "not an authorised approver" in refused[0].payload["reason"]
+    assert "a rejection needs a note" in refused[1].payload["reason"]
 
     keys = handoff_env.bucket_keys()
     assert any(k.endswith("manifest.json") for k in keys), keys

@@ -72,7 +72,7 @@ def decide(
     if batch.status not in DECIDABLE:
         raise GateError(f"batch {batch.id} is {batch.status}; only a staged, held or awaiting batch can be decided")
     if decision == "reject" and not (note or "").strip():
-        raise GateError("a rejection needs --note saying why")
+        raise GateError("a rejection needs a note saying why")
     if batch.policy_hash != order.policy_hash:
         raise GateError(f"batch {batch.id} was validated under {batch.order_ref}, not {order.ref}; re-run transfer")
     if not batch.staging_path or not batch.content_hash:

@@ -170,27 +170,24 @@ class Lifecycle:
         return self.refresh(fresh.id, now, actor)
 
     # ----- decide --------------------------------------------------------------------------
-    def decide(self, batch_id: str, decision: str, approver: str, note: str | None, now: dt.datetime) -> Outcome:
-        """Record an approval or rejection; a refused attempt is itself recorded in the ledger."""
+    def decide(
+        self, batch_id: str, decision: str, approver: str, note: str | None, now: dt.datetime,
+        attempt: str | None = None,
+    ) -> Outcome:  # fmt: skip
+        """Record an approval or rejection; a refused attempt is itself recorded in the ledger.
+
+        ``attempt`` names one answer of a flow's approval form: a resumed flow replays earlier
+        answers, and each refusal is recorded once.
+        """
         try:
             with self.engine.begin() as conn:
                 batch = batches.find(conn, batch_id)
                 approvals_mod.decide(conn, batch, self.order_for(batch), decision, approver,
                                      list(self.settings.approvers), note, now)  # fmt: skip
         except GateError as exc:
-            self._refused(batch_id, decision, approver, str(exc), now)
+            self._refused(batch_id, decision, approver, str(exc), now, attempt)
             raise
         return self.refresh(batch.id, now, approver)
-
-    def check_approver(self, batch_id: str, approver: str, decision: str, now: dt.datetime,
-                       attempt: str | None = None) -> None:  # fmt: skip
-        """Refuse (and record, once per ``attempt``) an approver who may not decide this batch."""
-        batch = self.get(batch_id)
-        try:
-            approvals_mod.authorise(approver, batch, list(self.settings.approvers))
-        except GateError as exc:
-            self._refused(batch.id, decision, approver, str(exc), now, attempt)
-            raise
 
     def _refused(self, batch_id: str, decision: str, approver: str, reason: str, now: dt.datetime,
                  attempt: str | None = None) -> None:  # fmt: skip
