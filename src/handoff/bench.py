@@ -47,7 +47,6 @@ MARKER_TABLE = "bench_seed"
 SOURCE_TABLE = "enrollees"
 DLT_BACKENDS = ("connectorx", "pyarrow")
 CHUNK_ROWS = 100_000
-NO_JIT = "SET LOCAL jit = off"  # what handoff.snapshot.NO_JIT does; not imported, to keep the floor child lean
 
 Progress = Callable[[str], None]
 
@@ -72,16 +71,6 @@ def _peak_rss_mb() -> float:
     if own is None:
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0)
-
-
-def _plain_pg_url(db_url: str) -> str:
-    """``postgresql+psycopg://…`` → ``postgresql://…`` for libpq-style clients (ADBC, ConnectorX)."""
-    url = sa.engine.make_url(db_url)
-    return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=False)
-
-
-def _literal_sql(clause: Any, engine: sa.Engine) -> str:
-    return str(clause.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
 
 
 def _rate(rows: int, seconds: float | None) -> float | None:
@@ -187,7 +176,7 @@ def _child_floor(spec: dict[str, Any]) -> dict[str, Any]:
     runs: dict[str, float] = {}
     rows = 0
     if engine_name == "adbc":
-        for label, setup in (("default", []), ("jit_off", [NO_JIT])):  # ADBC opens the transaction
+        for label, setup in (("default", []), ("jit_off", [spec["no_jit"]])):  # ADBC opens the transaction
             t0 = time.perf_counter()
             rows = _adbc_export(uri, sql, out, setup)
             runs[label] = time.perf_counter() - t0
@@ -217,7 +206,7 @@ def _child_accounted(spec: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     with psycopg.connect(spec["pg_url"]) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        conn.execute(NO_JIT)
+        conn.execute(spec["no_jit"])
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()
         assert row is not None
         snapshot = str(row[0])
@@ -231,7 +220,11 @@ def _child_accounted(spec: dict[str, Any]) -> dict[str, Any]:
 
         counter = threading.Thread(target=count, daemon=True)
         counter.start()
-        setup = ["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", f"SET TRANSACTION SNAPSHOT '{snapshot}'", NO_JIT]
+        setup = [
+            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+            f"SET TRANSACTION SNAPSHOT '{snapshot}'",
+            spec["no_jit"],
+        ]
         rows = _adbc_export(spec["pg_url"], spec["sql"], out, setup)
         counter.join()
         conn.rollback()
@@ -424,6 +417,7 @@ def run_bench(
     from handoff import extract
     from handoff.config import load_settings
     from handoff.order import PolicySet
+    from handoff.snapshot import NO_JIT, libpq_uri, literal_sql
 
     say = progress or (lambda _msg: None)
     work_dir = pathlib.Path(work_dir)
@@ -453,10 +447,11 @@ def run_bench(
     # Exactly what the PostgreSQL fast path runs: no watermark bound (its snapshot is the cut).
     the_plan = extract.plan(engine, order, None, bounded=False)
     stmt = the_plan.statement
-    sql = _literal_sql(stmt, engine)
-    counts_sql = _literal_sql(extract.counts_statement(the_plan.table, order, the_plan.fips).statement, engine)
-    where_sql = _literal_sql(stmt.whereclause, engine) if stmt.whereclause is not None else ""
-    order_sql = ", ".join(_literal_sql(c, engine) for c in stmt._order_by_clauses)
+    sql = literal_sql(stmt, engine)
+    pg_uri = libpq_uri(engine.url)
+    counts_sql = literal_sql(extract.counts_statement(the_plan.table, order, the_plan.fips).statement, engine)
+    where_sql = literal_sql(stmt.whereclause, engine) if stmt.whereclause is not None else ""
+    order_sql = ", ".join(literal_sql(c, engine) for c in stmt._order_by_clauses)
     with engine.connect() as conn:  # warm the cache the same way for every path
         conn.exec_driver_sql(f'SELECT count(*) FROM "{SOURCE_TABLE}"').scalar()
     engine.dispose()
@@ -467,7 +462,7 @@ def run_bench(
 
     # (a) the floor
     say("floor: extractor SQL through ADBC → Parquet")
-    floor = _run_child("floor", "floor", {"pg_url": _plain_pg_url(db_url), "sql": sql,
+    floor = _run_child("floor", "floor", {"pg_url": pg_uri, "sql": sql, "no_jit": NO_JIT,
                                           "out": str(out_dir / "floor.parquet")}, work_dir)  # fmt: skip
     if floor["engine"] != "adbc":
         notes.append("ADBC is not installed: the floor used ConnectorX (arrow_stream).")
@@ -478,7 +473,7 @@ def run_bench(
     accounted: dict[str, Any] | None = None
     if floor["engine"] == "adbc":
         say("floor + accounting: the same export while the exclusion aggregate runs on its snapshot")
-        accounted = _run_child("accounted", "accounted", {"pg_url": _plain_pg_url(db_url), "sql": sql,
+        accounted = _run_child("accounted", "accounted", {"pg_url": pg_uri, "sql": sql, "no_jit": NO_JIT,
                                                           "counts_sql": counts_sql,
                                                           "out": str(out_dir / "accounted.parquet")}, work_dir)  # fmt: skip
         if accounted["rows_out"] != selected:

@@ -80,8 +80,8 @@ class PortableRead:
         self.engine.dispose()
 
 
-def literal_sql(statement: sa.Select, engine: Engine) -> str:
-    """Render the statement with literal values, refusing any literal outside the safe set."""
+def literal_sql(statement: sa.ClauseElement, engine: Engine) -> str:
+    """Render a statement (or clause) with literal values, refusing any literal outside the safe set."""
     compiled = statement.compile(dialect=engine.dialect)
     for name, value in compiled.params.items():
         for item in value if isinstance(value, (list, tuple)) else [value]:
@@ -91,7 +91,8 @@ def literal_sql(statement: sa.Select, engine: Engine) -> str:
     return str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
 
 
-def _libpq_uri(url: sa.engine.URL) -> str:
+def libpq_uri(url: sa.engine.URL) -> str:
+    """``postgresql+psycopg://…`` → ``postgresql://…`` for libpq-style clients (ADBC, ConnectorX, psycopg)."""
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
@@ -148,7 +149,7 @@ class PostgresSnapshot:
         """An ADBC session that has joined the snapshot, ready for the row query."""
         import adbc_driver_postgresql.dbapi as adbc
 
-        conn = adbc.connect(_libpq_uri(self.engine.url))
+        conn = adbc.connect(libpq_uri(self.engine.url))
         try:
             cur = conn.cursor()
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
