@@ -83,3 +83,20 @@ def test_excluded_people_are_counted_by_reason(staged) -> None:
         total_rows = conn.execute(sa.text("SELECT count(*) FROM enrollees")).scalar()
     engine.dispose()
     assert sum(totals.values()) + batch.rows_extracted == total_rows
+
+
+def test_progress_reports_rows_against_the_counted_total(source_url: str, tmp_path) -> None:
+    """The progress bar and the flow's progress artifact get a total, and end at it."""
+    from support import INITIATOR, NOW, build_settings
+
+    from handoff.pipeline import StageRequest, stage_batch
+
+    calls: list[tuple[int, int]] = []
+    settings = build_settings(tmp_path / "home", chunk_rows=1000)
+    batch = stage_batch(settings, StageRequest(source_url, initiator=INITIATOR), NOW,
+                        lambda done, expected: calls.append((done, expected)))  # fmt: skip
+    assert len(calls) >= 2, calls
+    assert calls[-1] == (batch.rows_extracted, batch.rows_extracted)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    if source_url.startswith("sqlite"):  # the portable read counts before it reads: a total from the start
+        assert all(expected == batch.rows_extracted for _, expected in calls)

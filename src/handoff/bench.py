@@ -445,7 +445,7 @@ def run_bench(
     settings = load_settings(home=home, state_url=state_url)
     order = PolicySet(settings.policy_dir).current()
     # Exactly what the PostgreSQL fast path runs: no watermark bound (its snapshot is the cut).
-    the_plan = extract.plan(engine, order, None, bounded=False)
+    the_plan = extract.plan(engine, order, None)
     stmt = the_plan.statement
     sql = literal_sql(stmt, engine)
     pg_uri = libpq_uri(engine.url)

@@ -131,32 +131,24 @@ def plan(
     order: Order,
     requested_fips: list[str] | None,
     since: dt.datetime | None = None,
-    bounded: bool = True,
     watermark: dt.datetime | None = None,
     key_range: tuple[str | None, str | None] | None = None,
+    table: sa.TableClause | None = None,
 ) -> ExtractPlan:
     """Build the extraction statement.
 
-    ``bounded`` fixes an upper watermark first, so the batch is a consistent cut on a source
-    read without a shared snapshot. A snapshot read (``snapshot.PostgresSnapshot``) passes
-    False and takes the watermark from the aggregate in the same snapshot instead. A partition
-    of a larger batch gets the batch's ``watermark`` and its ``key_range`` (low inclusive, high
-    exclusive, on the id column) from the coordinator.
+    ``watermark`` is the upper bound of the cut (rows changed up to it): a portable read takes
+    it from its exclusion aggregate, a snapshot read needs none (``snapshot``). A partition of
+    a larger batch gets the batch's ``watermark`` and its ``key_range`` (low inclusive, high
+    exclusive, on the id column) from the coordinator. ``table``: the source table as already
+    reflected, to re-plan without reading the catalogue again.
     """
-    table = source_table(engine, order)
+    table = table if table is not None else source_table(engine, order)
     fips = order.in_scope_fips(requested_fips)
     if not fips:
         raise SourceError("no jurisdiction is in scope for this order and --state selection")
     since = _naive_utc(since)
     watermark = _naive_utc(watermark)
-    upd = order.source.updated_column
-    if bounded and watermark is None and upd and upd in table.c:
-        with engine.connect() as conn:
-            watermark = conn.execute(
-                sa.select(sa.func.max(table.c[upd])).where(
-                    table.c[order.source.jurisdiction_column].in_(fips), _since_clause(table, order, since, None)
-                )
-            ).scalar()
     id_col = table.c[order.source.id_column]
     keys = []
     if key_range and key_range[0] is not None:
@@ -173,12 +165,6 @@ def plan(
     sql = str(compiled)
     qhash = hashlib.sha256((sql + json.dumps(params, sort_keys=True, default=str)).encode()).hexdigest()
     return ExtractPlan(stmt, sql, qhash, since, watermark, [STATES[f] for f in fips], table, fips)
-
-
-def stream(engine: Engine, order: Order, the_plan: ExtractPlan, chunk_rows: int) -> Iterator[pa.Table]:
-    """Yield Arrow tables of at most ``chunk_rows`` rows, in id order."""
-    with engine.connect() as conn:
-        yield from stream_on(conn, order, the_plan.statement, chunk_rows)
 
 
 def stream_on(conn: sa.Connection, order: Order, statement: sa.Select, chunk_rows: int) -> Iterator[pa.Table]:
@@ -265,5 +251,5 @@ def totals(counts: dict[str, dict[str, int]]) -> dict[str, int]:
 
 __all__ = [
     "INCLUDED", "CountsQuery", "ExtractPlan", "arrow_schema", "counts_statement", "exclusion_counts", "open_source", "plan",
-    "read_counts", "stream", "stream_on", "totals",
+    "read_counts", "stream_on", "totals",
 ]  # fmt: skip

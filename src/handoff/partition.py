@@ -174,16 +174,14 @@ def stage_partitioned(
     conn = engine.connect()
     try:
         snapshot_id = export_snapshot(conn) if fast else None
-        # Plans the statement; off the fast path it also fixes the upper watermark (the cut).
+        # Plans the statement; off the fast path it also counts and fixes the upper watermark (the cut).
         read = PortableRead(engine, order, fips, request.since, bounded=not fast)
         if fast:  # the snapshot is the cut; its newest change is the watermark
             stmt = extract.counts_statement(read.plan.table, order, fips or read.plan.fips, read.plan.since, None)
+            counts, watermark = extract.read_counts(conn, stmt)
+            read.plan.watermark = watermark
         else:
-            stmt = extract.counts_statement(read.plan.table, order, fips or read.plan.fips, read.plan.since,
-                                            read.plan.watermark)  # fmt: skip
-        counts, newest = extract.read_counts(conn, stmt)
-        watermark = newest if fast else read.plan.watermark
-        read.plan.watermark = watermark
+            counts, watermark = read.counts()
         parts = plan_partitions(counts, partition_rows, lambda f, k, n: _key_boundaries(conn, read, order, f, k, n))
         day = now.astimezone(order.zone).date().isoformat()
         specs = [

@@ -66,7 +66,12 @@ class Prepared:
 
     @property
     def expected_rows(self) -> int:
-        return sum(r.get(INCLUDED, 0) for r in self.counts.values())
+        return included(self.counts)
+
+
+def included(counts: dict[str, dict[str, int]] | None) -> int:
+    """Rows the aggregate counted as included (0 while unknown)."""
+    return sum(r.get(INCLUDED, 0) for r in (counts or {}).values())
 
 
 @dataclass
@@ -222,9 +227,11 @@ def extract_validate_stage(
         stager = Stager(settings.staging_dir, batch_id)
         out = process_chunks(
             prep.read.chunks(settings.chunk_rows), check, stager, settings.workers,
-            (lambda done: progress(done, prep.expected_rows)) if progress else None,
+            (lambda done: progress(done, included(prep.read.counted()))) if progress else None,
         )  # fmt: skip
         prep.counts, _ = prep.read.counts()
+        if progress:  # the snapshot read's counts may only now be known: give the bar its total
+            progress(out.rows_extracted, prep.expected_rows)
     finally:
         prep.read.close()
     check_count(out, prep.expected_rows)

@@ -39,6 +39,10 @@ class SourceRead(Protocol):
 
     def counts(self) -> tuple[dict[str, dict[str, int]], dt.datetime | None]: ...
 
+    def counted(self) -> dict[str, dict[str, int]] | None:
+        """The counts if they are known already (never waits), for progress totals."""
+        ...
+
     def chunks(self, chunk_rows: int) -> Iterator[pa.Table]: ...
 
     def close(self) -> None: ...
@@ -55,7 +59,12 @@ def fast_path_available(engine: Engine) -> bool:
 
 
 class PortableRead:
-    """Watermark, counts, then rows, each through SQLAlchemy."""
+    """Counts, then rows, each through SQLAlchemy.
+
+    ``bounded`` (and no ``watermark`` given): the aggregate runs first and its newest change
+    becomes the upper watermark of the row query, so counts and rows describe the same cut
+    with two scans, not a watermark scan besides.
+    """
 
     def __init__(
         self, engine: Engine, order: Order, fips: list[str] | None, since: dt.datetime | None,
@@ -63,14 +72,26 @@ class PortableRead:
         bounded: bool = True,
     ) -> None:  # fmt: skip
         self.engine, self.order, self.fips = engine, order, fips
-        self.plan = extract.plan(engine, order, fips, since, bounded=bounded, watermark=watermark, key_range=key_range)
+        self._counts: dict[str, dict[str, int]] | None = None
+        self.plan = extract.plan(engine, order, fips, since, watermark=watermark, key_range=key_range)
+        if bounded and watermark is None:
+            self._counts, newest = self._count(None)
+            self.plan = extract.plan(engine, order, fips, since, watermark=newest,
+                                     key_range=key_range, table=self.plan.table)  # fmt: skip
+
+    def _count(self, until: dt.datetime | None) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
+        stmt = extract.counts_statement(self.plan.table, self.order, self.fips or self.plan.fips,
+                                        self.plan.since, until)  # fmt: skip
+        with self.engine.connect() as conn:
+            return extract.read_counts(conn, stmt)
 
     def counts(self) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
-        stmt = extract.counts_statement(self.plan.table, self.order, self.fips or self.plan.fips,
-                                        self.plan.since, self.plan.watermark)  # fmt: skip
-        with self.engine.connect() as conn:
-            counts, _ = extract.read_counts(conn, stmt)
-        return counts, self.plan.watermark
+        if self._counts is None:
+            self._counts = self._count(self.plan.watermark)[0]
+        return self._counts, self.plan.watermark
+
+    def counted(self) -> dict[str, dict[str, int]] | None:
+        return self._counts
 
     def chunks(self, chunk_rows: int) -> Iterator[pa.Table]:
         with self.engine.connect() as conn:
@@ -105,7 +126,7 @@ class PostgresSnapshot:
     ) -> None:  # fmt: skip
         """Export a snapshot and count on it concurrently, or join ``snapshot_id`` (a partition)."""
         self.engine, self.order, self.fips = engine, order, fips
-        self.plan = extract.plan(engine, order, fips, since, bounded=False, key_range=key_range)
+        self.plan = extract.plan(engine, order, fips, since, key_range=key_range)
         self._result: tuple[dict[str, dict[str, int]], dt.datetime | None] | None = None
         self._error: BaseException | None = None
         self.conn: sa.Connection | None = None
@@ -135,6 +156,11 @@ class PostgresSnapshot:
             self._result = extract.read_counts(self.conn, stmt)
         except BaseException as exc:  # noqa: BLE001 - re-raised in counts()
             self._error = exc
+
+    def counted(self) -> dict[str, dict[str, int]] | None:
+        if self._thread.is_alive() or self._result is None:
+            return None
+        return self._result[0]
 
     def counts(self) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
         self._thread.join()
