@@ -85,12 +85,17 @@ def policy_version(batch: Batch, order: Order) -> GateDecision:
     return GateDecision("policy_version", True, f"validated under {order.ref} (unchanged)")
 
 
-def approval(batch: Batch, order: Order, view: RuntimeView) -> GateDecision:
-    valid = [
-        d for d in view.decisions
+def binding(batch: Batch, order: Order, decisions: list[Decision], approvers: list[str]) -> list[Decision]:
+    """Decisions that still bind the batch: its content and policy, by an approver still on the list."""
+    return [
+        d for d in decisions
         if d.content_hash == batch.content_hash and d.policy_hash == order.policy_hash
-        and d.approver in view.approvers and d.approver != batch.initiator
+        and d.approver in approvers and d.approver != batch.initiator
     ]  # fmt: skip
+
+
+def approval(batch: Batch, order: Order, view: RuntimeView) -> GateDecision:
+    valid = binding(batch, order, view.decisions, view.approvers)
     if any(d.decision == "reject" for d in valid):
         d = next(d for d in valid if d.decision == "reject")
         return GateDecision("approval", False, f"rejected by {d.approver} at {d.at}: {d.note}")

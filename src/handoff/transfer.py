@@ -262,8 +262,10 @@ class Lifecycle:
                 objects.append(deliver.upload_file(s3, target, folder + f.name, path, f.sha256))
                 if on_file:
                     on_file(f.name)
-            with self.engine.connect() as conn:
-                approved = [d for d in approvals_mod.decisions(conn, batch.id) if d.decision == "approve"]
+            with self.engine.connect() as conn:  # the approval the gate accepted, as the gate judges it
+                binding = gates.binding(batch, order, approvals_mod.decisions(conn, batch.id),
+                                        list(self.settings.approvers))  # fmt: skip
+            approved = [d for d in binding if d.decision == "approve"]
             doc = manifest.build(batch, order, decisions, iso(now), approved[-1] if approved else None, objects,
                                  f"s3://{target.bucket}/{folder}", flow_run_id or batch.flow_run_id)  # fmt: skip
             if existing is None:
