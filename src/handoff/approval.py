@@ -19,7 +19,7 @@ from handoff.batch import Batch, set_status
 from handoff.errors import GateError
 from handoff.order import Order
 from handoff.stage import content_hash, verify_staged
-from handoff.state import approvals, iso, lock_for_decision
+from handoff.state import approvals, batches, iso, lock_for_decision
 
 DECIDABLE = ("staged", "held", "awaiting-approval", "approved")
 
@@ -56,21 +56,19 @@ def authorise(approver: str, batch: Batch, approvers: list[str]) -> None:
         raise GateError(f"{name!r} started batch {batch.id} and cannot approve it; ask another approver")
 
 
-def decide(
-    conn: sa.Connection,
-    batch: Batch,
-    order: Order,
-    decision: str,
-    approver: str,
-    approvers: list[str],
-    note: str | None,
-    now: dt.datetime,
-) -> Decision:
-    """Record an approval or rejection bound to the batch's content hash and order version."""
-    lock_for_decision(conn)
+def _decidable(batch_id: str, status: str | None) -> None:
+    if status not in DECIDABLE:
+        raise GateError(f"batch {batch_id} is {status}; only a staged, held or awaiting batch can be decided")
+
+
+def check(batch: Batch, order: Order, decision: str, approver: str, approvers: list[str], note: str | None) -> None:
+    """Refuse a decision that may not be recorded: wrong person, no reason, other policy, changed files.
+
+    Runs outside any transaction: re-hashing a large batch must not hold the writers' lock
+    (and with it an emergency stop).
+    """
     authorise(approver, batch, approvers)
-    if batch.status not in DECIDABLE:
-        raise GateError(f"batch {batch.id} is {batch.status}; only a staged, held or awaiting batch can be decided")
+    _decidable(batch.id, batch.status)
     if decision == "reject" and not (note or "").strip():
         raise GateError("a rejection needs a note saying why")
     if batch.policy_hash != order.policy_hash:
@@ -80,6 +78,18 @@ def decide(
     bad = verify_staged(Path(batch.staging_path), batch.files)
     if bad or content_hash(batch.files) != batch.content_hash:
         raise GateError(f"batch {batch.id} changed on disk since validation ({', '.join(bad)}); it cannot be approved")
+
+
+def record(
+    conn: sa.Connection, batch: Batch, order: Order, decision: str, approver: str, note: str | None,
+    now: dt.datetime,
+) -> Decision:  # fmt: skip
+    """Record a ``check``ed approval or rejection, bound to the batch's content hash and order version."""
+    lock_for_decision(conn)
+    # Checked again under the lock: the batch may have moved on while its files were hashed.
+    _decidable(batch.id, conn.execute(sa.select(batches.c.status).where(batches.c.id == batch.id)).scalar())
+    if not batch.content_hash:
+        raise GateError(f"batch {batch.id} has no staged content to approve")
     rec = Decision(
         batch.id, decision, approver.strip(), batch.content_hash, order.policy_hash, order.ref, note, iso(now)
     )

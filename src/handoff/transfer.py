@@ -180,10 +180,11 @@ class Lifecycle:
         answers, and each refusal is recorded once.
         """
         try:
+            batch = self.get(batch_id)
+            order = self.order_for(batch)
+            approvals_mod.check(batch, order, decision, approver, list(self.settings.approvers), note)
             with self.engine.begin() as conn:
-                batch = batches.find(conn, batch_id)
-                approvals_mod.decide(conn, batch, self.order_for(batch), decision, approver,
-                                     list(self.settings.approvers), note, now)  # fmt: skip
+                approvals_mod.record(conn, batch, order, decision, approver, note, now)
         except GateError as exc:
             self._refused(batch_id, decision, approver, str(exc), now, attempt)
             raise
