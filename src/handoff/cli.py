@@ -587,7 +587,9 @@ def audit_disclosures(
 
     Example: handoff audit disclosures --since 2026-01-01 --csv
     """
-    from handoff.accounting import disclosures
+    import dataclasses
+
+    from handoff.accounting import Disclosure, disclosures
 
     start = None
     if since:
@@ -602,10 +604,7 @@ def audit_disclosures(
     if as_json:
         emit_json([r.as_dict() for r in rows])
     elif as_csv:
-        fields = (
-            list(rows[0].as_dict()) if rows else ["at", "batch_id", "order_ref", "recipient", "records", "approver"]
-        )
-        w = csv.DictWriter(sys.stdout, fieldnames=fields)
+        w = csv.DictWriter(sys.stdout, fieldnames=[f.name for f in dataclasses.fields(Disclosure)])
         w.writeheader()
         for r in rows:
             w.writerow(r.as_dict())
