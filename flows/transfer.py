@@ -24,7 +24,7 @@ from pydantic import Field
 from handoff.config import load_settings
 from handoff.errors import GateError
 from handoff.partition import PartitionResult, PartitionSpec, run_partition
-from handoff.pipeline import StageRequest, parse_states
+from handoff.pipeline import StageRequest
 from handoff.report import approval_description, batch_markdown
 from handoff.transfer import Lifecycle, Outcome
 
@@ -49,15 +49,6 @@ def _run_name() -> str:
     return f"transfer {order} {label} {_now():%Y-%m-%d}"
 
 
-def _since(life: Lifecycle, states: list[str], order: str | None, incremental: bool) -> dt.datetime | None:
-    """The last delivered watermark for these jurisdictions when incremental, else None (everything)."""
-    if not incremental:
-        return None
-    current = life.policies.current(order)
-    fips = parse_states(states) if states else None
-    return life.watermark(current.order_id, life.jurisdiction_key(current, fips))
-
-
 @task(name="stage batch", retries=2, retry_delay_seconds=15)
 def stage_task(db_url: str, states: list[str], initiator: str, order: str | None, incremental: bool,
                bucket: str | None) -> str:  # fmt: skip
@@ -66,7 +57,7 @@ def stage_task(db_url: str, states: list[str], initiator: str, order: str | None
     existing = life.batch_for_flow_run(run_id) if run_id else None
     if existing:  # a suspended run resumes from the top: never stage twice
         return existing
-    since = _since(life, states, order, incremental)
+    since = life.since(order, states) if incremental else None
     progress_id = cast(UUID, create_progress_artifact(0.0, description="rows extracted, validated and staged"))
 
     def progress(done: int, expected: int) -> None:
@@ -99,7 +90,7 @@ def stage_partitioned_in_flow(db_url: str, states: list[str], initiator: str, or
     existing = life.batch_for_flow_run(run_id) if run_id else None
     if existing:
         return existing
-    request = StageRequest(db_url, states, initiator, order, _since(life, states, order, incremental), run_id)
+    request = StageRequest(db_url, states, initiator, order, life.since(order, states) if incremental else None, run_id)
     return life.transfer(request, bucket, _now(), partition_rows=partition_rows, runner=_prefect_runner).batch.id
 
 

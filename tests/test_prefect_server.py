@@ -179,7 +179,8 @@ def test_waiting_deployment_run_frees_its_worker_and_the_cli_resolves_it(handoff
         from handoff import batch as batches
 
         with life.engine.connect() as conn:
-            [waiting] = batches.listing(conn)
+            [waiting_id] = batches.ids(conn)
+            waiting = batches.get(conn, waiting_id)
     finally:
         life.engine.dispose()
     assert waiting.status == "awaiting-approval"

@@ -90,11 +90,12 @@ def find(conn: sa.Connection, prefix: str) -> Batch:
     return get(conn, prefix if prefix in ids else (ids[0] if ids else prefix))
 
 
-def listing(conn: sa.Connection, statuses: list[str] | None = None) -> list[Batch]:
+def ids(conn: sa.Connection, statuses: list[str] | None = None) -> list[str]:
+    """Batch ids, oldest first, optionally only those in ``statuses``."""
     stmt = sa.select(batches.c.id).order_by(batches.c.created_at)
     if statuses:
         stmt = stmt.where(batches.c.status.in_(statuses))
-    return [get(conn, i) for i in conn.execute(stmt).scalars()]
+    return list(conn.execute(stmt).scalars())
 
 
 def set_status(conn: sa.Connection, batch_id: str, status: str, reason: str | None, now: dt.datetime) -> None:

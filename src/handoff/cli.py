@@ -259,13 +259,7 @@ def transfer(
     from handoff.pipeline import StageRequest
 
     life = _lifecycle()
-    since = None
-    if incremental:
-        o = life.policies.current(order)
-        from handoff.pipeline import parse_states
-
-        fips = parse_states(state) if state else None
-        since = life.watermark(o.order_id, life.jurisdiction_key(o, fips))
+    since = life.since(order, state or []) if incremental else None
     req = StageRequest(db, state or [], initiator or _user(), order, since)
     with _progress() as bar:
         task = bar.add_task("extract → validate → stage", total=None)

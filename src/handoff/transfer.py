@@ -25,7 +25,7 @@ from handoff.config import Settings
 from handoff.deliver import Target
 from handoff.errors import DeliveryError, GateError, HandoffError
 from handoff.order import Order, PolicySet
-from handoff.pipeline import Progress, StageRequest, stage_batch
+from handoff.pipeline import Progress, StageRequest, parse_states, stage_batch
 from handoff.state import deliveries, iso, lock_for_decision, open_state, watermarks
 
 log = logging.getLogger("handoff.transfer")
@@ -113,7 +113,7 @@ class Lifecycle:
 
     def statuses(self, now: dt.datetime) -> list[Outcome]:
         with self.engine.connect() as conn:
-            ids = [b.id for b in batches.listing(conn)]
+            ids = batches.ids(conn)
         return [self.refresh(i, now) for i in ids]
 
     # ----- stage ---------------------------------------------------------------------------
@@ -330,6 +330,12 @@ class Lifecycle:
 
         return [STATES[f] for f in order.in_scope_fips(fips)]
 
+    def since(self, order_ref: str | None, states: list[str]) -> dt.datetime | None:
+        """Where an incremental run starts: the delivered watermark of the order and these states."""
+        order = self.policies.current(order_ref)
+        fips = parse_states(states) if states else None
+        return self.watermark(order.order_id, self.jurisdiction_key(order, fips))
+
     def watermark(self, order_id: str, jurisdictions: list[str]) -> dt.datetime | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(watermarks.c.watermark).where(
@@ -339,7 +345,7 @@ class Lifecycle:
     def release(self, now: dt.datetime, flow_run_id: str | None = None) -> list[Outcome]:
         """Deliver every batch whose gates are all open now; report the rest with reasons."""
         with self.engine.connect() as conn:
-            ids = [b.id for b in batches.listing(conn, OPEN_STATUSES)]
+            ids = batches.ids(conn, OPEN_STATUSES)
         results = []
         for batch_id in ids:
             try:
