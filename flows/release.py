@@ -15,8 +15,12 @@ from handoff.transfer import Lifecycle, Outcome
 
 
 @task(name="release approved batches", retries=2, retry_delay_seconds=30)
-def release_task() -> list[Outcome]:
-    return Lifecycle(load_settings()).release(dt.datetime.now(dt.UTC))
+def release_task() -> tuple[list[Outcome], list[dict]]:
+    """Each batch's outcome, and the disclosure accounting afterwards."""
+    life = Lifecycle(load_settings())
+    results = life.release(dt.datetime.now(dt.UTC))
+    with life.engine.connect() as conn:
+        return results, disclosure_rows(disclosures(conn))
 
 
 def _run_name() -> str:
@@ -26,12 +30,9 @@ def _run_name() -> str:
 @flow(name="handoff-release", flow_run_name=_run_name, log_prints=True)
 def release_flow() -> list[dict]:
     """Deliver approved batches whose gates are open; publish the disclosure accounting."""
-    results = release_task()
+    results, rows = release_task()
     for r in results:
         _publish(r)
-    life = Lifecycle(load_settings())
-    with life.engine.connect() as conn:
-        rows = disclosure_rows(disclosures(conn))
     if rows:
         create_table_artifact(
             rows, key="disclosure-accounting", description="Every disclosure (Privacy Act accounting)"
