@@ -18,8 +18,8 @@ from typing import Any
 os.environ["GX_ANALYTICS_ENABLED"] = "False"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-for _k in [k for k in os.environ if k.startswith("HANDOFF_")]:
-    del os.environ[_k]  # an operator's HANDOFF_BUCKET etc. must not steer the tests
+for _k in [k for k in os.environ if k.startswith("HANDOFF_") and k != "HANDOFF_SCREENSHOTS"]:
+    del os.environ[_k]  # an operator's HANDOFF_BUCKET etc. must not steer the tests (screenshots: where CI keeps them)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

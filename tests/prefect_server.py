@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -29,16 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import APPROVERS, COUNSEL, HANDOFF_BIN, HEARING_ID, POLICY_DIR, REPO
 
-REPO = Path(__file__).resolve().parents[1]
-VENV_BIN = REPO / ".venv" / "bin"
-PREFECT_BIN = VENV_BIN / "prefect"
-HANDOFF_BIN = VENV_BIN / "handoff"
-POLICY_DIR = REPO / "expectations"
+from handoff.emulator import free_port
 
-APPROVERS = ["Ada Approver", "Bo Approver"]
-COUNSEL = "Dee Counsel"
-HEARING_ID = "cand-2026-01-02"
+PREFECT_BIN = HANDOFF_BIN.parent / "prefect"
 GROUP = "west"
 GROUP_STATES = ["CA", "OR"]
 TRANSFER_DEPLOYMENT = f"handoff-transfer/transfer-{GROUP}"
@@ -50,12 +44,6 @@ QUIET = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "GX_ANALYTICS_ENABLED": "False",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:

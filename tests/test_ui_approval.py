@@ -38,25 +38,9 @@ UI_TIMEOUT_MS = 45_000
 RUN_TIMEOUT = 90.0
 
 
-def _screenshot_dir() -> str | None:
-    """``HANDOFF_SCREENSHOTS`` as the process was started with it: conftest.py drops every HANDOFF_*
-    variable from ``os.environ`` so an operator's settings cannot steer the tests."""
-    if os.environ.get("HANDOFF_SCREENSHOTS"):
-        return os.environ["HANDOFF_SCREENSHOTS"]
-    try:
-        initial = Path("/proc/self/environ").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    for item in initial:
-        key, _, value = item.partition(b"=")
-        if key == b"HANDOFF_SCREENSHOTS" and value:
-            return os.fsdecode(value)
-    return None
-
-
 @pytest.fixture
 def screenshots(tmp_path: Path) -> Path:
-    chosen = _screenshot_dir()
+    chosen = os.environ.get("HANDOFF_SCREENSHOTS")  # .ci/run sets it; conftest.py keeps it
     folder = Path(chosen) if chosen else tmp_path / "shots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
