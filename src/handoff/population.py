@@ -61,9 +61,6 @@ def _reason_whens(table: sa.TableClause, order: Order) -> list[tuple[ColumnEleme
     return whens
 
 
-JURISDICTION_TESTS = 2  # the first two tests of _reason_whens look at the jurisdiction only
-
-
 def reason_code_expression(
     table: sa.TableClause, order: Order, scope_filtered: bool = False
 ) -> tuple[ColumnElement[int], list[str]]:
@@ -76,9 +73,9 @@ def reason_code_expression(
     """
     whens = _reason_whens(table, order)
     names = [INCLUDED] + [reason for _, reason in whens]
-    first = JURISDICTION_TESTS if scope_filtered else 0
+    skip = {UNKNOWN_JURISDICTION, OUT_OF_SCOPE} if scope_filtered else set()
     codes: list[tuple[ColumnElement[bool], ColumnElement[int]]] = [
-        (test, sa.literal_column(str(i + 1))) for i, (test, _) in enumerate(whens) if i >= first
+        (test, sa.literal_column(str(i + 1))) for i, (test, reason) in enumerate(whens) if reason not in skip
     ]
     return sa.case(*codes, else_=sa.literal_column("0")), names
 
