@@ -200,6 +200,8 @@ def test_policy_version_change_holds() -> None:
     edited = make_batch(policy_hash="0" * 64)
     decision = gates.policy_version(edited, ORDER)
     assert not decision.open and "re-run the transfer" in decision.reason
+    status, reason = gates.status_for(gates.evaluate(edited, ORDER, all_clear(edited), NOW))
+    assert status == "superseded" and "handoff revalidate" in (reason or "")
 
 
 # ----- approval ------------------------------------------------------------------------------------

@@ -81,7 +81,8 @@ def policy_version(batch: Batch, order: Order) -> GateDecision:
     if batch.order_ref != order.ref or batch.policy_hash != order.policy_hash:
         return GateDecision("policy_version", False,
                             f"validated under {batch.order_ref} but {order.ref} is in force; "
-                            "re-run the transfer under the current order")  # fmt: skip
+                            "re-run the transfer under the current order, or `handoff revalidate BATCH` "
+                            "if only checks changed")  # fmt: skip
     return GateDecision("policy_version", True, f"validated under {order.ref} (unchanged)")
 
 
@@ -124,8 +125,12 @@ def all_open(decisions: list[GateDecision]) -> bool:
 
 
 def status_for(decisions: list[GateDecision]) -> tuple[str, str | None]:
-    """The lifecycle status the gates imply: delivered-ready, awaiting approval, or held."""
+    """The lifecycle status the gates imply: delivered-ready, awaiting approval, held, or superseded
+    (validated under an order version no longer in force: only a new transfer or revalidation helps)."""
     closed = [d for d in decisions if not d.open]
+    policy = next((d for d in closed if d.gate == "policy_version"), None)
+    if policy is not None:
+        return "superseded", policy.reason
     if not closed:
         return "approved", None
     if all(d.gate == "approval" for d in closed):

@@ -93,9 +93,6 @@ class Lifecycle:
         if batch.status in ("quarantined", "rejected", "delivered", "superseded", "delivering", "empty"):
             return batch
         status, reason = gates.status_for(decisions)
-        policy = next(d for d in decisions if d.gate == "policy_version")
-        if not policy.open:
-            status, reason = "superseded", policy.reason + "; or `handoff revalidate BATCH` if only checks changed"
         if (status, reason) != (batch.status, batch.status_reason):
             batches.set_status(conn, batch.id, status, reason, now)
             if status in ("held", "superseded", "awaiting-approval"):
