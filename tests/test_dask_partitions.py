@@ -17,7 +17,6 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,14 +30,6 @@ pytestmark = pytest.mark.slow
 
 STATES_SUBSET = ["CA", "NY", "OH", "TX"]  # CA 15, NY 10, OH 8, TX 1 included rows in the shared sources
 PARTITION_ROWS = 6  # CA is cut into 3 id ranges; 6 partitions in all
-
-
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
 
 
 @pytest.fixture

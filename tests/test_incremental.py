@@ -36,14 +36,6 @@ KINDS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def prefect_harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
-
-
 @pytest.fixture
 def life(tmp_path, s3, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lifecycle]:
     """A handoff home shared by the flow (through HANDOFF_* variables) and the test, hearing upheld."""
