@@ -14,7 +14,17 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from support import INITIATOR, NOW, build_settings, execute, read_staged, sha256_file, staged_paths
+import sqlalchemy as sa
+from support import (
+    INITIATOR,
+    NOW,
+    build_settings,
+    execute,
+    population_ids,
+    read_staged,
+    sha256_file,
+    staged_paths,
+)
 
 from handoff import partition
 from handoff.pipeline import StageRequest, quarantined_rows, stage_batch
@@ -146,6 +156,16 @@ def boundary_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int,
     return calls
 
 
+def _ids_in_state(url: str, fips: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            stmt = sa.text("SELECT msis_ident_num FROM enrollees WHERE submtg_state_cd = :f")
+            return set(conn.execute(stmt, {"f": fips}).scalars())
+    finally:
+        engine.dispose()
+
+
 def _sorted_rows(batch: Any) -> pa.Table:
     table = read_staged(batch)
     return table.sort_by("msis_ident_num")
@@ -179,6 +199,10 @@ def test_partitioned_batch_equals_single_batch(single, tmp_path, boundary_calls)
     assert split == {FIPS_BY_ABBR["CA"]}, boundary_calls
     assert [(f, parts) for f, parts, *_ in boundary_calls] == [(FIPS_BY_ABBR["CA"], 3)]
     assert all(cuts and cuts == sorted(cuts) for *_, cuts in boundary_calls)
+    # Each cut is the id at k/parts of the jurisdiction's included rows, in id order.
+    [(_, parts, n, cuts)] = boundary_calls
+    ca = sorted(population_ids(url) & _ids_in_state(url, FIPS_BY_ABBR["CA"]))
+    assert n == len(ca) and cuts == [ca[k * n // parts] for k in range(1, parts)]
     assert any(s.key_low is not None for s in recorder.specs)
     groups = {tuple(s.fips) for s in recorder.specs}
     assert len(recorder.specs) > len(groups), "no jurisdiction was split into several partitions"

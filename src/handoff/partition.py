@@ -110,13 +110,14 @@ def _key_boundaries(conn: sa.Connection, read: Any, order: Any, fips: str, parts
     """Ids that cut one jurisdiction's included rows into ``parts`` ranges of about equal size."""
     table = read.plan.table
     id_col = table.c[order.source.id_column]
+    ranked = (sa.select(id_col.label("id"), sa.func.row_number().over(order_by=id_col).label("rn"))
+              .where(where_clause(table, order, [fips]),
+                     extract._since_clause(table, order, read.plan.since, read.plan.watermark))
+              .subquery())  # fmt: skip
+    # One pass over the jurisdiction's rows for every cut, not one sorted pass per cut.
+    cuts = sorted({k * n // parts + 1 for k in range(1, parts)})
     out: list[str] = []
-    for k in range(1, parts):
-        stmt = (sa.select(id_col)
-                .where(where_clause(table, order, [fips]),
-                       extract._since_clause(table, order, read.plan.since, read.plan.watermark))
-                .order_by(id_col).limit(1).offset(k * n // parts))  # fmt: skip
-        value = conn.execute(stmt).scalar()
+    for value in conn.execute(sa.select(ranked.c.id).where(ranked.c.rn.in_(cuts)).order_by(ranked.c.rn)).scalars():
         if value is not None and (not out or value > out[-1]):
             out.append(str(value))
     return out
