@@ -29,8 +29,8 @@ from handoff.pipeline import (
     StageRequest,
     _Checker,
     check_count,
+    load,
     new_batch_id,
-    parse_states,
     process_chunks,
     record,
     snapshot_day,
@@ -165,11 +165,7 @@ def stage_partitioned(
     runner: Runner = sequential,
 ) -> Any:
     """Stage one batch as many partitions run by ``runner``; return the recorded batch."""
-    policies = PolicySet(settings.policy_dir)
-    order = policies.current(request.order_ref)
-    suite = load_suite(policies, order)
-    engine = extract.open_source(request.source_url)
-    fips = parse_states(request.states) if request.states else None
+    order, suite, engine, fips = load(settings, request)
     fast = settings.fast_path and fast_path_available(engine)
     batch_id = new_batch_id(now)
     conn = engine.connect()
@@ -183,8 +179,9 @@ def stage_partitioned(
             read.plan.watermark = watermark
         else:
             counts, watermark = read.counts()
+        prep = Prepared(request, order, suite, suite_hash(suite), read, now, counts)
         parts = plan_partitions(counts, partition_rows, lambda f, k, n: _key_boundaries(conn, read, order, f, k, n))
-        day = now.astimezone(order.zone).date().isoformat()
+        day = snapshot_day(prep).isoformat()
         specs = [
             PartitionSpec(i, p_fips, low, high, request.source_url, str(settings.policy_dir), order.ref,
                           _iso(read.plan.since), None if fast else _iso(watermark), snapshot_id, fast,
@@ -197,10 +194,8 @@ def stage_partitioned(
         conn.rollback()
         conn.close()
         engine.dispose()
-    prep = Prepared(request, order, suite, suite_hash(suite), read, now, counts)
     out, stager = combine(settings, batch_id, results)
     check_count(out, prep.expected_rows)
-    assert snapshot_day(prep).isoformat() == day
     return record(settings, prep, batch_id, out, stager, now)
 
 

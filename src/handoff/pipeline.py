@@ -97,13 +97,19 @@ def parse_states(values: list[str]) -> list[str]:
         raise SourceError(str(exc)) from None
 
 
-def prepare(settings: Settings, request: StageRequest, now: dt.datetime) -> Prepared:
-    """Load the order and its suite and open a consistent read of the source."""
+def load(settings: Settings, request: StageRequest) -> tuple[Order, SuiteDoc, sa.Engine, list[str] | None]:
+    """The order in force (or asked for), its suite, the source engine and the requested FIPS codes."""
     policies = PolicySet(settings.policy_dir)
     order = policies.current(request.order_ref)
     suite = load_suite(policies, order)
     engine = extract.open_source(request.source_url)
     fips = parse_states(request.states) if request.states else None
+    return order, suite, engine, fips
+
+
+def prepare(settings: Settings, request: StageRequest, now: dt.datetime) -> Prepared:
+    """Load the order and its suite and open a consistent read of the source."""
+    order, suite, engine, fips = load(settings, request)
     read = open_read(engine, order, fips, request.since, fast=settings.fast_path)
     return Prepared(request, order, suite, suite_hash(suite), read, now)
 
