@@ -231,10 +231,9 @@ def _print_outcome(o: Any) -> None:
     if b.status_reason:
         out.print(f"  why: {b.status_reason}")
     if o.gates:
-        t = Table("gate", "state", "reason")
-        for g in o.gates:
-            t.add_row(g.gate, "[green]open" if g.open else "[yellow]held", g.reason)
-        out.print(t)
+        from handoff.report import gate_table
+
+        out.print(gate_table(o.gates))
     if o.manifest_key:
         out.print(f"  manifest: s3://{b.bucket}/{o.manifest_key}")
     if getattr(o, "error", None):

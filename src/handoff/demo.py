@@ -15,13 +15,13 @@ import shutil
 import boto3
 from rich.console import Console
 from rich.panel import Panel
-from rich.table import Table
 
 from handoff import emulator
 from handoff.config import Settings, load_settings
 from handoff.extract import open_source
 from handoff.ledger import verify
 from handoff.pipeline import StageRequest
+from handoff.report import gate_table
 from handoff.seed import seed_database
 from handoff.transfer import Lifecycle
 from handoff.walk import walk
@@ -120,7 +120,4 @@ def _outcome(console: Console, o) -> None:  # type: ignore[no-untyped-def]
     console.print(f"  batch {b.id}: [bold]{b.status}[/]  extracted {b.rows_extracted:,}, "
                   f"row-quarantined {b.rows_quarantined:,}, staged {b.rows_staged:,}")  # fmt: skip
     if o.gates:
-        t = Table("gate", "state", "reason", show_header=False, box=None, padding=(0, 1))
-        for g in o.gates:
-            t.add_row(g.gate, "[green]open" if g.open else "[yellow]held", g.reason)
-        console.print(t)
+        console.print(gate_table(o.gates, show_header=False, box=None, padding=(0, 1)))

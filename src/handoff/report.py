@@ -12,6 +12,16 @@ from handoff.batch import Batch
 from handoff.gates import GateDecision
 
 
+def gate_table(gates: list[GateDecision], **table_options: Any) -> Any:
+    """A rich table of gates (open in green, held in yellow) with their reasons, for the terminal."""
+    from rich.table import Table
+
+    table = Table("gate", "state", "reason", **table_options)
+    for g in gates:
+        table.add_row(g.gate, "[green]open" if g.open else "[yellow]held", g.reason)
+    return table
+
+
 def batch_markdown(batch: Batch, gates: list[GateDecision], objects: list[str] | None = None) -> str:
     excl = batch.excluded.get("totals", {})
     lines = [
