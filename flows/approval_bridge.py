@@ -10,9 +10,14 @@ from __future__ import annotations
 import os
 from uuid import UUID
 
+from handoff.statement import Signed
 
-def resume_waiting_run(flow_run_id: str | None, approver: str, decision: str, note: str | None) -> str | None:
-    """Resume the batch's flow run if it waits for approval; return what happened, or None."""
+
+def resume_waiting_run(flow_run_id: str | None, signed: Signed | None = None) -> str | None:
+    """Resume the batch's flow run if it waits for approval; return what happened, or None.
+
+    ``signed``: the decision as recorded, handed to the form too (recording it again is a no-op).
+    """
     if not flow_run_id or not os.environ.get("PREFECT_API_URL"):
         return None
     from prefect.client.orchestration import get_client
@@ -23,7 +28,8 @@ def resume_waiting_run(flow_run_id: str | None, approver: str, decision: str, no
             run = client.read_flow_run(UUID(flow_run_id))
         if not (run.state and run.state.is_paused()):
             return None
-        resume_flow_run(run.id, run_input={"approver": approver, "decision": decision, "note": note or ""})
+        run_input = {"statement": signed.statement.decode("utf-8"), "signature": signed.signature} if signed else None
+        resume_flow_run(run.id, run_input=run_input)
     except Exception as exc:  # noqa: BLE001 - the decision is recorded; waking the run is best effort
         return f"could not resume flow run {flow_run_id}: {exc}"
     return f"resumed flow run {run.name} ({flow_run_id})"

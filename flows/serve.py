@@ -41,12 +41,12 @@ def deployments(
                     "bucket": bucket,
                     "states": states,
                     "incremental": True,
-                    "initiator": f"schedule:transfer-{name}",
                     "approval_timeout_s": approval_timeout_s,
                 },
                 description=(
                     f"Daily incremental transfer for {label} under the court order in force; "
-                    "pauses for a named approver; held batches end in state Held."
+                    "requested with the deployment's service key; pauses for a signed approval; held batches end "
+                    "in state Held."
                 ),
                 tags=["handoff", "transfer", f"group:{name}"],
             )  # fmt: skip

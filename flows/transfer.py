@@ -1,15 +1,16 @@
 """The transfer flow: extract → validate → stage → gates → approval → delivery.
 
 Reads like the business process; every rule lives in the ``handoff`` package. The approval
-step is a Prefect pause with a typed form (approver, decision, note): a person approves from
-the Prefect UI, or from the CLI (`handoff approve`), which resumes the same pending step.
+step is a Prefect pause whose form shows the statement to sign and the one command that signs
+it, and takes the pasted SSH signature: a person approves from the Prefect UI, or from the CLI
+(`handoff approve --key`), which records the decision and resumes the same pending step.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any, Literal, cast
+from typing import Any, cast
 from uuid import UUID
 
 from prefect import flow, get_run_logger, task
@@ -21,20 +22,28 @@ from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, State
 from pydantic import Field
 
+from handoff import approval as approvals
 from handoff.config import load_settings
 from handoff.errors import GateError
 from handoff.partition import PartitionResult, PartitionSpec, run_partition
 from handoff.pipeline import StageRequest
 from handoff.report import approval_description, batch_markdown
+from handoff.statement import DECISION, NAMESPACE, Signed, canonical
 from handoff.transfer import Lifecycle, Outcome
 
 
 class ApprovalInput(RunInput):
-    """The approval form shown in the Prefect UI."""
+    """The approval form shown in the Prefect UI: a statement and the approver's SSH signature of it.
 
-    approver: str = Field(min_length=2, max_length=120, description="Your name exactly as on the approver list.")
-    decision: Literal["approve", "reject"] = Field(description="Approve or reject this exact batch content.")
-    note: str = Field(default="", max_length=2000, description="Why (required to reject).")
+    Nobody is identified by what they type: the decision counts only if the signature verifies
+    against a key the trust file lists for handoff-approve.
+    """
+
+    statement: str = Field(min_length=2, max_length=60_000,
+                           description="The exact statement you sign (shown above; to reject, sign what "
+                                       "`handoff reject BATCH --note WHY --statement` prints and paste it here).")  # fmt: skip
+    signature: str = Field(min_length=40, max_length=20_000, pattern=r"BEGIN SSH SIGNATURE",
+                           description="Paste the whole -----BEGIN SSH SIGNATURE----- block ssh-keygen printed.")  # fmt: skip
 
 
 def _now() -> dt.datetime:
@@ -50,8 +59,7 @@ def _run_name() -> str:
 
 
 @task(name="stage batch", retries=2, retry_delay_seconds=15)
-def stage_task(db_url: str, states: list[str], initiator: str, order: str | None, incremental: bool,
-               bucket: str | None) -> str:  # fmt: skip
+def stage_task(db_url: str, states: list[str], order: str | None, incremental: bool, bucket: str | None) -> str:
     life = Lifecycle(load_settings())
     run_id = str(flow_run.id) if flow_run.id else None
     existing = life.batch_for_flow_run(run_id) if run_id else None
@@ -64,7 +72,8 @@ def stage_task(db_url: str, states: list[str], initiator: str, order: str | None
         if expected:
             update_progress_artifact(progress_id, min(100.0, 100.0 * done / expected))
 
-    request = StageRequest(db_url, states, initiator, order, since, run_id)
+    request = life.service_request(StageRequest(db_url, states, order_ref=order, since=since, flow_run_id=run_id,
+                                                incremental=incremental), bucket, _now())  # fmt: skip
     outcome = life.transfer(request, bucket, _now(), progress)
     update_progress_artifact(progress_id, 100.0)
     return outcome.batch.id
@@ -82,15 +91,17 @@ def _prefect_runner(specs: list[PartitionSpec]) -> list[PartitionResult]:
     return [f.result() for f in futures]
 
 
-def stage_partitioned_in_flow(db_url: str, states: list[str], initiator: str, order: str | None,
-                              bucket: str | None, partition_rows: int, incremental: bool = False) -> str:  # fmt: skip
+def stage_partitioned_in_flow(db_url: str, states: list[str], order: str | None, bucket: str | None,
+                              partition_rows: int, incremental: bool = False) -> str:  # fmt: skip
     """Coordinate in the flow itself, so the partitions are tasks of this flow's task runner."""
     life = Lifecycle(load_settings())
     run_id = str(flow_run.id) if flow_run.id else None
     existing = life.batch_for_flow_run(run_id) if run_id else None
     if existing:
         return existing
-    request = StageRequest(db_url, states, initiator, order, life.since(order, states) if incremental else None, run_id)
+    since = life.since(order, states) if incremental else None
+    request = life.service_request(StageRequest(db_url, states, order_ref=order, since=since, flow_run_id=run_id,
+                                                incremental=incremental), bucket, _now())  # fmt: skip
     return life.transfer(request, bucket, _now(), partition_rows=partition_rows, runner=_prefect_runner).batch.id
 
 
@@ -100,12 +111,27 @@ def gates_task(batch_id: str) -> Outcome:
 
 
 @task(name="record decision")
-def decide_task(batch_id: str, decision: str, approver: str, note: str, attempt: str) -> Outcome | str:
+def decide_task(batch_id: str, statement: str, signature: str, attempt: str) -> Outcome | str:
     """The outcome, or why the decision was refused (a user's mistake: the form asks again)."""
+    life = Lifecycle(load_settings())
     try:
-        return Lifecycle(load_settings()).decide(batch_id, decision, approver, note or None, _now(), attempt)
+        return life.decide(batch_id, pasted(statement, signature, life), _now(), attempt)
     except GateError as exc:
-        return str(exc)
+        return approvals.refusal(exc)
+
+
+def pasted(statement: str, signature: str, life: Lifecycle) -> Signed:
+    """The statement as signed: pasted text may have lost (or gained) the trailing newline."""
+    text = statement.strip("\r\n").replace("\r\n", "\n")
+    candidates = [Signed((text + "\n").encode("utf-8"), signature), Signed(text.encode("utf-8"), signature)]
+    trust = life.trust()
+    for c in candidates:
+        try:
+            trust.verify(c.statement, c.signature, NAMESPACE[DECISION], _now())
+            return c
+        except GateError:
+            continue
+    return candidates[0]  # refused by decide, with the reason
 
 
 @task(name="deliver batch", retries=3, retry_delay_seconds=30)
@@ -157,8 +183,9 @@ def wait_for_approval(batch_id: str, outcome: Outcome, timeout_s: int) -> Outcom
         outcome = life.refresh(batch_id, _now())
         if outcome.batch.status != "awaiting-approval":
             return outcome  # decided elsewhere (CLI) or a gate closed meanwhile
+        shown = canonical(life.decision_statement(batch_id, "approve", None, _now())).decode("utf-8")
         form = ApprovalInput.with_initial_data(
-            description=approval_description(outcome.batch, outcome.gates, refused), decision="approve"
+            description=approval_description(outcome.batch, outcome.gates, shown, refused), statement=shown.strip()
         )
         try:
             if deployment.id:
@@ -172,8 +199,7 @@ def wait_for_approval(batch_id: str, outcome: Outcome, timeout_s: int) -> Outcom
         current = life.refresh(batch_id, _now())
         if current.batch.status != "awaiting-approval":
             return current
-        decided = decide_task(batch_id, answer.decision, answer.approver, answer.note,
-                              f"{flow_run.id}/approval-{attempt}")  # fmt: skip
+        decided = decide_task(batch_id, answer.statement, answer.signature, f"{flow_run.id}/approval-{attempt}")
         if isinstance(decided, str):
             refused = decided
             log.error("approval refused: %s; still waiting", refused)
@@ -197,23 +223,23 @@ def transfer_flow(
     db_url: str,
     bucket: str | None = None,
     states: list[str] | None = None,
-    initiator: str = "prefect-schedule",
     order: str | None = None,
     incremental: bool = False,
     approval_timeout_s: int = 3600,
     partition_rows: int | None = None,
 ) -> State:
-    """Transfer one batch under the order in force, pausing for a named approver.
+    """Transfer one batch under the order in force, pausing for a signed approval.
+
+    The request is signed with this deployment's service key (HANDOFF_SIGNING_KEY), whose
+    principal the trust file must list for handoff-operator; it can never approve the batch.
 
     Ends Completed with a state name that says where the batch stands: Quarantined, Held,
     AwaitingApproval, Rejected or Delivered. Nothing is delivered unless every gate is open.
     """
     if partition_rows:
-        batch_id = stage_partitioned_in_flow(
-            db_url, states or [], initiator, order, bucket, partition_rows, incremental
-        )
+        batch_id = stage_partitioned_in_flow(db_url, states or [], order, bucket, partition_rows, incremental)
     else:
-        batch_id = stage_task(db_url, states or [], initiator, order, incremental, bucket)
+        batch_id = stage_task(db_url, states or [], order, incremental, bucket)
     outcome = gates_task(batch_id)
     if (flow_run.run_count or 1) <= 1:  # a resumed (suspended) run replays from the top: publish once
         _publish(outcome)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import APPROVERS, COUNSEL, HANDOFF_BIN, HEARING_ID, POLICY_DIR, REPO
+from support import HANDOFF_BIN, KEYS, POLICY_DIR, REPO, record_upheld
 
 from handoff.emulator import free_port
 
@@ -178,8 +178,8 @@ class HandoffEnv:
     def settings(self) -> Any:
         from handoff.config import load_settings
 
-        return load_settings(home=self.home, policy_dir=POLICY_DIR, approvers=list(APPROVERS),
-                             bucket=self.bucket, kms_key_id=self.kms_key_id)  # fmt: skip
+        return load_settings(home=self.home, policy_dir=POLICY_DIR, bucket=self.bucket,
+                             kms_key_id=self.kms_key_id)  # fmt: skip
 
     def lifecycle(self) -> Any:
         from handoff.transfer import Lifecycle
@@ -214,7 +214,6 @@ def handoff_env(
 ) -> HandoffEnv:
     """A fresh home with the hearing outcome recorded, a bucket, and the env a serve process needs."""
     from handoff import emulator
-    from handoff.court import record_outcome
 
     bucket = f"handoff-srv-{uuid.uuid4().hex[:12]}"
     key_id = emulator.create_bucket(s3_server, bucket)
@@ -222,7 +221,7 @@ def handoff_env(
     env = {
         "HANDOFF_HOME": str(home),
         "HANDOFF_POLICY_DIR": str(POLICY_DIR),
-        "HANDOFF_APPROVERS": ",".join(APPROVERS),
+        "HANDOFF_SIGNING_KEY": str(KEYS.key("scheduler")),  # the deployment's service key (handoff-operator)
         "HANDOFF_KMS_KEY_ID": key_id,
         "HANDOFF_CHUNK_ROWS": "1000",
         "HANDOFF_LINEAGE_TRANSPORT": "file",
@@ -233,10 +232,9 @@ def handoff_env(
     he = HandoffEnv(home, sqlite_source_url, bucket, key_id, s3_server.endpoint, env)
     life = he.lifecycle()
     try:
-        with life.engine.begin() as conn:
-            import datetime as dt
+        import datetime as dt
 
-            record_outcome(conn, life.policies, HEARING_ID, "upheld", COUNSEL, dt.datetime.now(dt.UTC))
+        record_upheld(life, dt.datetime.now(dt.UTC))
     finally:
         life.engine.dispose()
     return he
@@ -420,6 +418,26 @@ def trigger_transfer(parameters: dict[str, Any] | None = None) -> Any:
     # _sync: Playwright's sync API runs an event loop in this thread, which would make Prefect's
     # dispatching functions return coroutines.
     return run_deployment(name=TRANSFER_DEPLOYMENT, parameters=parameters or {}, timeout=0, _sync=True)
+
+
+def shown_statement(description: str) -> str:
+    """The statement the approval form shows (its ```json block)."""
+    import re
+
+    found = re.search(r"```json\n(.*?)\n```", description, re.S)
+    assert found, f"the form shows no statement:\n{description[:2000]}"
+    return found.group(1)
+
+
+def signed_answer(statement: str, label: str) -> dict[str, str]:
+    """What an approver pastes into the form: the statement and ``label``'s SSH signature of it.
+
+    Signed as the form's command signs it: the statement's text plus one newline.
+    """
+    from handoff.statement import sign_with_key
+
+    data = statement.strip().encode() + b"\n"
+    return {"statement": statement, "signature": sign_with_key(data, KEYS.key(label), "handoff-approve")}
 
 
 def resume(run_id: Any, run_input: dict[str, Any]) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import dataclasses
 import datetime as dt
 import hashlib
 import os
+import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +18,37 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from handoff import demokeys  # noqa: E402
+from handoff.trust import APPROVE, OPERATOR  # noqa: E402
+from handoff.trust import COUNSEL as COUNSEL_ROLE
+
 REPO = Path(__file__).resolve().parents[1]
-POLICY_DIR = REPO / "expectations"
-HANDOFF_BIN = REPO / ".venv" / "bin" / "handoff"
+SHIPPED_POLICY_DIR = REPO / "expectations"
+# The handoff of the interpreter running pytest, wherever its environment lives.
+HANDOFF_BIN = Path(sys.executable).with_name("handoff")
 
 APPROVERS = ["Ada Approver", "Bo Approver"]
 INITIATOR = "Cy Initiator"
 COUNSEL = "Dee Counsel"
 HEARING_ID = "cand-2026-01-02"
+
+# Real ed25519 keys, generated with ssh-keygen once per test process. Labels are what tests sign as.
+PEOPLE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ada": (APPROVERS[0], (APPROVE,)),
+    "bo": (APPROVERS[1], (APPROVE,)),
+    "operator": (INITIATOR, (OPERATOR,)),
+    "counsel": (COUNSEL, (COUNSEL_ROLE,)),
+    "ops": ("Ops On-call", (OPERATOR,)),
+    "dual": ("Di Dual", (OPERATOR, APPROVE)),
+    "scheduler": ("handoff-scheduler", (OPERATOR,)),
+    "mallory": ("Mallory", (APPROVE, OPERATOR, COUNSEL_ROLE)),  # has keys, never enrolled
+}
+ENROLLED = [label for label in PEOPLE if label != "mallory"]
+_KEYS_HOME = Path(tempfile.mkdtemp(prefix="handoff-test-keys-"))
+atexit.register(shutil.rmtree, _KEYS_HOME, True)
+KEYS = demokeys.make_keyring(_KEYS_HOME / "keys", PEOPLE)
+# The shipped policy folder with the test keys enrolled and the order signed by "counsel".
+POLICY_DIR = demokeys.signed_policy_dir(SHIPPED_POLICY_DIR, _KEYS_HOME / "expectations", KEYS, labels=ENROLLED)
 
 # The shared seeded sources: small, but every dirty kind lands on in-population rows at this rate.
 ROWS = 4000
@@ -109,7 +137,6 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
     env.update(
         HANDOFF_HOME=str(home),
         HANDOFF_POLICY_DIR=str(POLICY_DIR),
-        HANDOFF_APPROVERS=",".join(APPROVERS),
         HANDOFF_CONFIG=str(home / "no-such-handoff.toml"),
         GX_ANALYTICS_ENABLED="False",
         DO_NOT_TRACK="1",
@@ -131,11 +158,74 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 120) ->
     )
 
 
-def record_upheld(life: Any, now: dt.datetime = NOW, hearing: str = HEARING_ID) -> None:
-    from handoff.court import record_outcome
+def sign(label: str, doc: dict[str, Any]) -> Any:
+    """``doc`` signed by the test person ``label`` (real ssh-keygen, real key)."""
+    return KEYS.sign(label, doc)
+
+
+def request(life: Any, source_url: str, bucket: str, now: dt.datetime = NOW, signer: str = "operator",
+            **fields: Any) -> Any:  # fmt: skip
+    """A StageRequest carrying a transfer request signed by ``signer``."""
+    from handoff.pipeline import StageRequest
+
+    req = StageRequest(source_url, bucket=bucket, **fields)
+    return dataclasses.replace(req, signed=sign(signer, life.request_statement(req, bucket, now)))
+
+
+def transfer(life: Any, source_url: str, bucket: str, now: dt.datetime = NOW, signer: str = "operator",
+             **fields: Any) -> Any:  # fmt: skip
+    """Start a transfer the way an operator does: a signed request, then ``Lifecycle.transfer``."""
+    return life.transfer(request(life, source_url, bucket, now, signer, **fields), bucket, now)
+
+
+def revalidate(life: Any, batch_id: str, now: dt.datetime = NOW, signer: str = "operator") -> Any:
+    """Re-check a superseded batch, asked for with a signed operator request."""
+    return life.revalidate(batch_id, sign(signer, life.revalidation_statement(batch_id, now)), now)
+
+
+def decide(life: Any, batch_id: str, label: str = "ada", decision: str = "approve", note: str | None = None,
+           now: dt.datetime = NOW) -> Any:  # fmt: skip
+    """Sign and record a decision as ``label``."""
+    doc = life.decision_statement(batch_id, decision, note, now)
+    return life.decide(batch_id, sign(label, doc), now)
+
+
+def approve(life: Any, batch_id: str, label: str = "ada", now: dt.datetime = NOW, note: str | None = None) -> Any:
+    return decide(life, batch_id, label, "approve", note, now)
+
+
+def record_upheld(life: Any, now: dt.datetime = NOW, hearing: str = HEARING_ID, label: str = "counsel") -> None:
+    record_outcome(life, hearing, "upheld", now, label=label)
+
+
+def record_outcome(life: Any, hearing: str, result: str, now: dt.datetime = NOW, order_file: Path | None = None,
+                   label: str = "counsel") -> Any:  # fmt: skip
+    """Counsel signs and records a hearing outcome."""
+    from handoff import court
+
+    trust = life.trust()
+    with life.engine.connect() as conn:
+        h = next(x for x in court.calendar(conn, life.policies, trust, now) if x.id == hearing)
+    signed = sign(label, court.outcome_statement(h, result, order_file, now))
+    with life.engine.begin() as conn:
+        return court.record_outcome(conn, life.policies, trust, signed, now, order_file)
+
+
+def set_stop(life: Any, reason: str, now: dt.datetime = NOW, actor: str = "Ops On-call") -> Any:
+    from handoff import hold
 
     with life.engine.begin() as conn:
-        record_outcome(conn, life.policies, hearing, "upheld", COUNSEL, now)
+        return hold.set_stop(conn, reason, actor, now)
+
+
+def clear_stops(life: Any, reason: str, now: dt.datetime = NOW, label: str = "ops") -> Any:
+    from handoff import hold
+
+    trust = life.trust()
+    with life.engine.connect() as conn:
+        active = hold.current(conn, trust, now).active
+    with life.engine.begin() as conn:
+        return hold.clear(conn, trust, sign(label, hold.clear_statement(active, reason, now)), now)
 
 
 def ledger_kinds(life: Any, batch_id: str | None = None) -> list[str]:
@@ -151,7 +241,6 @@ def build_settings(home: Path, **overrides: Any) -> Any:
     values: dict[str, Any] = {
         "home": home,
         "policy_dir": POLICY_DIR,
-        "approvers": list(APPROVERS),
         "chunk_rows": 1000,
     }
     values.update(overrides)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 import typer
-from support import APPROVERS, COUNSEL, HEARING_ID, INITIATOR, POLICY_DIR, cli_env, run_cli
+from support import APPROVERS, COUNSEL, HEARING_ID, INITIATOR, KEYS, POLICY_DIR, cli_env, run_cli
 
 from handoff import emulator
 from handoff.cli import app
@@ -25,7 +26,7 @@ def world(s3_server, sqlite_source_url: str, tmp_path_factory: pytest.TempPathFa
     key = emulator.create_bucket(s3_server, bucket)
     env = cli_env(home, HANDOFF_KMS_KEY_ID=key)
     cwd = tmp_path_factory.mktemp("cli-cwd")
-    args = ["transfer", "--db", sqlite_source_url, "--bucket", bucket, "--initiator", INITIATOR, "--json"]
+    args = ["transfer", "--db", sqlite_source_url, "--bucket", bucket, "--key", str(KEYS.key("operator")), "--json"]
     res = run_cli(*args, env=env, cwd=cwd)
     assert res.returncode == 0, res.stderr
     return {"home": home, "bucket": bucket, "env": env, "cwd": cwd, "transfer": json.loads(res.stdout)}
@@ -55,14 +56,22 @@ def test_transfer_json_reports_a_held_batch_with_reasons(world: dict[str, Any]) 
 
 def test_unauthorised_approver_exits_2_with_an_error_and_records_nothing(world: dict[str, Any]) -> None:
     batch_id = world["transfer"]["batch_id"]
-    res = cli(world, "approve", batch_id, "--as", "Mallory")
+    res = cli(world, "approve", batch_id, "--key", str(KEYS.key("mallory")))
     assert res.returncode == 2
     assert "Traceback" not in res.stderr and res.stdout == ""
     message = " ".join(res.stderr.split())
-    assert message.startswith("error: ") and "'Mallory' is not an authorised approver" in message
-    assert all(name in message for name in APPROVERS)
+    assert message.startswith("error: key SHA256:") and "is not in the trust file" in message
     ledger = ok_json(world, "lineage", batch_id, "--json")["ledger"]
     assert not [e for e in ledger if e["kind"] == "approved"]
+    assert [e["kind"] for e in ledger].count("approval-refused") >= 1
+
+
+def test_the_environment_grants_no_authority(world: dict[str, Any]) -> None:
+    res = run_cli("status", env={**world["env"], "HANDOFF_APPROVERS": "Bob Approver"}, cwd=world["cwd"])
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "HANDOFF_APPROVERS is no longer read" in res.stderr and "allowed_signers" in res.stderr
+    res = cli(world, "approve", world["transfer"]["batch_id"], "--as", "Bob Approver")
+    assert res.returncode == 2 and "No such option: --as" in res.stderr
 
 
 def test_cli_walks_a_batch_from_hold_to_delivery(world: dict[str, Any]) -> None:
@@ -74,18 +83,29 @@ def test_cli_walks_a_batch_from_hold_to_delivery(world: dict[str, Any]) -> None:
 
     hearings = ok_json(world, "court", "hearing", "list", "--json")
     assert [(h["id"], h["outcome"]) for h in hearings] == [(HEARING_ID, None)]
-    recorded = ok_json(world, "court", "outcome", HEARING_ID, "--result", "upheld", "--as", COUNSEL, "--json")
+    recorded = ok_json(world, "court", "outcome", HEARING_ID, "--result", "upheld", "--key", str(KEYS.key("counsel")),
+                       "--json")  # fmt: skip
     assert recorded["outcome"] == "upheld" and recorded["outcome_by"] == COUNSEL
     assert ok_json(world, "status", batch_id, "--json")["status"] == "awaiting-approval"
 
-    approved = ok_json(world, "approve", batch_id, "--as", APPROVERS[0], "--note", "counts checked", "--json")
+    # Signed elsewhere: print the statement, sign it with ssh-keygen, hand the signature back.
+    res = cli(world, "approve", batch_id, "--note", "counts checked", "--statement")
+    assert res.returncode == 0, res.stderr
+    statement = world["cwd"] / "approve.json"
+    statement.write_text(res.stdout)
+    assert json.loads(res.stdout)["destination"]["bucket"] == world["bucket"]
+    subprocess.run(["ssh-keygen", "-Y", "sign", "-n", "handoff-approve", "-f", str(KEYS.key("ada")), str(statement)],
+                   check=True, capture_output=True)  # fmt: skip
+    approved = ok_json(world, "approve", batch_id, "--signature", f"{statement}.sig", "--json")
     assert approved["status"] == "approved"
 
     res = cli(world, "hold", "set", "--reason", "TRO motion filed", "--as", "Ops On-call")
     assert res.returncode == 0, res.stderr
     [held] = ok_json(world, "release", "--json")
     assert held["status"] == "held" and "TRO motion filed" in held["reason"] and held["objects"] == []
-    res = cli(world, "hold", "clear", "--reason", "TRO denied", "--as", "Ops On-call")
+    res = cli(world, "hold", "clear", "--reason", "I say so", "--key", str(KEYS.key("ada")))
+    assert res.returncode == 2 and "does not hold the operator role" in res.stderr
+    res = cli(world, "hold", "clear", "--reason", "TRO denied", "--key", str(KEYS.key("ops")))
     assert res.returncode == 0, res.stderr
 
     [delivered] = ok_json(world, "release", "--json")
@@ -93,6 +113,10 @@ def test_cli_walks_a_batch_from_hold_to_delivery(world: dict[str, Any]) -> None:
     assert delivered["manifest_key"].endswith(f"/{batch_id}/manifest.json")
     assert delivered["objects"][-1] == delivered["manifest_key"]
     assert ok_json(world, "release", "--json") == []
+
+    res = cli(world, "verify", f"s3://{world['bucket']}/{delivered['manifest_key'].rsplit('/', 1)[0]}/", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert json.loads(res.stdout)["approvers"] == [APPROVERS[0]]
 
     walk = ok_json(world, "lineage", batch_id, "--json")
     assert walk["status"] == "delivered" and walk["bucket"] == world["bucket"]
@@ -108,7 +132,7 @@ def test_cli_walks_a_batch_from_hold_to_delivery(world: dict[str, Any]) -> None:
 
     s3 = boto3.client("s3", region_name="us-east-1")
     manifest = json.loads(s3.get_object(Bucket=world["bucket"], Key=delivered["manifest_key"])["Body"].read())
-    assert manifest["source"]["query_hash"] == walk["source"]["query_hash"]
+    assert manifest["content_hash"] == walk["content_hash"] and "source" not in manifest
 
     res = cli(world, "audit", "verify")
     assert res.returncode == 0 and "ledger intact" in res.stdout
@@ -161,7 +185,7 @@ def test_user_error_is_exactly_one_line(case: str, world: dict[str, Any], tmp_pa
         order.write_text(order.read_text().replace("permitted_fields:", "permited_fields:"))
         res = run_cli("--policy-dir", str(policy_dir), "policy", "show", env=cli_env(tmp_path / "h"), cwd=tmp_path)
     else:
-        res = cli(world, "approve", world["transfer"]["batch_id"], "--as", "Mallory")
+        res = cli(world, "approve", world["transfer"]["batch_id"], "--key", str(KEYS.key("mallory")))
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, lines

@@ -16,22 +16,25 @@ from support import (
     APPROVERS,
     INITIATOR,
     NOW,
+    approve,
+    clear_stops,
     cli_env,
     ledger_kinds,
     record_upheld,
     run_cli,
+    set_stop,
     sha256_file,
     staged_paths,
+    transfer,
 )
 
-from handoff import hold, ledger
-from handoff.pipeline import StageRequest
+from handoff import ledger
 
 LATER = NOW + dt.timedelta(hours=1)
 
 
 def _held_batch(life, source_url: str, bucket: str):  # type: ignore[no-untyped-def]
-    out = life.transfer(StageRequest(source_url, initiator=INITIATOR), bucket, NOW)
+    out = transfer(life, source_url, bucket, NOW)
     assert out.batch.status == "held"
     assert {g.gate: g.open for g in out.gates}["pending_hearing"] is False
     return out.batch
@@ -48,7 +51,7 @@ def test_batch_is_held_then_approved_then_delivered(life, sqlite_source_url: str
     assert life.release(NOW)[0].batch.status == "awaiting-approval"
     assert s3.object_keys() == []
 
-    assert life.decide(batch.id, "approve", APPROVERS[0], "counts checked", NOW).batch.status == "approved"
+    assert approve(life, batch.id, "ada", NOW, "counts checked").batch.status == "approved"
     [done] = life.release(LATER)
     assert done.batch.status == "delivered"
 
@@ -61,11 +64,13 @@ def test_batch_is_held_then_approved_then_delivered(life, sqlite_source_url: str
     manifest = json.loads(s3.client.get_object(Bucket=s3.name, Key=done.manifest_key)["Body"].read())
     assert manifest["batch_id"] == batch.id
     assert manifest["order"]["ref"] == order.ref and manifest["order"]["columns"] == order.columns
-    assert manifest["approval"]["approver"] == APPROVERS[0]
-    assert manifest["initiator"] == INITIATOR
+    assert [a["principal"] for a in manifest["approvals"]] == [APPROVERS[0]]
+    assert json.loads(manifest["approvals"][0]["statement"])["content_hash"] == batch.content_hash
     assert manifest["content_hash"] == batch.content_hash
-    assert manifest["counts"]["rows_delivered"] == batch.rows_staged
-    assert all(d["open"] for d in manifest["gates"]["decisions"])
+    assert manifest["rows"] == batch.rows_staged
+    # Minimum necessary: nothing internal goes to the recipient.
+    text = json.dumps(manifest)
+    assert INITIATOR not in text and "sqlite" not in text and "SELECT" not in text and "excluded" not in text
 
     local = {p.name: sha256_file(p) for p in staged_paths(batch)}
     for entry in manifest["files"]:
@@ -94,9 +99,8 @@ def test_batch_is_held_then_approved_then_delivered(life, sqlite_source_url: str
 def test_emergency_stop_before_release_uploads_nothing(life, sqlite_source_url: str, s3) -> None:
     batch = _held_batch(life, sqlite_source_url, s3.name)
     record_upheld(life)
-    life.decide(batch.id, "approve", APPROVERS[1], None, NOW)
-    with life.engine.begin() as conn:
-        hold.set_stop(conn, True, "TRO motion filed", "Ops On-call", NOW)
+    approve(life, batch.id, "bo", NOW)
+    set_stop(life, "TRO motion filed")
 
     [out] = life.release(LATER)
     assert out.batch.status == "held"
@@ -104,8 +108,7 @@ def test_emergency_stop_before_release_uploads_nothing(life, sqlite_source_url: 
     assert s3.object_keys() == []
     assert "delivery-started" not in ledger_kinds(life, batch.id)
 
-    with life.engine.begin() as conn:
-        hold.set_stop(conn, False, "TRO denied", "Ops On-call", LATER)
+    clear_stops(life, "TRO denied", LATER)
     [out] = life.release(LATER)
     assert out.batch.status == "delivered"
     assert len(s3.object_keys()) == len(batch.files) + 1
@@ -113,9 +116,9 @@ def test_emergency_stop_before_release_uploads_nothing(life, sqlite_source_url: 
 
 def test_before_the_effective_instant_nothing_is_released(life, sqlite_source_url: str, s3) -> None:
     early = dt.datetime(2026, 1, 6, 7, 59, tzinfo=dt.UTC)  # 2026-01-05 23:59 in Los Angeles
-    out = life.transfer(StageRequest(sqlite_source_url, initiator=INITIATOR), s3.name, early)
+    out = transfer(life, sqlite_source_url, s3.name, early)
     record_upheld(life, early)
-    life.decide(out.batch.id, "approve", APPROVERS[0], None, early)
+    approve(life, out.batch.id, "ada", early)
     [held] = life.release(early)
     assert held.batch.status == "held" and "effective_date" in held.batch.status_reason
     assert s3.object_keys() == []
@@ -126,7 +129,7 @@ def test_before_the_effective_instant_nothing_is_released(life, sqlite_source_ur
 def test_staged_file_changed_after_approval_is_not_delivered(life, sqlite_source_url: str, s3) -> None:
     batch = _held_batch(life, sqlite_source_url, s3.name)
     record_upheld(life)
-    life.decide(batch.id, "approve", APPROVERS[0], None, NOW)
+    approve(life, batch.id, "ada", NOW)
     path = staged_paths(batch)[0]
     path.write_bytes(path.read_bytes() + b"tampered")
     [refused] = life.release(LATER)
@@ -138,7 +141,7 @@ def test_staged_file_changed_after_approval_is_not_delivered(life, sqlite_source
 def test_ledger_verifies_and_tampering_is_named(life, sqlite_source_url: str, s3, tmp_path) -> None:
     batch = _held_batch(life, sqlite_source_url, s3.name)
     record_upheld(life)
-    life.decide(batch.id, "approve", APPROVERS[0], None, NOW)
+    approve(life, batch.id, "ada", NOW)
     home = life.settings.home
     env = cli_env(home)
     nothing_yet = run_cli("audit", "disclosures", "--csv", env=env, cwd=tmp_path)

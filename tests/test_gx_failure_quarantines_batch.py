@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from support import APPROVERS, INITIATOR, NOW, files_under, ledger_kinds, source_rows
+from support import NOW, approve, files_under, ledger_kinds, source_rows, transfer
 
 from handoff import quarantine
 from handoff.errors import GateError
-from handoff.pipeline import StageRequest
 from handoff.transfer import Lifecycle
 
 CHECKED_RULES = {
@@ -36,7 +35,7 @@ def row_quarantine_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("row_quarantine_disabled")
 def test_gx_failure_quarantines_the_whole_batch(source_url: str, settings) -> None:
     life = Lifecycle(settings)
-    out = life.transfer(StageRequest(source_url, initiator=INITIATOR), "never-used-bucket", NOW)
+    out = transfer(life, source_url, "never-used-bucket", NOW)
     batch = out.batch
 
     assert batch.status == "quarantined"
@@ -77,10 +76,10 @@ def test_gx_failure_quarantines_the_whole_batch(source_url: str, settings) -> No
 @pytest.mark.usefixtures("row_quarantine_disabled")
 def test_quarantined_batch_cannot_be_approved(sqlite_source_url: str, settings) -> None:
     life = Lifecycle(settings)
-    batch = life.transfer(StageRequest(sqlite_source_url, initiator=INITIATOR), "never-used-bucket", NOW).batch
+    batch = transfer(life, sqlite_source_url, "never-used-bucket", NOW).batch
     assert batch.status == "quarantined"
     with pytest.raises(GateError, match="quarantined"):
-        life.decide(batch.id, "approve", APPROVERS[0], None, NOW)
+        approve(life, batch.id, "ada", NOW)
     assert life.release(NOW) == []
     with life.engine.connect() as conn:
         n = conn.execute(sa.text("SELECT count(*) FROM approvals")).scalar()

@@ -20,14 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from support import APPROVERS, INITIATOR, POLICY_DIR, build_settings, population_ids, record_upheld
+from support import KEYS, POLICY_DIR, approve, build_settings, population_ids, record_upheld, transfer
 
 from handoff.extract import open_source
-from handoff.pipeline import StageRequest, quarantined_rows
+from handoff.pipeline import quarantined_rows
 from handoff.seed import touch_rows
 from handoff.transfer import Lifecycle
 
-SCHEDULE = "schedule:transfer-all"  # the initiator a `handoff serve` deployment passes
 ROWS = 10_000  # about 230 rows in the population: more than the 100 to change, in one 1000-row chunk
 CITY = "Updated City"  # touch_rows' new value
 KINDS = [
@@ -43,7 +42,7 @@ def life(tmp_path, s3, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lifecycle]:
     for k, v in {
         "HANDOFF_HOME": str(home),
         "HANDOFF_POLICY_DIR": str(POLICY_DIR),
-        "HANDOFF_APPROVERS": ",".join(APPROVERS),
+        "HANDOFF_SIGNING_KEY": str(KEYS.key("scheduler")),  # the deployment's service key
         "HANDOFF_CHUNK_ROWS": "1000",
         "HANDOFF_KMS_KEY_ID": s3.kms_key_id,
     }.items():
@@ -62,7 +61,7 @@ def _scheduled_run(url: str, bucket: str, life: Lifecycle, expect: str = "Awaiti
     """One run of the transfer flow as the daily deployment starts it; returns its batch id."""
     from flows.transfer import transfer_flow
 
-    state = transfer_flow(db_url=url, bucket=bucket, initiator=SCHEDULE, incremental=True,
+    state = transfer_flow(db_url=url, bucket=bucket, incremental=True,
                           approval_timeout_s=0, return_state=True, **params)  # fmt: skip
     assert state.name == expect, f"{state.name}: {state.message}"
     batch_id = life.batch_for_flow_run(str(state.state_details.flow_run_id))
@@ -72,7 +71,7 @@ def _scheduled_run(url: str, bucket: str, life: Lifecycle, expect: str = "Awaiti
 
 def _approve_and_release(life: Lifecycle, batch_id: str) -> Any:
     assert life.get(batch_id).status == "awaiting-approval"
-    assert life.decide(batch_id, "approve", APPROVERS[0], "checked", _now()).batch.status == "approved"
+    assert approve(life, batch_id, "ada", _now(), "checked").batch.status == "approved"
     done = [o for o in life.release(_now()) if o.batch.id == batch_id]
     assert [o.batch.status for o in done] == ["delivered"], [(o.batch.status, o.batch.status_reason) for o in done]
     return done[0]
@@ -116,7 +115,7 @@ def test_scheduled_incremental_run_delivers_exactly_the_changed_rows(
     first_id = _scheduled_run(url, s3.name, life)
     first = _approve_and_release(life, first_id)
     first_manifest = _manifest(s3, first.manifest_key)
-    assert first_manifest["source"]["since"] is None
+    assert first.batch.since is None  # internal lineage: in the state database, not the manifest
     full = _delivered_rows(s3, first_manifest)
     assert full is not None and full.num_rows == first.batch.rows_staged > 100
     assert set(full.column("msis_ident_num").to_pylist()) <= population_ids(url)
@@ -134,7 +133,7 @@ def test_scheduled_incremental_run_delivers_exactly_the_changed_rows(
     second_id = _scheduled_run(url, s3.name, life)
     second = _approve_and_release(life, second_id)
     manifest = _manifest(s3, second.manifest_key)
-    assert manifest["source"]["since"] == watermark == second.batch.since
+    assert second.batch.since == watermark
     rows = _delivered_rows(s3, manifest)
     assert rows is not None
     assert sorted(rows.column("msis_ident_num").to_pylist()) == sorted(ids)
@@ -144,9 +143,9 @@ def test_scheduled_incremental_run_delivers_exactly_the_changed_rows(
     city = rows.schema.get_field_index("elgbl_city_name_home")
     assert rows.remove_column(city).equals(before.remove_column(city))
     assert before.column("elgbl_city_name_home").to_pylist() != [CITY] * 100
-    assert manifest["counts"]["rows_delivered"] == second.batch.rows_extracted == 100
+    assert manifest["rows"] == second.batch.rows_extracted == 100
     assert second.batch.rows_quarantined == 0
-    assert sum(manifest["counts"]["delivered_by_jurisdiction"].values()) == 100
+    assert sum(second.batch.excluded["included_by_jurisdiction"].values()) == 100
     new_watermark = second.batch.watermark
     assert new_watermark and new_watermark > watermark
     assert _stored_watermark(life, second.batch) == new_watermark
@@ -173,7 +172,7 @@ def test_partitioned_incremental_run_delivers_only_the_changed_rows(
 ) -> None:
     """``partition_rows`` with ``incremental=True``: the partitions read only rows changed since the watermark."""
     url = make_source("sqlite", rows=ROWS)
-    staged = life.transfer(StageRequest(url, initiator=INITIATOR), s3.name, _now())
+    staged = transfer(life, url, s3.name, _now())
     first = _approve_and_release(life, staged.batch.id)
     first_manifest = _manifest(s3, first.manifest_key)
     watermark = first.batch.watermark
@@ -189,7 +188,7 @@ def test_partitioned_incremental_run_delivers_only_the_changed_rows(
     batch_id = _scheduled_run(url, s3.name, life, partition_rows=10)
     done = _approve_and_release(life, batch_id)
     manifest = _manifest(s3, done.manifest_key)
-    assert manifest["source"]["since"] == watermark
+    assert done.batch.since == watermark
     rows = _delivered_rows(s3, manifest)
     assert rows is not None and sorted(rows.column("msis_ident_num").to_pylist()) == sorted(ids)
     assert set(rows.column("elgbl_city_name_home").to_pylist()) == {CITY}
@@ -199,15 +198,13 @@ def test_partitioned_incremental_run_delivers_only_the_changed_rows(
 def test_cli_incremental_transfer_starts_from_the_delivered_watermark(
     make_source: Any, life: Lifecycle, s3: Any, tmp_path: Path
 ) -> None:
-    from support import INITIATOR, cli_env, run_cli
-
-    from handoff.pipeline import StageRequest
+    from support import cli_env, run_cli
 
     url = make_source("sqlite", rows=3000)
-    first = life.transfer(StageRequest(url, initiator=INITIATOR), s3.name, _now()).batch
+    first = transfer(life, url, s3.name, _now()).batch
     _approve_and_release(life, first.id)
 
-    env = cli_env(life.settings.home, HANDOFF_KMS_KEY_ID=s3.kms_key_id)
+    env = cli_env(life.settings.home, HANDOFF_KMS_KEY_ID=s3.kms_key_id, HANDOFF_SIGNING_KEY=str(KEYS.key("operator")))
     res = run_cli("transfer", "--db", url, "--bucket", s3.name, "--incremental", "--json", env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)

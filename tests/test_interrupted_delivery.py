@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from support import APPROVERS, INITIATOR, NOW, execute, ledger_kinds, record_upheld
+from support import NOW, approve, execute, ledger_kinds, record_upheld, transfer
 
 from handoff import deliver
 from handoff.errors import DeliveryError
-from handoff.pipeline import StageRequest
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +21,11 @@ def crowded_source_url(make_source) -> str:  # type: ignore[no-untyped-def]
 def test_interrupted_delivery_resumes_without_duplicates(
     life, crowded_source_url: str, s3, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    batch = life.transfer(StageRequest(crowded_source_url, initiator=INITIATOR), s3.name, NOW).batch
+    batch = transfer(life, crowded_source_url, s3.name, NOW).batch
     assert life.settings.chunk_rows == 1000
     assert len(batch.files) >= 2, "need a batch of several files"
     record_upheld(life)
-    life.decide(batch.id, "approve", APPROVERS[0], None, NOW)
+    approve(life, batch.id, "ada", NOW)
 
     real_upload = deliver.upload_file
     calls: list[str] = []
@@ -70,12 +69,11 @@ def test_one_failing_delivery_does_not_block_other_batches(life, sqlite_source_u
 
     from support import staged_paths
 
-    poisoned = life.transfer(StageRequest(sqlite_source_url, initiator=INITIATOR), s3.name, NOW).batch
-    good = life.transfer(StageRequest(sqlite_source_url, initiator=INITIATOR), s3.name,
-                         NOW + dt.timedelta(minutes=1)).batch  # fmt: skip
+    poisoned = transfer(life, sqlite_source_url, s3.name, NOW).batch
+    good = transfer(life, sqlite_source_url, s3.name, NOW + dt.timedelta(minutes=1)).batch
     record_upheld(life)
     for b in (poisoned, good):
-        life.decide(b.id, "approve", APPROVERS[0], None, NOW + dt.timedelta(minutes=2))
+        approve(life, b.id, "ada", NOW + dt.timedelta(minutes=2))
     path = staged_paths(poisoned)[0]
     path.write_bytes(path.read_bytes() + b"x")  # this one can never be delivered
 
@@ -88,9 +86,9 @@ def test_delivery_resumed_after_a_lost_manifest_response_is_still_accounted(
 ) -> None:
     from handoff.accounting import disclosures
 
-    batch = life.transfer(StageRequest(sqlite_source_url, initiator=INITIATOR), s3.name, NOW).batch
+    batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
     record_upheld(life)
-    life.decide(batch.id, "approve", APPROVERS[0], None, NOW)
+    approve(life, batch.id, "ada", NOW)
 
     real_write = deliver.write_manifest
 

@@ -9,18 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import APPROVERS, INITIATOR, NOW, build_settings, record_upheld
+from support import NOW, approve, build_settings, record_upheld, transfer
 
 from handoff.errors import DeliveryError
 from handoff.lineage import run_id
-from handoff.pipeline import StageRequest
 from handoff.transfer import Lifecycle
 
 
 def _deliver(life: Lifecycle, source_url: str, bucket: str) -> Any:
-    batch = life.transfer(StageRequest(source_url, initiator=INITIATOR), bucket, NOW).batch
+    batch = transfer(life, source_url, bucket, NOW).batch
     record_upheld(life)
-    life.decide(batch.id, "approve", APPROVERS[0], None, NOW)
+    approve(life, batch.id, "ada", NOW)
     [done] = life.release(NOW)
     return done
 

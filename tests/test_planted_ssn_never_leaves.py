@@ -8,17 +8,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from support import (
-    APPROVERS,
-    INITIATOR,
     NOW,
+    approve,
     execute,
     files_under,
     population_ids,
     read_staged,
     record_upheld,
+    transfer,
 )
 
-from handoff.pipeline import StageRequest, quarantined_rows
+from handoff.pipeline import quarantined_rows
 from handoff.transfer import Lifecycle
 
 PLANTED = "918-27-3645"
@@ -39,7 +39,7 @@ def test_ssn_like_address_line_keeps_the_row_out_and_the_value_unwritten(
             params={"v": PLANTED_LINE, "i": target})  # fmt: skip
 
     life = Lifecycle(delivery_settings)
-    first = life.transfer(StageRequest(fresh_source_url, initiator=INITIATOR), s3.name, NOW)
+    first = transfer(life, fresh_source_url, s3.name, NOW)
     batch = first.batch
     assert batch.status == "held"
     assert (target, "ssn_like:elgbl_line_2_adr_home") in quarantined_rows(delivery_settings, batch.id)
@@ -47,7 +47,7 @@ def test_ssn_like_address_line_keeps_the_row_out_and_the_value_unwritten(
 
     # Deliver the rest, so lineage events and the manifest exist too.
     record_upheld(life)
-    life.decide(batch.id, "approve", APPROVERS[0], "checked", NOW)
+    approve(life, batch.id, "ada", NOW, "checked")
     [done] = life.release(NOW)
     assert done.batch.status == "delivered"
     life.engine.dispose()

@@ -8,11 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import POLICY_DIR, cli_env, run_cli
+from support import POLICY_DIR, SHIPPED_POLICY_DIR, cli_env, run_cli
 
 from handoff.errors import PolicyError
 from handoff.order import PolicySet, load_order_file
-from handoff.suite import build_suite, dumps, load_suite, suite_path
+from handoff.suite import build_suite, dumps, load_suite, suite_path, write_suites
 from handoff.validate import SuiteValidator
 
 ORDER_FILE = "2025-12-29.yaml"
@@ -125,11 +125,27 @@ def test_suite_that_drifted_from_a_modified_order_is_refused(policy_dir: Path, o
         load_suite(policies, order)
 
 
-def test_hearing_calendar_change_does_not_drift_the_suite(policy_dir: Path) -> None:
-    """Hearings decide when, not what: they are outside the policy hash."""
-    _edit(policy_dir, "    outcome: null", "    outcome: upheld")
-    policies = PolicySet(policy_dir)
-    load_suite(policies, policies.current())
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("name_flag: false", "name_flag: true"), ("    at: 2026-01-02T10:00:00", "    at: 2026-01-03T10:00:00")],
+    ids=["name-flag", "calendar"],
+)
+def test_a_built_order_version_cannot_be_edited_and_rebuilt(policy_dir: Path, old: str, new: str) -> None:
+    """The policy hash covers the whole file; rebuilding an edited version is refused: bump it."""
+    _edit(policy_dir, old, new)
+    with pytest.raises(PolicyError, match="fixed once built: bump `version`"):
+        write_suites(PolicySet(policy_dir))
+    res = run_cli("--policy-dir", str(policy_dir), "policy", "build", env=cli_env(policy_dir.parent / "h"),
+                  cwd=policy_dir.parent)  # fmt: skip
+    assert res.returncode == 2 and "bump `version`" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_the_shipped_trust_file_enrols_nobody_and_the_shipped_order_is_unsigned() -> None:
+    from handoff.signoff import signature_path
+    from handoff.trust import load_trust, trust_path
+
+    assert load_trust(trust_path(SHIPPED_POLICY_DIR)).signers == ()
+    assert not signature_path(SHIPPED_POLICY_DIR / "orders" / ORDER_FILE).exists()
 
 
 def _suite(policy_dir: Path) -> tuple[PolicySet, dict, Path]:

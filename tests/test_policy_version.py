@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import APPROVERS, INITIATOR, NOW, POLICY_DIR, build_settings, record_upheld
+from support import KEYS, NOW, POLICY_DIR, approve, build_settings, record_upheld, revalidate, transfer
 
 from handoff.errors import GateError
 from handoff.order import PolicySet
-from handoff.pipeline import StageRequest
+from handoff.signoff import sign_file
 from handoff.suite import write_suites
 from handoff.transfer import Lifecycle
 
@@ -34,6 +34,7 @@ def _install_v2(policy_dir: Path, edit: Any) -> str:
     text = (policy_dir / "orders" / "2025-12-29.yaml").read_text()
     text = text.replace("version: 1\n", "version: 2\n").replace("supersedes: null", f"supersedes: {v1.ref}")
     (policy_dir / "orders" / "2025-12-29.v2.yaml").write_text(edit(text))
+    sign_file(policy_dir / "orders" / "2025-12-29.v2.yaml", KEYS.key("counsel"))
     write_suites(PolicySet(policy_dir))
     return PolicySet(policy_dir).current().ref
 
@@ -42,7 +43,7 @@ def _awaiting(tmp_path: Path, source_url: str, s3: Any) -> tuple[Path, Any]:
     policy_dir = _policy_copy(tmp_path)
     settings = build_settings(tmp_path / "home", policy_dir=policy_dir, bucket=s3.name, kms_key_id=s3.kms_key_id)
     life = Lifecycle(settings)
-    batch = life.transfer(StageRequest(source_url, initiator=INITIATOR), s3.name, NOW).batch
+    batch = transfer(life, source_url, s3.name, NOW).batch
     record_upheld(life)
     assert life.refresh(batch.id, NOW).batch.status == "awaiting-approval"
     return policy_dir, batch
@@ -60,16 +61,16 @@ def test_superseded_batch_is_held_then_revalidated_into_a_new_batch(
     assert held.batch.status == "superseded"
     assert {g.gate: g.open for g in held.gates}["policy_version"] is False
     with pytest.raises(GateError, match="superseded"):
-        life.decide(old.id, "approve", APPROVERS[0], None, NOW)
+        approve(life, old.id, "ada", NOW)
     assert life.release(LATER) == []
     assert s3.object_keys() == [], "a batch of a superseded order version was uploaded"
 
-    fresh = life.revalidate(old.id, NOW, "Dee Counsel")
+    fresh = revalidate(life, old.id, NOW)
     assert fresh.batch.id != old.id and fresh.batch.order_ref == v2
     assert fresh.batch.status == "awaiting-approval", fresh.batch.status_reason
     assert fresh.batch.content_hash == old.content_hash  # same rows, same bytes
     assert life.get(old.id).status == "superseded"
-    life.decide(fresh.batch.id, "approve", APPROVERS[0], "re-validated", NOW)
+    approve(life, fresh.batch.id, "ada", NOW, "re-validated")
     [done] = life.release(LATER)
     assert done.batch.id == fresh.batch.id and done.batch.status == "delivered"
     assert all(f"/{old.id}/" not in k for k in s3.object_keys())
@@ -81,5 +82,5 @@ def test_changed_permitted_fields_refuse_revalidation(tmp_path: Path, sqlite_sou
     life = Lifecycle(build_settings(tmp_path / "home", policy_dir=policy_dir, bucket=s3.name, kms_key_id=s3.kms_key_id))
     assert life.refresh(old.id, NOW).batch.status == "superseded"
     with pytest.raises(GateError, match="permitted fields changed.*re-extract"):
-        life.revalidate(old.id, NOW, "Dee Counsel")
+        revalidate(life, old.id, NOW)
     assert life.release(LATER) == [] and s3.object_keys() == []

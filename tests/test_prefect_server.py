@@ -7,6 +7,8 @@ through ``resume_flow_run`` with run input, exactly what the UI's Resume form su
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +21,6 @@ import pytest
 pytest.register_assert_rewrite("prefect_server")
 
 from prefect_server import (  # noqa: E402
-    APPROVERS,
     GROUP,
     GROUP_STATES,
     RELEASE_DEPLOYMENT,
@@ -30,12 +31,17 @@ from prefect_server import (  # noqa: E402
     pause_key,
     read_run,
     resume,
+    shown_statement,
+    signed_answer,
     trigger_transfer,
     wait_for_run,
 )
+from support import APPROVERS, KEYS  # noqa: E402
 
 pytest_plugins = ["prefect_server"]
 pytestmark = pytest.mark.slow
+
+from handoff.statement import canonical  # noqa: E402
 
 COURT_TZ = "America/Los_Angeles"
 HANDOFF_BIN = Path(sys.executable).with_name("handoff")
@@ -77,7 +83,7 @@ def test_handoff_serve_registers_scheduled_deployments(prefect_server: Any, serv
         assert transfer.description and "CA, OR" in transfer.description and "Held" in transfer.description
         assert transfer.parameters == {
             "db_url": db_url, "bucket": bucket, "states": GROUP_STATES, "incremental": True,
-            "initiator": f"schedule:transfer-{GROUP}", "approval_timeout_s": 3600,
+            "approval_timeout_s": 3600,
         }  # fmt: skip
         assert {"handoff", "transfer", f"group:{GROUP}"} <= set(transfer.tags)
         assert release.description and "approved" in release.description
@@ -110,27 +116,36 @@ def test_refused_then_authorised_approval_delivers(handoff_env: Any, serve_facto
     assert not [e for e in before if e.kind in ("approved", "delivered")]
     assert handoff_env.bucket_keys() == []
 
-    # An approver who is not on the list: refused, and the run asks again with the reason shown.
-    resume(run.id, {"approver": "Mallory", "decision": "approve", "note": "x"})
+    # A key that is not in the trust file: refused, and the run asks again with the reason shown.
+    shown = shown_statement(pause_description(paused))
+    assert json.loads(shown)["decision"] == "approve" and "ssh-keygen -Y sign -n handoff-approve" in pause_description(
+        paused
+    )
+    resume(run.id, signed_answer(shown, "mallory"))
     again = wait_for_run(run.id, lambda r: is_paused(r) and pause_key(r) != first_key, RUN_TIMEOUT,
                          "the approval pause after a refusal", serve)  # fmt: skip
     assert pause_key(again) == "approval-1"
     description = pause_description(again)
-    assert "Refused" in description and "Mallory" in description
-    assert "not an authorised approver" in description
+    assert "Refused" in description and "not in the trust file" in description
     assert not [e for e in handoff_env.ledger() if e.kind in ("approved", "delivered")]
     assert handoff_env.bucket_keys() == []
 
-    # An authorised approver rejecting without saying why: refused too, and asked again.
-    approver = APPROVERS[0]
-    resume(run.id, {"approver": approver, "decision": "reject", "note": ""})
+    # An approver rejecting without saying why: refused too, and asked again.
+    life = handoff_env.lifecycle()
+    try:
+        batch_id = life.batch_for_flow_run(str(run.id))
+        reject = canonical(life.decision_statement(batch_id, "reject", "", dt.datetime.now(dt.UTC))).decode()
+    finally:
+        life.engine.dispose()
+    resume(run.id, signed_answer(reject, "ada"))
     third = wait_for_run(run.id, lambda r: is_paused(r) and pause_key(r) == "approval-2", RUN_TIMEOUT,
                          "the approval pause after a rejection with no note", serve)  # fmt: skip
     assert "a rejection needs a note" in pause_description(third)
     assert not [e for e in handoff_env.ledger() if e.kind in ("approved", "rejected", "delivered")]
 
-    # An authorised approver: the batch is approved and delivered by the same run.
-    resume(run.id, {"approver": approver, "decision": "approve", "note": "counts checked"})
+    # An authorised approver signs the statement the form shows: approved and delivered by the same run.
+    approver = APPROVERS[0]
+    resume(run.id, signed_answer(shown_statement(pause_description(third)), "ada"))
     final = wait_for_run(run.id, _final, RUN_TIMEOUT, "the run to end", serve)
     assert final.state.is_completed(), final.state
     assert final.state.name == "Delivered", (final.state.name, final.state.message)
@@ -140,13 +155,13 @@ def test_refused_then_authorised_approval_delivers(handoff_env: Any, serve_facto
     approved = [e for e in entries if e.kind == "approved"]
     delivered = [e for e in entries if e.kind == "delivered"]
     assert [e.actor for e in approved] == [approver]
-    assert approved[0].payload.get("note") == "counts checked"
-    assert len(delivered) == 1 and delivered[0].payload["approver"] == approver
+    assert len(delivered) == 1 and delivered[0].payload["approvers"] == [approver]
     assert delivered[0].batch_id == approved[0].batch_id
-    # Each refused attempt is accounted for exactly once (resumes replay them), and decided nothing.
+    # The service key started it; each refused attempt is accounted once (resumes replay them).
+    assert [e.actor for e in entries if e.kind == "staged"] == ["handoff-scheduler"]
     refused = [e for e in entries if e.kind == "approval-refused"]
-    assert [e.actor for e in refused] == ["Mallory", approver], [(e.kind, e.actor) for e in entries]
-    assert "not an authorised approver" in refused[0].payload["reason"]
+    assert [e.actor for e in refused] == ["(signature not verified)", approver], [(e.kind, e.actor) for e in entries]
+    assert "not in the trust file" in refused[0].payload["reason"]
     assert "a rejection needs a note" in refused[1].payload["reason"]
 
     keys = handoff_env.bucket_keys()
@@ -187,7 +202,7 @@ def test_waiting_deployment_run_frees_its_worker_and_the_cli_resolves_it(handoff
     assert handoff_env.bucket_keys() == []
 
     res = subprocess.run(
-        [str(HANDOFF_BIN), "approve", waiting.id, "--as", APPROVER, "--note", "approved from the CLI"],
+        [str(HANDOFF_BIN), "approve", waiting.id, "--key", str(KEYS.key("ada")), "--note", "approved from the CLI"],
         env={**os.environ, **handoff_env.env}, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr

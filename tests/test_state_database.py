@@ -6,10 +6,9 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from support import APPROVERS, INITIATOR, NOW, build_settings, ledger_kinds, record_upheld
+from support import NOW, approve, build_settings, ledger_kinds, record_upheld, transfer
 
 from handoff import ledger
-from handoff.pipeline import StageRequest
 from handoff.transfer import Lifecycle
 
 
@@ -43,11 +42,11 @@ def _drop_mariadb(engine: sa.Engine, name: str) -> None:
 def test_full_delivery_with_state_on_a_server_database(state_url: str, sqlite_source_url: str, s3, tmp_path) -> None:
     settings = build_settings(tmp_path / "home", state_url=state_url, bucket=s3.name, kms_key_id=s3.kms_key_id)
     life = Lifecycle(settings)
-    batch = life.transfer(StageRequest(sqlite_source_url, initiator=INITIATOR), s3.name, NOW).batch
+    batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
     assert batch.status == "held"
     assert len(batch.jurisdictions) == 51  # every state and DC: the widest watermark key
     record_upheld(life)
-    life.decide(batch.id, "approve", APPROVERS[0], None, NOW)
+    approve(life, batch.id, "ada", NOW)
 
     [done] = life.release(NOW)
 

@@ -8,6 +8,7 @@ paused page, the form and the final page go to ``$HANDOFF_SCREENSHOTS`` (else th
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -18,13 +19,15 @@ import pytest
 pytest.register_assert_rewrite("prefect_server")
 
 from prefect_server import (  # noqa: E402
-    APPROVERS,
     _get,
     artifacts_for,
     is_paused,
+    pause_key,
+    signed_answer,
     trigger_transfer,
     wait_for_run,
 )
+from support import APPROVERS  # noqa: E402
 
 pytest_plugins = ["prefect_server"]
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -74,22 +77,13 @@ def _field(page: Any, label: str) -> Any:
     )  # fmt: skip
 
 
-def _choose_decision(page: Any, value: str) -> None:
-    """Pick ``value`` in the UI's custom select (a button that opens a role=listbox pop-over)."""
+def _open_form(page: Any, resume: Any) -> Any:
     from playwright.sync_api import expect
 
-    prop = _field(page, "Decision")
-    button = prop.get_by_role("button").filter(has_text=re.compile(r"approve|reject|select", re.I)).first
-    listbox = page.get_by_role("listbox")
-    button.click()
-    try:
-        expect(listbox).to_be_visible(timeout=3_000)
-    except AssertionError:  # a plain click only focuses it on this UI build; the keyboard opens it
-        button.press("ArrowDown")
-        expect(listbox).to_be_visible()
-    listbox.get_by_role("option", name=value, exact=True).click()
-    expect(listbox).to_be_hidden()
-    expect(button).to_have_text(re.compile(rf"^\s*{value}\s*$"))
+    resume.first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    return dialog
 
 
 def test_approver_resumes_from_the_prefect_ui(
@@ -112,16 +106,28 @@ def test_approver_resumes_from_the_prefect_ui(
     expect(page.get_by_text(re.compile(r"^\s*(Suspended|Paused)\s*$")).first).to_be_visible()
     page.screenshot(path=str(screenshots / "1-paused-run.png"), full_page=True)
 
-    # The approval form generated from ApprovalInput, with the batch summary as its description.
-    resume.first.click()
-    dialog = page.get_by_role("dialog")
-    expect(dialog).to_be_visible()
-    expect(dialog.get_by_text("Approve or reject exactly this content", exact=False)).to_be_visible()
+    # The approval form generated from ApprovalInput: the statement, the command that signs it, the batch.
+    dialog = _open_form(page, resume)
+    expect(dialog.get_by_text("by signing the statement below", exact=False)).to_be_visible()
+    expect(dialog.get_by_text("ssh-keygen -Y sign -n handoff-approve", exact=False).first).to_be_visible()
     expect(dialog.get_by_text("awaiting-approval", exact=False).first).to_be_visible()
+    statement = _field(page, "Statement").locator("textarea, input").first.input_value()
+    assert json.loads(statement)["decision"] == "approve" and json.loads(statement)["batch_id"]
+
+    # A signature by a key nobody enrolled: the form comes back with the reason.
+    _field(page, "Signature").locator("textarea, input").first.fill(signed_answer(statement, "mallory")["signature"])
+    dialog.get_by_role("button", name="Submit").click()
+    expect(dialog).to_be_hidden()
+    wait_for_run(run.id, lambda r: is_paused(r) and pause_key(r) == "approval-1", RUN_TIMEOUT,
+                 "the form to come back after a bad signature", serve)  # fmt: skip
+    page.goto(f"{prefect_server.url}/runs/flow-run/{run.id}")
+    dialog = _open_form(page, page.get_by_role("button", name=re.compile(r"^\s*Resume\b")))
+    expect(dialog.get_by_text("not in the trust file", exact=False).first).to_be_visible()
+
+    # The approver signs what the form shows and pastes the signature.
     approver = APPROVERS[1]
-    _field(page, "Approver").locator("textarea, input").first.fill(approver)
-    _choose_decision(page, "approve")
-    _field(page, "Note").locator("textarea, input").first.fill("checked in the Prefect UI")
+    statement = _field(page, "Statement").locator("textarea, input").first.input_value()
+    _field(page, "Signature").locator("textarea, input").first.fill(signed_answer(statement, "bo")["signature"])
     dialog.screenshot(path=str(screenshots / "2-approval-form.png"))
     dialog.get_by_role("button", name="Submit").click()
     expect(dialog).to_be_hidden()
@@ -135,8 +141,7 @@ def test_approver_resumes_from_the_prefect_ui(
     approved = [e for e in entries if e.kind == "approved"]
     delivered = [e for e in entries if e.kind == "delivered"]
     assert [e.actor for e in approved] == [approver]
-    assert approved[0].payload.get("note") == "checked in the Prefect UI"
-    assert len(delivered) == 1 and delivered[0].payload["approver"] == approver
+    assert len(delivered) == 1 and delivered[0].payload["approvers"] == [approver]
     keys = handoff_env.bucket_keys()
     assert any(k.endswith("manifest.json") for k in keys), keys
 

@@ -55,6 +55,9 @@ class Batch:
     staging_path: str | None
     flow_run_id: str | None
     bucket: str | None = None
+    initiator_key: str | None = None
+    request_statement: str | None = None
+    request_signature: str | None = None
     files: list[StagedFile] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:

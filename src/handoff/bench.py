@@ -24,6 +24,7 @@ imports, before any work.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib.util
 import json
@@ -309,9 +310,6 @@ def _time_phases() -> dict[str, float]:
     return phases
 
 
-BENCH_APPROVER = "bench-approver"
-
-
 def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
     """The governed path end to end: stage, gates, approval, upload, ledger and lineage."""
     # Library imports happen before timing, as the floor imports pyarrow and adbc before its clock:
@@ -325,27 +323,36 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
     import openlineage.client  # noqa: F401
     import psycopg  # noqa: F401
 
+    from handoff import demokeys
     from handoff.config import load_settings
-    from handoff.court import calendar, record_outcome
+    from handoff.court import calendar, outcome_statement, record_outcome
     from handoff.pipeline import StageRequest
     from handoff.transfer import Lifecycle
 
-    settings = load_settings(home=pathlib.Path(spec["home"]), state_url=spec["state_url"],
+    home = pathlib.Path(spec["home"])
+    keys = demokeys.make_keyring(home / "keys")  # throwaway: the bench's own trust file and signatures
+    policy_dir = demokeys.signed_policy_dir(load_settings(home=home).policy_dir, home / "policy", keys)
+    settings = load_settings(home=home, state_url=spec["state_url"], policy_dir=policy_dir,
                              bucket=spec.get("bucket"), kms_key_id=spec.get("kms_key_id"),
-                             approvers=[BENCH_APPROVER], workers=spec.get("workers", 2))  # fmt: skip
+                             workers=spec.get("workers", 2))  # fmt: skip
     life = Lifecycle(settings)
     now = dt.datetime.now(dt.UTC)
     with life.engine.begin() as conn:  # the bench's own state DB: counsel's outcome, recorded up front
-        for h in calendar(conn, life.policies):
+        for h in calendar(conn, life.policies, life.trust(), now):
             if not h.outcome:
-                record_outcome(conn, life.policies, h.id, "upheld", "bench-counsel", now)
+                signed = keys.sign("counsel", outcome_statement(h, "upheld", None, now))
+                record_outcome(conn, life.policies, life.trust(), signed, now)
+    bucket = spec.get("bucket") or "handoff-bench-unused"
+    request = StageRequest(source_url=spec["db_url"], bucket=bucket)
+    request = dataclasses.replace(request, signed=keys.sign("operator", life.request_statement(request, bucket, now)))
     phases = _time_phases()
     base = _peak_rss_mb()
     t0 = time.perf_counter()
-    outcome = life.transfer(StageRequest(source_url=spec["db_url"], initiator="bench"), spec.get("bucket"), now)
+    outcome = life.transfer(request, bucket, now)
     batch = outcome.batch
     if spec.get("bucket") and batch.status == "awaiting-approval":
-        life.decide(batch.id, "approve", BENCH_APPROVER, "bench", now)
+        statement = life.decision_statement(batch.id, "approve", "bench", now)
+        life.decide(batch.id, keys.sign("approver", statement), now)
         outcome = life.deliver(batch.id, now)
         batch = outcome.batch
     seconds = time.perf_counter() - t0

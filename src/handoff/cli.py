@@ -7,6 +7,7 @@ line and exits 2; only a bug shows a traceback.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import getpass
 import json
@@ -24,7 +25,7 @@ from handoff.config import Settings, load_settings
 from handoff.errors import HandoffError
 
 app = typer.Typer(
-    help="Move only what a court permitted, only when permitted, only after a named person approved it.",
+    help="Move only what a court permitted, only when permitted, only after a person with the authority signed it.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -34,11 +35,13 @@ court_app = typer.Typer(help="The court calendar: hearings and their outcomes.",
 hearing_app = typer.Typer(help="Add and list hearings.", no_args_is_help=True)
 hold_app = typer.Typer(help="Emergency stop for every delivery not yet uploading.", no_args_is_help=True)
 audit_app = typer.Typer(help="Verify the ledger; list disclosures.", no_args_is_help=True)
+trust_app = typer.Typer(help="The reviewed trust file: who may sign what.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(court_app, name="court")
 court_app.add_typer(hearing_app, name="hearing")
 app.add_typer(hold_app, name="hold")
 app.add_typer(audit_app, name="audit")
+app.add_typer(trust_app, name="trust")
 
 # Piped output keeps whole lines: wide tables are not truncated and an error stays one line.
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -46,6 +49,28 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 10_000)
 _overrides: dict[str, Any] = {}
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key", help="Sign here with this SSH key (a private key, or its .pub with the key loaded in ssh-agent)."
+    ),
+]
+SignatureOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--signature", help="A signature made elsewhere: `ssh-keygen -Y sign -n NAMESPACE -f KEY FILE` writes FILE.sig."
+    ),
+]
+SignedOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--signed", help="The statement file --signature covers (default: the signature's path without .sig)."
+    ),
+]
+StatementOpt = Annotated[
+    bool,
+    typer.Option("--statement", help="Print the exact statement to sign (canonical JSON) and exit; sign it elsewhere."),
+]
 
 
 def settings() -> Settings:
@@ -58,6 +83,21 @@ def now() -> dt.datetime:
 
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _signed(doc: dict[str, Any], statement: bool, key: Path | None, signature: Path | None,
+            signed: Path | None) -> Any:  # fmt: skip
+    """Print the statement (``--statement``) and exit, or return it signed (``--key``/``--signature``)."""
+    from handoff import statement as st
+
+    if statement:
+        data = st.canonical(doc)
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        err.print(f"sign it: ssh-keygen -Y sign -n {st.NAMESPACE[doc['kind']]} -f ~/.ssh/id_ed25519 FILE  "
+                  "(then pass --signature FILE.sig)", markup=False, highlight=False)  # fmt: skip
+        raise typer.Exit(0)
+    return st.obtain(doc, key, signature, signed)
 
 
 def _user() -> str:
@@ -174,6 +214,33 @@ def policy_build(
         err.print(f"wrote {path}")
 
 
+@policy_app.command("sign")
+def policy_sign(
+    order_file: Annotated[Path, typer.Argument(help="The order version file to sign (orders/NAME.yaml).")],
+    key: KeyOpt = None,
+    signature: SignatureOpt = None,
+) -> None:
+    """Sign an order version as counsel: writes FILE.sig, a signature over the file's exact bytes.
+
+    The same as `ssh-keygen -Y sign -n handoff-counsel -f KEY FILE`; --signature installs one made
+    that way. An order version is in force only once counsel signed it; editing the file voids it.
+    Example: handoff policy sign expectations/orders/2026-02-01.v2.yaml --key ~/.ssh/counsel_ed25519
+    """
+    import shutil
+
+    from handoff import signoff
+
+    life = _lifecycle()
+    if key is not None and signature is not None:
+        raise HandoffError("give --key or --signature, not both")
+    if key is not None:
+        signoff.sign_file(order_file, key)
+    elif signature is not None:
+        shutil.copyfile(signature, signoff.signature_path(order_file))
+    signer = signoff.verify_file(life.trust(), order_file, now())
+    out.print(f"{order_file.name}: signed by counsel [bold]{signer.principal}[/] ({signer.fingerprint})")
+
+
 @policy_app.command("whatif")
 def policy_whatif(
     db: Annotated[str, typer.Option(help="Source database URL.")],
@@ -244,29 +311,40 @@ def _print_outcome(o: Any) -> None:
 def transfer(
     db: Annotated[str, typer.Option(help="Source database URL.")],
     bucket: Annotated[str | None, typer.Option(help="Recipient S3 handoff bucket (env HANDOFF_BUCKET).")] = None,
-    initiator: Annotated[str | None, typer.Option(help="Who starts this transfer (default: OS user).")] = None,
     state: Annotated[list[str] | None, typer.Option(help="Limit to these states (USPS or FIPS); repeatable.")] = None,
     order: Annotated[str | None, typer.Option(help="Order id (default: the one in force).")] = None,
     incremental: Annotated[bool, typer.Option(help="Only rows changed since the last delivered watermark.")] = False,
+    key: KeyOpt = None,
+    signature: SignatureOpt = None,
+    signed: SignedOpt = None,
+    statement: StatementOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Extract, validate and stage a batch, then evaluate the gates.
 
-    Ends quarantined, held (with reasons), awaiting-approval or delivered.
-    Example: handoff transfer --db sqlite:///source.db --bucket agency-handoff --state TX --state FL
+    A transfer starts with a request signed by an operator key (handoff-operator in the trust file;
+    --key, or HANDOFF_SIGNING_KEY); whoever signs it can never approve the batch. Ends quarantined, held (with reasons),
+    awaiting-approval or delivered.
+    Example: handoff transfer --db sqlite:///source.db --bucket agency-handoff --state TX --key ~/.ssh/id_ed25519
     """
     from handoff.pipeline import StageRequest
 
     life = _lifecycle()
+    target = bucket or life.settings.bucket
+    if not target:
+        raise HandoffError("give --bucket NAME (or set HANDOFF_BUCKET)")
     since = life.since(order, state or []) if incremental else None
-    req = StageRequest(db, state or [], initiator or _user(), order, since)
+    req = StageRequest(db, state or [], order_ref=order, since=since, incremental=incremental, bucket=target)
+    key = key or (life.settings.signing_key if signature is None else None)  # HANDOFF_SIGNING_KEY
+    req = dataclasses.replace(req, signed=_signed(life.request_statement(req, target, now()), statement, key,
+                                                  signature, signed))  # fmt: skip
     with _progress() as bar:
         task = bar.add_task("extract → validate → stage", total=None)
 
         def progress(done: int, expected: int) -> None:
             bar.update(task, completed=done, total=expected or None)
 
-        result = life.transfer(req, bucket, now(), progress)
+        result = life.transfer(req, target, now(), progress)
     if as_json:
         emit_json(result.as_dict())
     else:
@@ -277,40 +355,57 @@ def transfer(
 @app.command()
 def approve(
     batch: Annotated[str, typer.Argument(help="Batch id (or a unique prefix).")],
-    as_: Annotated[str, typer.Option("--as", help="Your name, as configured in HANDOFF_APPROVERS.")],
-    note: Annotated[str | None, typer.Option(help="Why; recorded in the ledger.")] = None,
+    note: Annotated[str | None, typer.Option(help="Why; part of what you sign.")] = None,
+    expires_in: Annotated[float, typer.Option(help="Hours until the approval lapses if not yet used.")] = 168,
+    key: KeyOpt = None,
+    signature: SignatureOpt = None,
+    signed: SignedOpt = None,
+    statement: StatementOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Approve a batch's exact content under the order in force.
+    """Approve a batch's exact content, order version and destination, by signing it.
 
-    Example: handoff approve 20260106T080000Z-1a2b3c --as "Dana Counsel" --note "checked counts"
+    Your key must hold handoff-approve in the trust file, and must not be the key (or person)
+    that started the transfer. Examples:
+      handoff approve 20260106T080000Z-1a2b3c --key ~/.ssh/id_ed25519 --note "checked counts"
+      handoff approve 20260106T080000Z-1a2b3c --statement > approve.json   # sign elsewhere, then:
+      handoff approve 20260106T080000Z-1a2b3c --signature approve.json.sig
     """
-    result = _lifecycle().decide(batch, "approve", as_, note, now())
-    _wake(result, as_, "approve", note)
-    emit_json(result.as_dict()) if as_json else _print_outcome(result)
+    _decide(batch, "approve", note, expires_in, key, signature, signed, statement, as_json)
 
 
 @app.command()
 def reject(
     batch: Annotated[str, typer.Argument(help="Batch id (or a unique prefix).")],
-    as_: Annotated[str, typer.Option("--as", help="Your name, as configured in HANDOFF_APPROVERS.")],
-    note: Annotated[str, typer.Option(help="Why it is rejected (required).")],
+    note: Annotated[str, typer.Option(help="Why it is rejected (required; part of what you sign).")],
+    key: KeyOpt = None,
+    signature: SignatureOpt = None,
+    signed: SignedOpt = None,
+    statement: StatementOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Reject a batch; it will never be delivered.
+    """Reject a batch, by signing it; it will never be delivered.
 
-    Example: handoff reject 20260106T080000Z-1a2b3c --as "Dana Counsel" --note "scope too broad"
+    Example: handoff reject 20260106T080000Z-1a2b3c --note "scope too broad" --key ~/.ssh/id_ed25519
     """
-    result = _lifecycle().decide(batch, "reject", as_, note, now())
-    _wake(result, as_, "reject", note)
+    _decide(batch, "reject", note, 168, key, signature, signed, statement, as_json)
+
+
+def _decide(batch: str, decision: str, note: str | None, expires_in: float, key: Path | None,
+            signature: Path | None, signed: Path | None, statement: bool, as_json: bool) -> None:  # fmt: skip
+    life = _lifecycle()
+    doc = life.decision_statement(batch, decision, note, now(), dt.timedelta(hours=expires_in))
+    decided = _signed(doc, statement, key, signature, signed)
+    result = life.decide(batch, decided, now())
+    _wake(result, decided)
     emit_json(result.as_dict()) if as_json else _print_outcome(result)
 
 
-def _wake(result: Any, approver: str, decision: str, note: str | None) -> None:
-    """Resolve the same pending step in a Prefect run that waits for this batch's approval."""
+def _wake(result: Any, decided: Any) -> None:
+    """Wake a Prefect run that waits for this batch's approval: it sees the recorded decision."""
     from flows.approval_bridge import resume_waiting_run
 
-    said = resume_waiting_run(result.batch.flow_run_id, approver, decision, note)
+    said = resume_waiting_run(result.batch.flow_run_id, decided)
     if said:
         err.print(said, markup=False, highlight=False)
 
@@ -318,16 +413,22 @@ def _wake(result: Any, approver: str, decision: str, note: str | None) -> None:
 @app.command()
 def revalidate(
     batch: Annotated[str, typer.Argument(help="A superseded batch id (or prefix).")],
-    as_: Annotated[str | None, typer.Option("--as", help="Who asks for it (default: OS user).")] = None,
+    key: KeyOpt = None,
+    signature: SignatureOpt = None,
+    signed: SignedOpt = None,
+    statement: StatementOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-check a batch staged under a superseded order version against the version in force.
 
     Works when the new version permits the same fields for the same population; the result is a
     new batch that needs its own approval. Otherwise it says to re-extract with `handoff transfer`.
-    Example: handoff revalidate 20260106T080000Z-1a2b3c
+    Like a transfer, it starts with a request signed by an operator key.
+    Example: handoff revalidate 20260106T080000Z-1a2b3c --key ~/.ssh/id_ed25519
     """
-    result = _lifecycle().revalidate(batch, now(), as_ or _user())
+    life = _lifecycle()
+    doc = life.revalidation_statement(batch, now())
+    result = life.revalidate(batch, _signed(doc, statement, key, signature, signed), now())
     emit_json(result.as_dict()) if as_json else _print_outcome(result)
 
 
@@ -484,7 +585,7 @@ def hearing_list(as_json: JsonOpt = False) -> None:
 
     life = _lifecycle()
     with life.engine.connect() as conn:
-        hs = calendar(conn, life.policies)
+        hs = calendar(conn, life.policies, life.trust(), now())
     if as_json:
         emit_json([h.as_dict() for h in hs])
         return
@@ -499,53 +600,156 @@ def court_outcome(
     hearing: Annotated[str, typer.Argument(help="Hearing id from `handoff court hearing list`.")],
     result: Annotated[str, typer.Option(help="upheld, narrowed, enjoined or vacated.")],
     order_file: Annotated[Path | None, typer.Option(help="The new order version (required for narrowed).")] = None,
-    as_: Annotated[str | None, typer.Option("--as", help="Who records this (default: OS user).")] = None,
+    key: KeyOpt = None,
+    signature: SignatureOpt = None,
+    signed: SignedOpt = None,
+    statement: StatementOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Record a hearing's outcome. narrowed installs a new order version; enjoined holds everything.
+    """Record a hearing's outcome, signed by counsel (handoff-counsel in the trust file).
 
-    Example: handoff court outcome cand-2026-01-02 --result upheld --as "Dana Counsel"
+    narrowed installs a new order version, which must only narrow the one in force and be signed
+    by counsel itself (FILE.sig beside it; with --key both are signed); enjoined or vacated hold
+    everything. Example: handoff court outcome cand-2026-01-02 --result upheld --key ~/.ssh/counsel_ed25519
     """
-    from handoff.court import record_outcome
+    from handoff import signoff
+    from handoff.court import calendar, outcome_statement, record_outcome
 
     life = _lifecycle()
+    trust = life.trust()
+    with life.engine.connect() as conn:
+        known = {h.id: h for h in calendar(conn, life.policies, trust, now())}
+    if hearing not in known:
+        raise HandoffError(f"no hearing {hearing!r}; `handoff court hearing list` shows hearings")
+    doc = outcome_statement(known[hearing], result, order_file, now())
+    outcome = _signed(doc, statement, key, signature, signed)
+    if order_file is not None and key is not None and not signoff.signature_path(order_file).exists():
+        signoff.sign_file(order_file, key)
     with life.engine.begin() as conn:
-        h = record_outcome(conn, life.policies, hearing, result, as_ or _user(), now(), order_file)
+        h = record_outcome(conn, life.policies, trust, outcome, now(), order_file)
     emit_json(h.as_dict()) if as_json else out.print(f"hearing {h.id}: [bold]{h.outcome}[/] recorded by {h.outcome_by}")
 
 
 # ----- hold ---------------------------------------------------------------------------------
-def _hold(active: bool, reason: str, actor: str | None) -> None:
+@hold_app.command("set")
+def hold_set(
+    reason: Annotated[str, typer.Option(help="Why deliveries stop (recorded in the ledger).")],
+    as_: Annotated[str | None, typer.Option("--as", help="Your name, recorded as given (default: OS user).")] = None,
+) -> None:
+    """Stop every delivery, within seconds, without a deploy. Anyone may pull the alarm.
+
+    Example: handoff hold set --reason "TRO motion filed"
+    """
     from handoff.hold import set_stop
 
     life = _lifecycle()
     with life.engine.begin() as conn:
-        s = set_stop(conn, active, reason, actor or _user(), now())
-    out.print(f"emergency stop {'[red]SET' if s.active else '[green]cleared'}[/] by {s.set_by}: {s.reason}")
-
-
-@hold_app.command("set")
-def hold_set(
-    reason: Annotated[str, typer.Option(help="Why deliveries stop (recorded in the ledger).")],
-    as_: Annotated[str | None, typer.Option("--as", help="Who sets it (default: OS user).")] = None,
-) -> None:
-    """Stop every delivery that has not begun uploading, within seconds, without a deploy.
-
-    Example: handoff hold set --reason "TRO motion filed"
-    """
-    _hold(True, reason, as_)
+        s = set_stop(conn, reason, as_ or _user(), now())
+    out.print(f"emergency stop [red]SET[/] ({s.id}) by {s.set_by}: {s.reason}")
 
 
 @hold_app.command("clear")
 def hold_clear(
-    reason: Annotated[str, typer.Option(help="Why deliveries may resume.")],
-    as_: Annotated[str | None, typer.Option("--as", help="Who clears it (default: OS user).")] = None,
+    reason: Annotated[str, typer.Option(help="Why deliveries may resume (part of what you sign).")],
+    key: KeyOpt = None,
+    signature: SignatureOpt = None,
+    signed: SignedOpt = None,
+    statement: StatementOpt = False,
 ) -> None:
-    """Clear the emergency stop.
+    """Clear every active emergency stop, signed by an operator (handoff-operator in the trust file).
 
-    Example: handoff hold clear --reason "TRO denied"
+    Example: handoff hold clear --reason "TRO denied" --key ~/.ssh/id_ed25519
     """
-    _hold(False, reason, as_)
+    from handoff import hold
+
+    life = _lifecycle()
+    trust = life.trust()
+    with life.engine.connect() as conn:
+        active = hold.current(conn, trust, now()).active
+    doc = hold.clear_statement(active, reason, now())
+    clearing = _signed(doc, statement, key, signature, signed)
+    with life.engine.begin() as conn:
+        v = hold.clear(conn, trust, clearing, now())
+    out.print(f"emergency stop [green]cleared[/] by {v.principal}: {v.doc.get('reason')}")
+
+
+@hold_app.command("list")
+def hold_list(as_json: JsonOpt = False) -> None:
+    """List every emergency stop and whether a valid signature cleared it.
+
+    Example: handoff hold list
+    """
+    from handoff import hold
+
+    life = _lifecycle()
+    with life.engine.connect() as conn:
+        stops, _ = hold.history(conn)
+        state = hold.current(conn, life.trust(), now())
+    active = {s.id for s in state.active}
+    if as_json:
+        emit_json([{**s.as_dict(), "active": s.id in active} for s in stops])
+        return
+    t = Table("stop", "set by", "at", "reason", "state")
+    for s in stops:
+        t.add_row(s.id, s.set_by, s.set_at, s.reason, "[red]active" if s.id in active else "[green]cleared")
+    out.print(t if stops else "no emergency stop was ever set")
+
+
+# ----- trust and recipient verification ------------------------------------------------------
+@trust_app.command("show")
+def trust_show(as_json: JsonOpt = False) -> None:
+    """List who may sign what: each principal, key fingerprint and role, from the reviewed trust file.
+
+    Example: handoff trust show
+    """
+    from handoff.trust import ROLES, load_trust, trust_path
+
+    trust = load_trust(trust_path(settings().policy_dir))
+    rows = [(s.principal, s.fingerprint, sorted(ROLES[n] for n in s.namespaces if n in ROLES)) for s in trust.signers]
+    if as_json:
+        emit_json({"file": str(trust.path), "sha256": trust.sha256,
+                   "signers": [{"principal": p, "key": k, "roles": r} for p, k, r in rows]})  # fmt: skip
+        return
+    t = Table("principal", "key", "roles", title=f"{trust.path} (sha256 {trust.sha256[:16]}…)")
+    for p, k, r in rows:
+        t.add_row(p, k, ", ".join(r))
+    out.print(t if rows else f"{trust.path} lists nobody: no one can approve, record outcomes or start transfers")
+
+
+@app.command("verify")
+def verify_cmd(
+    url: Annotated[str, typer.Argument(help="The delivered batch: s3://BUCKET/PREFIX/ORDER.vN/BATCH/")],
+    trust_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust", help="The published allowed_signers to check signatures against (default: the policy folder's)."
+        ),
+    ] = None,  # fmt: skip
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a delivered batch as its recipient: objects, manifest and every signature, no state database.
+
+    Needs only read access to the bucket (s3:GetObject, s3:ListBucket; s3:ListBucketVersions to
+    rule out overwrites). Exits 1 naming each object that fails.
+    Example: handoff verify s3://agency-handoff/cand-3-25-cv-05536-2025-12-29.v1/20260107T180000Z-1a2b3c/ --trust allowed_signers
+    """
+    from handoff.trust import load_trust, trust_path
+    from handoff.verify import verify_prefix
+
+    trust = load_trust(trust_file or trust_path(settings().policy_dir))
+    report = verify_prefix(url, trust)
+    if as_json:
+        emit_json(report.as_dict())
+    elif report.ok:
+        out.print(f"[green]verified[/] {url}: {report.files} file(s), {report.rows:,} rows, "
+                  f"approved by {', '.join(report.approvers)}")  # fmt: skip
+    else:
+        for p in report.problems:
+            out.print(f"[red]FAIL[/] {p}", highlight=False)
+    for n in report.notes:
+        err.print(f"note: {n}", markup=False, highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 # ----- audit --------------------------------------------------------------------------------

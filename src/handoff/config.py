@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
-    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -47,8 +46,10 @@ class Settings(BaseSettings):
     chunk_rows: int = Field(default=50_000, ge=1_000, le=5_000_000, description="Rows per extract chunk.")
     workers: int = Field(default=2, ge=1, le=64, description="Threads validating and encoding chunks.")
     fast_path: bool = Field(default=True, description="Use ADBC + shared snapshot on PostgreSQL.")
-    approvers: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Names allowed to approve a batch (comma-separated in the environment)."
+    signing_key: Path | None = Field(
+        default=None,
+        description="SSH key a scheduled deployment signs its transfer requests with (its service principal "
+        "must hold handoff-operator in the trust file). Grants nothing by itself: the trust file decides.",
     )
     bucket: str | None = Field(default=None, description="S3 handoff bucket.")
     prefix: str = Field(default="", description="Key prefix inside the bucket.")
@@ -74,13 +75,6 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 
-    @field_validator("approvers", mode="before")
-    @classmethod
-    def _split_approvers(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
-
     @property
     def resolved_state_url(self) -> str:
         if self.state_url:
@@ -100,8 +94,32 @@ class Settings(BaseSettings):
         return self.home / "lineage"
 
 
+_RETIRED = {
+    "approvers": 'approvers are keys listed with namespaces="handoff-approve" in the reviewed trust file '
+    "expectations/trust/allowed_signers; no setting grants authority",
+}
+
+
+def _refuse_retired() -> None:
+    """A setting that used to grant authority is an error, not silently ignored."""
+    for name, replaced in _RETIRED.items():
+        if os.environ.get(f"HANDOFF_{name.upper()}"):
+            raise ConfigError(f"HANDOFF_{name.upper()} is no longer read: {replaced}. Unset it")
+        path = _config_file()
+        if path.is_file():
+            import tomllib
+
+            try:
+                doc = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+            if name in doc:
+                raise ConfigError(f"{path}: `{name}` is no longer read: {replaced}. Remove it")
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings; flags passed as keyword arguments win over everything else."""
+    _refuse_retired()
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
         settings = Settings(**clean)

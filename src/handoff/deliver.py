@@ -25,6 +25,22 @@ Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class Destination:
+    """Exactly where a batch goes: what an approval binds and what release checks before writing."""
+
+    bucket: str
+    prefix: str  # the batch's own folder: [PREFIX/]ORDER.vN/BATCH/
+    kms_key_id: str | None  # None: the bucket's default KMS key
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"bucket": self.bucket, "prefix": self.prefix, "kms_key_id": self.kms_key_id}
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+@dataclass(frozen=True)
 class Target:
     bucket: str
     prefix: str
@@ -35,6 +51,9 @@ class Target:
     def folder(self, order_id: str, version: int, batch_id: str) -> str:
         prefix = self.prefix.strip("/")
         return f"{prefix + '/' if prefix else ''}{order_id}.v{version}/{batch_id}/"
+
+    def destination(self, order_id: str, version: int, batch_id: str) -> Destination:
+        return Destination(self.bucket, self.folder(order_id, version, batch_id), self.kms_key_id)
 
 
 @dataclass(frozen=True)
@@ -213,9 +232,19 @@ def read_manifest(s3: Any, target: Target, key: str) -> dict[str, Any] | None:
     return dict(json.loads(body))
 
 
+def existing_object(s3: Any, target: Target, key: str) -> DeliveredObject:
+    """An object already in the bucket (a manifest written by an interrupted run), as delivered."""
+    try:
+        body = s3.get_object(Bucket=target.bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        raise _error(exc, f"reading s3://{target.bucket}/{key}") from None
+    digest = hashlib.sha256(body).hexdigest()
+    return DeliveredObject(key, len(body), digest, _b64(digest), False)
+
+
 def write_manifest(s3: Any, target: Target, key: str, manifest: dict[str, Any]) -> DeliveredObject:
     """Write the manifest last, once; it is the marker that the delivery is complete."""
-    body = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    body = (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     digest = hashlib.sha256(body).hexdigest()
     try:
         s3.put_object(Bucket=target.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",

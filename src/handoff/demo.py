@@ -1,34 +1,37 @@
 """The README's main command: the whole story on embedded defaults, start to finish.
 
-Seeds a SQLite source, starts a local S3-compatible endpoint with a KMS key on loopback, runs a
-transfer that is held (hearing pending), records the outcome as demo counsel, approves as a
-configured DEMO approver, delivers, then prints counts, the manifest, the lineage walk and the
-ledger check. Everything lives under ``HANDOFF_HOME/demo`` and is recreated on each run.
+Generates throwaway keys and a trust file (DEMO ONLY), seeds a SQLite source, starts a local
+S3-compatible endpoint with a KMS key on loopback, runs a transfer requested by the demo
+operator's signature that is held (hearing pending), records the outcome signed by demo counsel,
+approves with the demo approver's signature, delivers, then prints counts, the manifest, the
+lineage walk, the ledger check and the recipient's ``handoff verify``. Everything lives under
+``HANDOFF_HOME/demo`` and is recreated on each run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import shutil
+from typing import Any
 
 import boto3
 from rich.console import Console
 from rich.panel import Panel
 
-from handoff import emulator
+from handoff import demokeys, emulator
 from handoff.config import Settings, load_settings
+from handoff.court import calendar, outcome_statement, record_outcome
 from handoff.extract import open_source
 from handoff.ledger import verify
 from handoff.pipeline import StageRequest
 from handoff.report import gate_table
 from handoff.seed import seed_database
 from handoff.transfer import Lifecycle
+from handoff.verify import verify_prefix
 from handoff.walk import walk
 
-DEMO_APPROVER = "Demo Approver (DEMO ONLY)"
-DEMO_COUNSEL = "Demo Counsel (DEMO ONLY)"
-DEMO_INITIATOR = "demo-scheduler"
 BUCKET = "handoff-demo-recipient"
 
 
@@ -39,6 +42,12 @@ def run_demo(base: Settings, rows: int, console: Console) -> None:
     source = f"sqlite:///{(home / 'source.db').resolve()}"
     step = _stepper(console)
 
+    keys = demokeys.make_keyring(home / "keys")
+    policy_dir = demokeys.signed_policy_dir(base.policy_dir, home / "policy", keys)
+    step("Throwaway keys and a trust file (DEMO ONLY)",
+         f"{len(keys.people)} ed25519 keys in {keys.folder}; trust file {policy_dir / 'trust' / 'allowed_signers'}; "
+         f"order files signed by {keys.principal('counsel')}")  # fmt: skip
+
     step("Seed a synthetic SQLite source", f"{rows:,} enrollees, every T-MSIS column incl. denied ones")
     seed_database(open_source(source, must_exist=False), rows, seed=42, replace=True)
 
@@ -46,63 +55,84 @@ def run_demo(base: Settings, rows: int, console: Console) -> None:
     try:
         key = emulator.create_bucket(local, BUCKET)
         step("Start a local S3 endpoint with KMS", f"{local.endpoint}, bucket {BUCKET}, key {key}")
-        settings = load_settings(home=home, policy_dir=base.policy_dir, state_url=None, bucket=BUCKET,
-                                 kms_key_id=key, approvers=[DEMO_APPROVER], chunk_rows=base.chunk_rows)  # fmt: skip
+        settings = load_settings(home=home, policy_dir=policy_dir, state_url=None, bucket=BUCKET,
+                                 kms_key_id=key, chunk_rows=base.chunk_rows)  # fmt: skip
         life = Lifecycle(settings)
         now = dt.datetime.now(dt.UTC)
-
-        step("Transfer", "extract only permitted columns and people, validate, stage, evaluate gates")
-        first = life.transfer(StageRequest(source, initiator=DEMO_INITIATOR), BUCKET, now)
-        _outcome(console, first)
-        with life.engine.connect() as conn:
-            hearing = next(h for h in life.view(conn, None).hearings if not h.outcome)
-
-        step("Counsel records the hearing outcome", f"{hearing.id}: upheld (recorded as {DEMO_COUNSEL})")
-        from handoff.court import record_outcome
-
-        with life.engine.begin() as conn:
-            record_outcome(conn, life.policies, hearing.id, "upheld", DEMO_COUNSEL, now)
-        _outcome(console, life.refresh(first.batch.id, now))
-
-        step("A configured approver approves this exact content", f"as {DEMO_APPROVER}")
-        life.decide(first.batch.id, "approve", DEMO_APPROVER, "demo approval", now)
-
-        step("Release", "gates re-checked in the transaction that starts the upload")
-        released = life.release(now)
-        for r in released:
-            _outcome(console, r)
-
-        delivered = [r for r in released if r.batch.status == "delivered"]
-        if not delivered:
-            console.print("[red]nothing was delivered; see the gates above[/]")
-            raise SystemExit(1)
-        d = delivered[0]
-        s3 = boto3.client("s3", region_name=settings.region)
-        body = s3.get_object(Bucket=BUCKET, Key=d.manifest_key)["Body"].read()
-        manifest = json.loads(body)
-        step("Manifest (written last, the commit marker)", f"s3://{BUCKET}/{d.manifest_key}")
-        slim = {k: manifest[k] for k in ("batch_id", "order", "content_hash", "counts", "approval", "files")}
-        slim["order"] = {k: manifest["order"][k] for k in ("ref", "effective_at", "policy_hash")}
-        console.print_json(json.dumps(slim, default=str))
-
-        step("Lineage walk", "from S3 objects back to the source query and policy")
-        doc = walk(life, d.batch.id)
-        for o in doc["objects"]:
-            console.print(f"  s3://{doc['bucket']}/{o['key']}  sha256 {o['sha256'][:16]}…")
-        console.print(f"  ← approved by {doc['approval']['approver']} at {doc['approval']['at']}")
-        console.print(f"  ← validated: {doc['validation']['result']}, suite sha256 {doc['suite']['hash'][:16]}…")
-        console.print(f"  ← policy {doc['policy']['order_ref']} ({doc['policy']['file']})")
-        console.print(f"  ← query sha256 {doc['source']['query_hash'][:16]}… on {doc['source']['url']}")
-
-        step("Audit", "recompute the ledger's hash chain")
-        with life.engine.connect() as conn:
-            v = verify(conn)
-        console.print(f"  ledger {'intact' if v.ok else 'BROKEN'}: {v.checked} entries")
-        again = life.release(now)
-        console.print(f"  re-running release delivers nothing new: {len([r for r in again if r.objects])} batches")
-        console.print(f"\n[bold green]Done.[/] State, staging and lineage events are under {home}/")
+        _story(console, step, life, keys, source, now)
     finally:
         local.stop()
+    console.print(f"\n[bold green]Done.[/] State, staging, keys and lineage events are under {home}/")
+
+
+def _story(console: Console, step: Any, life: Lifecycle, keys: demokeys.Keyring, source: str,
+           now: dt.datetime) -> None:  # fmt: skip
+    step("Transfer, requested by the demo operator's signature",
+         "extract only permitted columns and people, validate, stage, evaluate gates")  # fmt: skip
+    request = StageRequest(source, bucket=BUCKET)
+    request = dataclasses.replace(request, signed=keys.sign("operator", life.request_statement(request, BUCKET, now)))
+    first = life.transfer(request, BUCKET, now)
+    _outcome(console, first)
+    with life.engine.connect() as conn:
+        hearing = next(h for h in calendar(conn, life.policies, life.trust(), now) if not h.outcome)
+
+    step("Counsel signs the hearing outcome", f"{hearing.id}: upheld, signed by {keys.principal('counsel')}")
+    with life.engine.begin() as conn:
+        record_outcome(conn, life.policies, life.trust(),
+                       keys.sign("counsel", outcome_statement(hearing, "upheld", None, now)), now)  # fmt: skip
+    _outcome(console, life.refresh(first.batch.id, now))
+
+    statement = life.decision_statement(first.batch.id, "approve", "demo approval", now)
+    step("An approver signs this exact content, order and destination",
+         f"signed by {keys.principal('approver')}: {statement['content_hash'][:16]}… → "
+         f"s3://{statement['destination']['bucket']}/{statement['destination']['prefix']}")  # fmt: skip
+    life.decide(first.batch.id, keys.sign("approver", statement), now)
+
+    step("Release", "gates and every signature re-checked in the transaction that starts the upload")
+    released = life.release(now)
+    for r in released:
+        _outcome(console, r)
+    delivered = [r for r in released if r.batch.status == "delivered"]
+    if not delivered:
+        console.print("[red]nothing was delivered; see the gates above[/]")
+        raise SystemExit(1)
+    _evidence(console, step, life, delivered[0], now)
+
+
+def _evidence(console: Console, step: Any, life: Lifecycle, d: Any, now: dt.datetime) -> None:
+    s3 = boto3.client("s3", region_name=life.settings.region)
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=d.manifest_key)["Body"].read())
+    step("Manifest (written last, the commit marker)", f"s3://{BUCKET}/{d.manifest_key}")
+    slim = {k: manifest[k] for k in ("batch_id", "order", "content_hash", "rows", "ledger_head")}
+    slim["order"] = {k: manifest["order"][k] for k in ("ref", "effective_at", "policy_hash")}
+    slim["approvals"] = [{"principal": a["principal"], "key": a["key"]} for a in manifest["approvals"]]
+    console.print_json(json.dumps(slim, default=str))
+
+    step("Lineage walk", "from S3 objects back to the source query and policy")
+    doc = walk(life, d.batch.id)
+    for o in doc["objects"]:
+        console.print(f"  s3://{doc['bucket']}/{o['key']}  sha256 {o['sha256'][:16]}…")
+    console.print(f"  ← approved by {doc['approval']['approver']} at {doc['approval']['at']}")
+    console.print(f"  ← validated: {doc['validation']['result']}, suite sha256 {doc['suite']['hash'][:16]}…")
+    console.print(f"  ← policy {doc['policy']['order_ref']} ({doc['policy']['file']})")
+    console.print(f"  ← query sha256 {doc['source']['query_hash'][:16]}… on {doc['source']['url']}")
+
+    step("Audit", "recompute the ledger's hash chain")
+    with life.engine.connect() as conn:
+        v = verify(conn)
+    console.print(f"  ledger {'intact' if v.ok else 'BROKEN'}: {v.checked} entries")
+    again = life.release(now)
+    console.print(f"  re-running release delivers nothing new: {len([r for r in again if r.objects])} batches")
+
+    url = f"s3://{BUCKET}/{d.manifest_key.rsplit('/', 1)[0]}/"
+    step("The recipient verifies", f"handoff verify {url} --trust allowed_signers  (no state database)")
+    report = verify_prefix(url, life.trust())
+    for p in report.problems:
+        console.print(f"  [red]FAIL[/] {p}")
+    console.print(f"  {'[green]verified[/]' if report.ok else '[red]NOT verified[/]'}: {report.files} file(s), "
+                  f"{report.rows:,} rows, approved by {', '.join(report.approvers) or 'nobody'}")  # fmt: skip
+    if not report.ok:
+        raise SystemExit(1)
 
 
 def _stepper(console: Console):  # type: ignore[no-untyped-def]

@@ -54,13 +54,16 @@ def start(region: str = "us-east-1") -> LocalS3:
     return LocalS3(endpoint, server)
 
 
-def create_bucket(local: LocalS3, bucket: str, region: str = "us-east-1", object_lock: bool = False) -> str:
-    """Create a KMS key and a bucket; return the key id."""
+def create_bucket(local: LocalS3, bucket: str, region: str = "us-east-1", object_lock: bool = False,
+                  versioned: bool = True) -> str:  # fmt: skip
+    """Create a KMS key and a bucket (versioned, as ``infra/terraform`` makes it); return the key id."""
     import boto3
 
     kms = boto3.client("kms", region_name=region)
     key_id = str(kms.create_key(Description=f"handoff {bucket}")["KeyMetadata"]["KeyId"])
     s3 = boto3.client("s3", region_name=region)
     s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=object_lock)
+    if versioned and not object_lock:  # object lock turns versioning on by itself
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     local.kms_key_id = key_id
     return key_id

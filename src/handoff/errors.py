@@ -33,6 +33,10 @@ class GateError(HandoffError):
     """A gate refused an action (held, unauthorised approver, voided approval)."""
 
 
+class SignatureError(GateError):
+    """A signed statement does not verify: bad signature, wrong role, unlisted or expired key."""
+
+
 class DeliveryError(HandoffError):
     """Upload to, or verification in, the handoff bucket failed."""
 

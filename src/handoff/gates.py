@@ -1,8 +1,9 @@
 """Gates: pure decisions over (batch, policy, runtime view, now), each open or held with a reason.
 
-Effective instant (in the court's time zone), pending hearing, emergency stop, policy
-version and approval. No gate reads the clock or a database: the caller passes ``now`` and a
-``RuntimeView`` read inside the transaction that acts on the decision.
+Effective instant (in the court's time zone), pending hearing, emergency stop, counsel's
+signature on the order version, policy version and approval. No gate reads the clock, a file or
+a database: the caller passes ``now`` and a ``RuntimeView`` read inside the transaction that acts
+on the decision. Signatures are verified here, against the trust file in the view.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from handoff.approval import Decision
+from handoff import approval as approvals
 from handoff.batch import Batch
 from handoff.court import HearingRecord
+from handoff.deliver import Destination
 from handoff.hold import StopState
 from handoff.order import Order
+from handoff.statement import Signed
+from handoff.trust import Signer, Trust
 
 
 @dataclass(frozen=True)
@@ -30,12 +34,19 @@ class GateDecision:
 
 @dataclass(frozen=True)
 class RuntimeView:
-    """What the gates may look at besides the batch and the order."""
+    """What the gates may look at besides the batch and the order, read in the acting transaction.
 
+    ``initiator`` and ``order_signoff`` are the verified signer, or why it could not be verified.
+    """
+
+    trust: Trust
     hearings: list[HearingRecord] = field(default_factory=list)
-    stop: StopState | None = None
-    decisions: list[Decision] = field(default_factory=list)
-    approvers: list[str] = field(default_factory=list)
+    stops: StopState = field(default_factory=lambda: StopState([], []))
+    decisions: list[Signed] = field(default_factory=list)
+    unbacked: list[int] = field(default_factory=list)
+    destination: Destination | None = None
+    initiator: Signer | str = "not read"
+    order_signoff: Signer | str = "not read"
 
 
 def effective_date(order: Order, now: dt.datetime) -> GateDecision:
@@ -69,12 +80,19 @@ def pending_hearing(order: Order, hearings: list[HearingRecord]) -> GateDecision
     return GateDecision("pending_hearing", True, "no hearing on this order")
 
 
-def emergency_stop(stop: StopState | None) -> GateDecision:
-    if stop and stop.active:
-        return GateDecision(
-            "emergency_stop", False, f"emergency stop set by {stop.set_by} at {stop.set_at}: {stop.reason}"
-        )
+def emergency_stop(stops: StopState) -> GateDecision:
+    if stops.active:
+        s = stops.active[-1]
+        more = f" (and {len(stops.active) - 1} more)" if len(stops.active) > 1 else ""
+        return GateDecision("emergency_stop", False,
+                            f"emergency stop {s.id} set by {s.set_by} at {s.set_at}: {s.reason}{more}")  # fmt: skip
     return GateDecision("emergency_stop", True, "no emergency stop")
+
+
+def order_signature(order: Order, signoff: Signer | str) -> GateDecision:
+    if isinstance(signoff, str):
+        return GateDecision("order_signature", False, signoff)
+    return GateDecision("order_signature", True, f"{order.ref} signed by counsel {signoff.principal}")
 
 
 def policy_version(batch: Batch, order: Order) -> GateDecision:
@@ -86,27 +104,26 @@ def policy_version(batch: Batch, order: Order) -> GateDecision:
     return GateDecision("policy_version", True, f"validated under {order.ref} (unchanged)")
 
 
-def binding(batch: Batch, order: Order, decisions: list[Decision], approvers: list[str]) -> list[Decision]:
-    """Decisions that still bind the batch: its content and policy, by an approver still on the list."""
-    return [
-        d for d in decisions
-        if d.content_hash == batch.content_hash and d.policy_hash == order.policy_hash
-        and d.approver in approvers and d.approver != batch.initiator
-    ]  # fmt: skip
-
-
-def approval(batch: Batch, order: Order, view: RuntimeView) -> GateDecision:
-    valid = binding(batch, order, view.decisions, view.approvers)
-    if any(d.decision == "reject" for d in valid):
-        d = next(d for d in valid if d.decision == "reject")
+def approval(batch: Batch, order: Order, view: RuntimeView, now: dt.datetime) -> GateDecision:
+    """Open when enough different people's signed approvals bind this content, order and destination now."""
+    if isinstance(view.initiator, str):
+        return GateDecision("approval", False, f"cannot tell who started this batch: {view.initiator}")
+    if view.destination is None:
+        return GateDecision("approval", False, "no destination bucket; set HANDOFF_BUCKET or pass --bucket")
+    found = approvals.binding(view.decisions, view.trust, batch, order, view.destination, view.initiator, now)
+    ignored = [*found.ignored, *(f"approvals row {i} is not backed by a signed ledger entry" for i in view.unbacked)]
+    note = f" (ignored {len(ignored)}: {ignored[0]})" if ignored else ""
+    if found.rejections:
+        d = found.rejections[0]
         return GateDecision("approval", False, f"rejected by {d.approver} at {d.at}: {d.note}")
-    approved = [d for d in valid if d.decision == "approve"]
-    if approved:
-        d = approved[-1]
-        return GateDecision("approval", True, f"approved by {d.approver} at {d.at}")
-    if view.decisions:
-        return GateDecision("approval", False, "earlier approval is void (content, policy or approver list changed)")
-    return GateDecision("approval", False, "awaiting approval by an authorised approver")
+    need = order.approvals_required
+    names = ", ".join(f"{d.approver} at {d.at}" for d in found.approvals)
+    if len(found.approvals) >= need:
+        return GateDecision("approval", True, f"approved by {names}{note}")
+    if found.approvals:
+        return GateDecision("approval", False,
+                            f"approved by {names}; {order.ref} needs {need} approvals by different people{note}")  # fmt: skip
+    return GateDecision("approval", False, f"awaiting approval by an authorised approver{note}")
 
 
 def evaluate(batch: Batch, order: Order, view: RuntimeView, now: dt.datetime) -> list[GateDecision]:
@@ -114,9 +131,10 @@ def evaluate(batch: Batch, order: Order, view: RuntimeView, now: dt.datetime) ->
     return [
         effective_date(order, now),
         pending_hearing(order, view.hearings),
-        emergency_stop(view.stop),
+        emergency_stop(view.stops),
+        order_signature(order, view.order_signoff),
         policy_version(batch, order),
-        approval(batch, order, view),
+        approval(batch, order, view, now),
     ]
 
 

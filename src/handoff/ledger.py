@@ -67,6 +67,22 @@ def append(
     return Entry(seq, stamp, kind, actor, batch_id, order_ref, payload or {}, prev, digest)
 
 
+@dataclass(frozen=True)
+class Head:
+    """The newest entry's sequence number and hash: what an anchor or a manifest records."""
+
+    seq: int
+    hash: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "hash": self.hash}
+
+
+def head(conn: sa.Connection) -> Head:
+    last = conn.execute(sa.select(ledger.c.seq, ledger.c.hash).order_by(ledger.c.seq.desc()).limit(1)).first()
+    return Head(last.seq, last.hash) if last else Head(0, GENESIS)
+
+
 def _entry(row: Any) -> Entry:
     return Entry(
         row.seq, row.at, row.kind, row.actor, row.batch_id, row.order_ref,

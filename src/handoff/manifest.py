@@ -1,88 +1,71 @@
-"""The delivery manifest: what was delivered, under which order, proven how, approved by whom.
+"""The delivery manifest: what the recipient needs to check a delivery, and nothing more.
 
-It names the batch, order version and policy hash, suite hash, validation outcome and counts,
-the source (URL without credentials, tables, query hash, snapshot time), every file with size,
-rows and SHA-256, the gate evaluations with their time, the approval and the flow run.
+Minimum necessary outward: the order version and the columns it permits, every file with its
+size, rows and SHA-256, the batch content hash, the approvals exactly as signed (statement,
+signature, and the principal the trust file names), the trust file's SHA-256 and the ledger
+head at delivery. Internal lineage (source, SQL, initiator, exclusions by reason) stays in the
+state database and the OpenLineage events. ``handoff verify`` checks a manifest with no state
+database: every field is either recomputed from the objects or bound by a signature.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from handoff.approval import Decision
 from handoff.batch import Batch
-from handoff.deliver import DeliveredObject
-from handoff.gates import GateDecision
+from handoff.deliver import DeliveredObject, Destination
+from handoff.ledger import Head
 from handoff.order import Order
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+NAME = "manifest.json"
 
 
 def build(
     batch: Batch,
     order: Order,
-    gates: list[GateDecision],
-    gates_at: str,
-    approval: Decision | None,
+    destination: Destination,
     objects: list[DeliveredObject],
-    recipient: str,
-    flow_run_id: str | None,
+    approvals: list[Decision],
+    trust_sha256: str,
+    ledger_head: Head,
+    delivered_at: str,
 ) -> dict[str, Any]:
     rows = {f.name: f.rows for f in batch.files}
     return {
         "manifest_version": MANIFEST_VERSION,
         "batch_id": batch.id,
-        "recipient": recipient,
+        "destination": destination.as_dict(),
         "order": {
             "ref": order.ref,
-            "order_id": order.order_id,
-            "version": order.version,
             "case": order.case.number,
-            "signed_date": order.signed_date.isoformat(),
             "effective_at": order.effective_instant.isoformat(),
             "policy_hash": order.policy_hash,
             "columns": order.columns,
         },
-        "suite_hash": batch.suite_hash,
-        "validation": {
-            "result": batch.validation.get("result"),
-            "expectations_evaluated": batch.validation.get("expectations_evaluated"),
-            "chunks": batch.validation.get("chunks"),
-            "row_quarantine": batch.quarantined_by_rule,
-        },
-        "counts": {
-            "rows_extracted": batch.rows_extracted,
-            "rows_quarantined": batch.rows_quarantined,
-            "rows_delivered": sum(f.rows for f in batch.files),
-            "excluded_by_reason": batch.excluded.get("totals", {}),
-            "delivered_by_jurisdiction": batch.excluded.get("included_by_jurisdiction", {}),
-        },
-        "source": {
-            "url": batch.source_url,
-            "tables": batch.source_tables,
-            "query_hash": batch.query_hash,
-            "query": batch.query_sql,
-            "snapshot_at": batch.snapshot_at,
-            "since": batch.since,
-            "watermark": batch.watermark,
-        },
         "content_hash": batch.content_hash,
+        "rows": sum(f.rows for f in batch.files),
         "files": [
             {"key": o.key, "bytes": o.bytes, "rows": rows.get(o.key.rsplit("/", 1)[-1]), "sha256": o.sha256}
             for o in objects
         ],
-        "gates": {"evaluated_at": gates_at, "decisions": [g.as_dict() for g in gates]},
-        "approval": (
+        "approvals": [
             {
-                "approver": approval.approver,
-                "at": approval.at,
-                "note": approval.note,
-                "content_hash": approval.content_hash,
-                "order_ref": approval.order_ref,
+                "principal": d.approver,
+                "key": d.key,
+                "statement": d.signed.statement.decode("utf-8"),
+                "signature": d.signed.signature,
             }
-            if approval
-            else None
-        ),  # fmt: skip
-        "initiator": batch.initiator,
-        "flow_run_id": flow_run_id,
+            for d in approvals
+        ],  # fmt: skip
+        "trust_sha256": trust_sha256,
+        "ledger_head": ledger_head.as_dict(),
+        "delivered_at": delivered_at,
     }
+
+
+def dumps(doc: dict[str, Any]) -> bytes:
+    """The one serialisation a manifest is written in (``verify`` refuses any other)."""
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")

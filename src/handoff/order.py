@@ -103,7 +103,18 @@ class Hearing(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     at: datetime
     title: str
-    outcome: Literal["upheld", "narrowed", "enjoined", "vacated"] | None = None
+    # Kept only to refuse it with a clear message: an outcome is a signed ledger event, never file text.
+    outcome: None = None
+
+    @field_validator("outcome", mode="before")
+    @classmethod
+    def _no_outcome(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError(
+                "a hearing outcome is never written in the order file; counsel records it, signed, "
+                "with `handoff court outcome HEARING --result ... --key KEY`"
+            )
+        return None
 
 
 class Order(_Strict):
@@ -123,6 +134,7 @@ class Order(_Strict):
     population: Population
     plaintiff_states: list[PlaintiffState]
     jurisdiction_scope: JurisdictionScope = JurisdictionScope()
+    approvals_required: int = Field(default=1, ge=1, le=5)
     hearings: list[Hearing] = Field(default_factory=list)
 
     @field_validator("court_time_zone")
@@ -193,8 +205,8 @@ class Order(_Strict):
 
     @cached_property
     def policy_hash(self) -> str:
-        """SHA-256 of what decides content: everything but the hearing calendar."""
-        body = self.model_dump(mode="json", by_alias=True, exclude={"hearings"})
+        """SHA-256 of the whole order version, calendar included: any change to the file's meaning changes it."""
+        body = self.model_dump(mode="json", by_alias=True)
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     @property

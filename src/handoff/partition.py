@@ -167,7 +167,7 @@ def stage_partitioned(
     """Stage one batch as many partitions run by ``runner``; return the recorded batch."""
     order, suite, engine, fips = load(settings, request)
     fast = settings.fast_path and fast_path_available(engine)
-    batch_id = new_batch_id(now)
+    batch_id = request.batch_id or new_batch_id(now)
     conn = engine.connect()
     try:
         snapshot_id = export_snapshot(conn) if fast else None

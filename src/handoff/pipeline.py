@@ -32,6 +32,7 @@ from handoff.snapshot import SourceRead, open_read
 from handoff.source_model import state_fips
 from handoff.stage import StagedFile, Stager, content_hash, parquet_bytes
 from handoff.state import iso, open_state, row_quarantine, safe_url
+from handoff.statement import Signed
 from handoff.suite import SuiteDoc, load_suite, suite_hash
 from handoff.validate import ChunkVerdict, Failure, SuiteValidator
 
@@ -41,6 +42,8 @@ Progress = Callable[[int, int], None]  # (rows done, rows expected)
 
 @dataclass(frozen=True)
 class StageRequest:
+    """What to stage. ``Lifecycle.transfer`` fills the initiator from the signed transfer request."""
+
     source_url: str
     states: list[str] = field(default_factory=list)
     initiator: str = "unknown"
@@ -48,6 +51,10 @@ class StageRequest:
     since: dt.datetime | None = None
     flow_run_id: str | None = None
     bucket: str | None = None  # where the batch is to be delivered, recorded with it
+    incremental: bool = False
+    batch_id: str | None = None  # the id the signed request names
+    signed: Signed | None = None  # the operator's signed transfer request
+    initiator_key: str | None = None
 
 
 @dataclass
@@ -304,6 +311,9 @@ def record(
         "staging_path": str(folder.resolve()),
         "flow_run_id": prep.request.flow_run_id,
         "bucket": prep.request.bucket,
+        "initiator_key": prep.request.initiator_key,
+        "request_statement": prep.request.signed.statement.decode("utf-8") if prep.request.signed else None,
+        "request_signature": prep.request.signed.signature if prep.request.signed else None,
     }  # fmt: skip
     engine = open_state(settings.resolved_state_url)
     with engine.begin() as conn:
@@ -329,7 +339,7 @@ def stage_batch(
 ) -> batches.Batch:
     """Run extract → validate → stage for one request and return the recorded batch."""
     prep = prepare(settings, request, now)
-    batch_id = new_batch_id(now)
+    batch_id = request.batch_id or new_batch_id(now)
     out, stager = extract_validate_stage(settings, prep, batch_id, progress)
     return record(settings, prep, batch_id, out, stager, now)
 

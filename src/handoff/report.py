@@ -58,11 +58,21 @@ def batch_markdown(batch: Batch, gates: list[GateDecision], objects: list[str] |
     return "\n".join(lines)
 
 
-def approval_description(batch: Batch, gates: list[GateDecision], refused: str | None = None) -> str:
+def sign_command(statement: str, namespace: str = "handoff-approve") -> str:
+    """One shell command that signs ``statement`` (exact bytes plus newline) and prints the signature."""
+    quoted = statement.strip().replace("'", "'\\''")
+    return f"printf '%s\\n' '{quoted}' | ssh-keygen -Y sign -n {namespace} -f ~/.ssh/id_ed25519"
+
+
+def approval_description(batch: Batch, gates: list[GateDecision], statement: str, refused: str | None = None) -> str:
     head = f"**Refused:** {refused}\n\n" if refused else ""
     return (
-        head + "Approve or reject exactly this content. Your name must be on the configured approver list; "
-        "the person who started the transfer cannot approve it.\n\n" + batch_markdown(batch, gates)
+        head + "Approve exactly this content, under this order version, to this destination, by signing the "
+        "statement below with your SSH key (it must hold `handoff-approve` in the trust file; the person who "
+        "started the transfer cannot approve it). Run this, then paste the signature it prints into **Signature**:"
+        f"\n\n```\n{sign_command(statement)}\n```\n\nThe statement:\n\n```json\n{statement.strip()}\n```\n\n"
+        "To reject, sign what `handoff reject BATCH --note WHY --statement` prints and paste that statement too."
+        "\n\n" + batch_markdown(batch, gates)
     )
 
 

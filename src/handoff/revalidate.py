@@ -21,10 +21,11 @@ from handoff import ledger
 from handoff.config import Settings
 from handoff.errors import GateError
 from handoff.order import Order
-from handoff.pipeline import _Checker, new_batch_id, process_chunks
+from handoff.pipeline import _Checker, process_chunks
 from handoff.source_model import FIPS_BY_ABBR
 from handoff.stage import Stager, content_hash, verify_staged
 from handoff.state import iso, row_quarantine
+from handoff.statement import Verified
 from handoff.suite import SuiteDoc, suite_hash
 
 
@@ -42,9 +43,12 @@ def same_content_rules(old: Order, new: Order, jurisdictions: list[str]) -> str 
 
 def revalidate(
     conn: sa.Connection, settings: Settings, old: batches.Batch, old_order: Order, new: Order, suite: SuiteDoc,
-    actor: str, now: dt.datetime,
+    request: Verified, now: dt.datetime,
 ) -> batches.Batch:  # fmt: skip
-    """Check ``old``'s staged files against ``new``; record and return the new batch."""
+    """Check ``old``'s staged files against ``new``; record and return the new batch.
+
+    ``request`` is the operator's verified request; it names the new batch's id and who started it.
+    """
     if old.status != "superseded":
         raise GateError(f"batch {old.id} is {old.status}; only a superseded batch is re-validated")
     why = same_content_rules(old_order, new, old.jurisdictions)
@@ -56,7 +60,7 @@ def revalidate(
     bad = verify_staged(folder, old.files)
     if bad:
         raise GateError(f"batch {old.id} changed on disk since validation ({', '.join(bad)}); re-extract it")
-    new_id = new_batch_id(now)
+    new_id = str(request.doc["batch_id"])
     check = _Checker(new, suite, now.astimezone(new.zone).date())
     stager = Stager(settings.staging_dir, new_id)
     out = process_chunks((pq.read_table(folder / f.name) for f in old.files), check, stager, settings.workers)
@@ -85,7 +89,9 @@ def revalidate(
         created_at=iso(now), updated_at=iso(now), rows_quarantined=old.rows_quarantined + out.rows_quarantined,
         rows_staged=0 if failed else sum(f.rows for f in stager.files), quarantined_by_rule=by_rule,
         validation=report, content_hash=None if failed else content_hash(stager.files),
-        staging_path=str(target.resolve()), flow_run_id=None,
+        staging_path=str(target.resolve()), flow_run_id=None, initiator=request.principal,
+        initiator_key=request.signer.fingerprint, request_statement=request.signed.statement.decode("utf-8"),
+        request_signature=request.signed.signature,
     )  # fmt: skip
     batches.insert(conn, row, [] if failed else stager.files)
     if out.quarantined:
@@ -93,7 +99,7 @@ def revalidate(
             row_quarantine.insert(), [{"batch_id": new_id, "medicaid_id": i, "rule": r} for i, r in out.quarantined]
         )
     batches.set_status(conn, old.id, "superseded", f"re-validated under {new.ref} as {new_id}", now)
-    ledger.append(conn, "revalidated", actor, batch_id=new_id, order_ref=new.ref, at=now,
+    ledger.append(conn, "revalidated", request.principal, batch_id=new_id, order_ref=new.ref, at=now,
                   payload={"from_batch": old.id, "from_order": old.order_ref, "result": report["result"],
                            "content_hash": row["content_hash"]})  # fmt: skip
     return batches.get(conn, new_id)

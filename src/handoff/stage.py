@@ -97,3 +97,18 @@ def verify_staged(folder: Path, files: list[StagedFile]) -> list[str]:
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != f.sha256:
             bad.append(f.name)
     return bad
+
+
+def check_schema(folder: Path, files: list[StagedFile], schema: pa.Schema) -> list[str]:
+    """Staged files whose Parquet schema is not exactly ``schema`` (or that are missing), by name."""
+    bad = []
+    for f in files:
+        try:
+            got = pq.read_schema(folder / f.name)
+        except (OSError, pa.ArrowInvalid):
+            bad.append(f"{f.name} missing or unreadable")
+            continue
+        if got.names != schema.names or [x.type for x in got] != [x.type for x in schema]:
+            extra = [n for n in got.names if n not in schema.names]
+            bad.append(f"{f.name} has columns {', '.join(extra) or 'in another order or type'}")
+    return bad

@@ -49,6 +49,9 @@ batches = sa.Table(
     sa.Column("staging_path", sa.Text),
     sa.Column("flow_run_id", sa.String(64)),
     sa.Column("bucket", sa.String(63)),
+    sa.Column("initiator_key", sa.String(64)),
+    sa.Column("request_statement", sa.Text),
+    sa.Column("request_signature", sa.Text),
 )
 
 batch_files = sa.Table(
@@ -99,16 +102,6 @@ hearings = sa.Table(
     sa.Column("outcome_order_ref", sa.String(128)),
 )
 
-controls = sa.Table(
-    "controls",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("active", sa.Boolean, nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("set_by", sa.String(120), nullable=False),
-    sa.Column("set_at", sa.String(40), nullable=False),
-)
-
 approvals = sa.Table(
     "approvals",
     metadata,
@@ -121,6 +114,10 @@ approvals = sa.Table(
     sa.Column("order_ref", sa.String(128), nullable=False),
     sa.Column("note", sa.Text),
     sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("key_fingerprint", sa.String(64)),
+    sa.Column("statement", sa.Text),
+    sa.Column("signature", sa.Text),
+    sa.Column("expires_at", sa.String(40)),
 )
 
 deliveries = sa.Table(

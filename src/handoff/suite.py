@@ -75,14 +75,31 @@ def suite_hash(doc: SuiteDoc) -> str:
 
 
 def write_suites(policies: PolicySet) -> list[Path]:
-    """Regenerate every order's suite file; return the paths written."""
+    """Regenerate every order's suite file; return the paths written.
+
+    Refuses to rebuild a version whose order changed since its suite was built: an order version
+    is fixed once built, so a change is a new ``version``.
+    """
     policies.suites_dir.mkdir(parents=True, exist_ok=True)
+    for order in policies.orders.values():
+        built = _built_hash(suite_path(policies, order))
+        if built is not None and built != order.policy_hash:
+            raise PolicyError(f"{policies.file_for(order)}: {order.ref} was built from other content "
+                              f"(policy hash {built[:16]}…, now {order.policy_hash[:16]}…); an order version is "
+                              "fixed once built: bump `version`, set `supersedes`, and have counsel sign the new file")  # fmt: skip
     written = []
     for order in policies.orders.values():
         path = suite_path(policies, order)
         path.write_text(dumps(build_suite(order)), encoding="utf-8")
         written.append(path)
     return written
+
+
+def _built_hash(path: Path) -> str | None:
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8"))["meta"]["policy_hash"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
 
 
 def load_suite(policies: PolicySet, order: Order) -> SuiteDoc:

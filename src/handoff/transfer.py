@@ -20,13 +20,18 @@ import sqlalchemy as sa
 
 from handoff import approval as approvals_mod
 from handoff import batch as batches
-from handoff import court, deliver, gates, hold, ledger, lineage, manifest
+from handoff import court, deliver, gates, hold, ledger, lineage, manifest, signoff
+from handoff import request as requests
+from handoff import statement as st
 from handoff.config import Settings
-from handoff.deliver import Target
+from handoff.deliver import DeliveredObject, Destination, Target
 from handoff.errors import DeliveryError, GateError, HandoffError
+from handoff.extract import arrow_schema as extract_schema
 from handoff.order import Order, PolicySet
-from handoff.pipeline import Progress, StageRequest, parse_states, stage_batch
+from handoff.pipeline import Progress, StageRequest, new_batch_id, parse_states, stage_batch
+from handoff.stage import check_schema, verify_staged
 from handoff.state import deliveries, iso, lock_for_decision, open_state, watermarks
+from handoff.trust import Signer, Trust, load_trust, trust_path
 
 log = logging.getLogger("handoff.transfer")
 OPEN_STATUSES = ["staged", "held", "awaiting-approval", "approved", "delivering"]
@@ -37,7 +42,7 @@ class Outcome:
     batch: batches.Batch
     gates: list[gates.GateDecision] = field(default_factory=list)
     manifest_key: str | None = None
-    objects: list[deliver.DeliveredObject] = field(default_factory=list)
+    objects: list[DeliveredObject] = field(default_factory=list)
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -68,20 +73,34 @@ class Lifecycle:
         self.engine = open_state(settings.resolved_state_url)
 
     # ----- reading -------------------------------------------------------------------------
-    def view(self, conn: sa.Connection, batch_id: str | None) -> gates.RuntimeView:
+    def trust(self) -> Trust:
+        """The trust file as it is on disk now: a key removed a second ago no longer counts."""
+        return load_trust(trust_path(self.settings.policy_dir))
+
+    def view(self, conn: sa.Connection, batch: batches.Batch, now: dt.datetime) -> gates.RuntimeView:
+        trust = self.trust()
+        signed = approvals_mod.signed_decisions(conn, batch.id)
         return gates.RuntimeView(
-            hearings=court.calendar(conn, self.policies),
-            stop=hold.current(conn),
-            decisions=approvals_mod.decisions(conn, batch_id) if batch_id else [],
-            approvers=list(self.settings.approvers),
+            trust=trust,
+            hearings=court.calendar(conn, self.policies, trust, now),
+            stops=hold.current(conn, trust, now),
+            decisions=signed,
+            unbacked=approvals_mod.unbacked_rows(conn, batch.id, signed),
+            destination=self.destination(batch),
+            initiator=_or_reason(lambda: requests.initiator(trust, batch, now)),
+            order_signoff=_or_reason(lambda: self.signoff(trust, self.order_for(batch), now)),
         )
+
+    def signoff(self, trust: Trust, order: Order, now: dt.datetime) -> Signer:
+        """Counsel's signature on the order version's file, verified now."""
+        return signoff.verify_file(trust, self.policies.file_for(order), now)
 
     def order_for(self, batch: batches.Batch) -> Order:
         """The order version in force for the batch's order (the newest, not the batch's own)."""
         return self.policies.current(batch.order_id)
 
     def evaluate(self, conn: sa.Connection, batch: batches.Batch, now: dt.datetime) -> list[gates.GateDecision]:
-        return gates.evaluate(batch, self.order_for(batch), self.view(conn, batch.id), now)
+        return gates.evaluate(batch, self.order_for(batch), self.view(conn, batch, now), now)
 
     def get(self, batch_id: str) -> batches.Batch:
         with self.engine.connect() as conn:
@@ -125,7 +144,7 @@ class Lifecycle:
         target_bucket = bucket or self.settings.bucket
         if not target_bucket:
             raise HandoffError("give --bucket NAME (or set HANDOFF_BUCKET)")
-        request = dataclasses.replace(request, bucket=target_bucket)
+        request = self.authorise(dataclasses.replace(request, bucket=target_bucket), now)
         if partition_rows:
             from handoff.partition import sequential, stage_partitioned
 
@@ -141,6 +160,43 @@ class Lifecycle:
             return self.deliver(staged.id, now)
         return outcome
 
+    def request_statement(self, request: StageRequest, bucket: str, now: dt.datetime,
+                          batch_id: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """The transfer request an operator signs for ``request`` (a new batch id unless given)."""
+        fips = (
+            parse_states(request.states) if request.states else self.policies.current(request.order_ref).in_scope_fips()
+        )
+        return requests.statement_for(batch_id or new_batch_id(now), request.order_ref, fips, request.source_url,
+                                      bucket, request.incremental, now)  # fmt: skip
+
+    def service_request(self, request: StageRequest, bucket: str | None, now: dt.datetime) -> StageRequest:
+        """``request`` signed with this deployment's service key (``HANDOFF_SIGNING_KEY``)."""
+        key = self.settings.signing_key
+        target = bucket or self.settings.bucket
+        if key is None:
+            raise GateError("a scheduled transfer signs its request with the deployment's service key: set "
+                            "HANDOFF_SIGNING_KEY to a key the trust file lists for handoff-operator")  # fmt: skip
+        if not target:
+            raise HandoffError("give the bucket (or set HANDOFF_BUCKET)")
+        doc = self.request_statement(request, target, now)
+        return dataclasses.replace(request, bucket=target, signed=st.obtain(doc, key, None, None))
+
+    def authorise(self, request: StageRequest, now: dt.datetime) -> StageRequest:
+        """Verify the signed request and the order's signature; the request then names who started it."""
+        if request.signed is None:
+            raise GateError("a transfer starts with a request signed by an operator key: pass --key KEY "
+                            "(or set HANDOFF_SIGNING_KEY for a scheduled deployment)")  # fmt: skip
+        trust = self.trust()
+        expected = self.request_statement(request, str(request.bucket), now)
+        verified = requests.accept(trust, request.signed, expected, now)
+        order = self.policies.current(request.order_ref)
+        counsel = self.signoff(trust, order, now)
+        with self.engine.begin() as conn:
+            signoff.check_fixed(conn, order)
+            signoff.record_first_use(conn, order, counsel, court.file_sha256(self.policies.file_for(order)), now)
+        return dataclasses.replace(request, batch_id=verified.doc["batch_id"], initiator=verified.principal,
+                                   initiator_key=verified.signer.fingerprint)  # fmt: skip
+
     def _empty(self, staged: batches.Batch, now: dt.datetime, actor: str) -> Outcome:
         """A batch with no rows to deliver needs no approval and leaves nothing; say so and stop."""
         reason = ("no rows to deliver: nothing changed since the watermark"
@@ -152,56 +208,79 @@ class Lifecycle:
                                    "since": staged.since})  # fmt: skip
         return Outcome(self.get(staged.id))
 
-    def revalidate(self, batch_id: str, now: dt.datetime, actor: str) -> Outcome:
+    def revalidation_statement(self, batch_id: str, now: dt.datetime, new_id: str | None = None) -> dict[str, Any]:
+        """The request an operator signs to re-check a superseded batch under the order in force."""
+        old = self.get(batch_id)
+        return requests.revalidation_statement(new_id or new_batch_id(now), old.id, self.order_for(old).ref, now)
+
+    def revalidate(self, batch_id: str, signed: st.Signed, now: dt.datetime) -> Outcome:
         """Re-check a superseded batch's staged files under the order now in force (see ``revalidate``)."""
         from handoff.revalidate import revalidate
         from handoff.suite import load_suite
 
+        trust = self.trust()
+        verified = requests.accept(trust, signed, self.revalidation_statement(batch_id, now), now)
         with self.engine.begin() as conn:
             old = batches.find(conn, batch_id)
             new_order = self.order_for(old)
             fresh = revalidate(conn, self.settings, old, self.policies.get(old.order_ref), new_order,
-                               load_suite(self.policies, new_order), actor, now)  # fmt: skip
+                               load_suite(self.policies, new_order), verified, now)  # fmt: skip
         if fresh.status == "quarantined":
             return Outcome(self.get(fresh.id))
-        return self.refresh(fresh.id, now, actor)
+        return self.refresh(fresh.id, now, verified.principal)
 
     # ----- decide --------------------------------------------------------------------------
-    def decide(
-        self, batch_id: str, decision: str, approver: str, note: str | None, now: dt.datetime,
-        attempt: str | None = None,
-    ) -> Outcome:  # fmt: skip
-        """Record an approval or rejection; a refused attempt is itself recorded in the ledger.
+    def decision_statement(self, batch_id: str, decision: str, note: str | None, now: dt.datetime,
+                           ttl: dt.timedelta = approvals_mod.DEFAULT_TTL) -> dict[str, Any]:  # fmt: skip
+        """What an approver signs to decide ``batch_id`` (printed by ``--statement``, shown in the UI)."""
+        batch = self.get(batch_id)
+        approvals_mod.decidable(batch.id, batch.status)
+        if not batch.content_hash:
+            raise GateError(f"batch {batch.id} has no staged content to decide")
+        destination = self.destination(batch)
+        if destination is None:
+            raise HandoffError(f"batch {batch.id} has no bucket; set HANDOFF_BUCKET")
+        return approvals_mod.statement_for(batch, self.order_for(batch), destination, decision, note, now, ttl)
+
+    def decide(self, batch_id: str, signed: st.Signed, now: dt.datetime, attempt: str | None = None) -> Outcome:
+        """Record a signed approval or rejection; a refused attempt is itself recorded in the ledger.
 
         ``attempt`` names one answer of a flow's approval form: a resumed flow replays earlier
         answers, and each refusal is recorded once.
         """
+        batch = self.get(batch_id)
+        with self.engine.connect() as conn:
+            if any(
+                d.signature.strip() == signed.signature.strip() for d in approvals_mod.signed_decisions(conn, batch.id)
+            ):
+                return self.refresh(batch.id, now)  # already recorded (a woken flow hands it back)
+        actor = "(signature not verified)"
         try:
-            batch = self.get(batch_id)
+            trust = self.trust()
             order = self.order_for(batch)
-            approvals_mod.check(batch, order, decision, approver, list(self.settings.approvers), note)
+            destination = self.destination(batch)
+            if destination is None:
+                raise GateError(f"batch {batch.id} has no bucket; set HANDOFF_BUCKET")
+            initiator = requests.initiator(trust, batch, now)
+            actor = st.verify(trust, signed, st.DECISION, now).principal
+            decided = approvals_mod.judge(signed, trust, batch, order, destination, initiator, now)
+            approvals_mod.check(batch, order, decided)
             with self.engine.begin() as conn:
-                approvals_mod.record(conn, batch, order, decision, approver, note, now)
+                approvals_mod.record(conn, batch, order, decided, now)
         except GateError as exc:
-            self._refused(batch_id, decision, approver, str(exc), now, attempt)
+            self._refused(batch.id, actor, approvals_mod.refusal(exc), now, attempt)
             raise
-        return self.refresh(batch.id, now, approver)
+        return self.refresh(batch.id, now, decided.approver)
 
-    def _refused(self, batch_id: str, decision: str, approver: str, reason: str, now: dt.datetime,
-                 attempt: str | None = None) -> None:  # fmt: skip
+    def _refused(self, batch_id: str, actor: str, reason: str, now: dt.datetime, attempt: str | None) -> None:
         with self.engine.begin() as conn:
-            try:
-                batch = batches.find(conn, batch_id)
-            except HandoffError:
-                return
             if attempt and any(
                 e.payload.get("attempt") == attempt
-                for e in ledger.entries(conn, batch_id=batch.id, kinds=["approval-refused"])
+                for e in ledger.entries(conn, batch_id=batch_id, kinds=["approval-refused"])
             ):
                 return  # a resumed flow replays earlier answers; record each refusal once
-            ledger.append(conn, "approval-refused", approver.strip() or "(no name)", batch_id=batch.id,
-                          order_ref=batch.order_ref, at=now,
-                          payload={"decision": decision, "reason": reason, "attempt": attempt})  # fmt: skip
+            ledger.append(conn, "approval-refused", actor, batch_id=batch_id, at=now,
+                          payload={"reason": reason, "attempt": attempt})  # fmt: skip
 
     # ----- release -------------------------------------------------------------------------
     def start_delivery(self, batch_id: str, now: dt.datetime) -> tuple[bool, Outcome]:
@@ -237,58 +316,85 @@ class Lifecycle:
         return Target(bucket, self.settings.prefix, self.settings.kms_key_id, self.settings.region,
                               self.settings.multipart_threshold_mb * 1024 * 1024)  # fmt: skip
 
+    def destination(self, batch: batches.Batch) -> Destination | None:
+        """Where this batch would be written now (bucket recorded with it, prefix and key configured)."""
+        if not (batch.bucket or self.settings.bucket):
+            return None
+        return self.target(batch).destination(batch.order_id, batch.order_version, batch.id)
+
     def deliver(self, batch_id: str, now: dt.datetime, flow_run_id: str | None = None,
                 on_file: Callable[[str], None] | None = None) -> Outcome:  # fmt: skip
         """Deliver one batch if its gates are open now; resume a half-finished delivery."""
         started, outcome = self.start_delivery(batch_id, now)
         if not started:
             return outcome
-        batch, decisions = outcome.batch, outcome.gates
+        batch = outcome.batch
         order = self.order_for(batch)
         target = self.target(batch)
-        folder = target.folder(order.order_id, order.version, batch.id)
-        lineage.emit(self.settings, "START", batch, order, target.bucket, folder, now)
+        dest = target.destination(order.order_id, order.version, batch.id)
+        lineage.emit(self.settings, "START", batch, order, target.bucket, dest.prefix, now)
         try:
-            s3 = deliver.s3_client(target.region)
-            manifest_key = folder + "manifest.json"
-            existing = deliver.read_manifest(s3, target, manifest_key)
-            if existing is not None and existing.get("content_hash") != batch.content_hash:
-                raise DeliveryError(f"s3://{target.bucket}/{manifest_key} holds another batch's manifest")
-            objects = []
-            for f in batch.files:
-                path = Path(batch.staging_path or "") / f.name
-                objects.append(deliver.upload_file(s3, target, folder + f.name, path, f.sha256))
-                if on_file:
-                    on_file(f.name)
-            with self.engine.connect() as conn:  # the approval the gate accepted, as the gate judges it
-                binding = gates.binding(batch, order, approvals_mod.decisions(conn, batch.id),
-                                        list(self.settings.approvers))  # fmt: skip
-            approved = [d for d in binding if d.decision == "approve"]
-            doc = manifest.build(batch, order, decisions, iso(now), approved[-1] if approved else None, objects,
-                                 f"s3://{target.bucket}/{folder}", flow_run_id or batch.flow_run_id)  # fmt: skip
-            if existing is None:
-                objects.append(deliver.write_manifest(s3, target, manifest_key, doc))
+            objects, approved = self._upload(batch, order, target, dest, now, on_file)
         except HandoffError as exc:
-            self._fail(batch, order, target, folder, now, str(exc))
+            self._fail(batch, order, target, dest.prefix, now, str(exc))
             raise
-        done = now
+        final = self._delivered(batch, order, dest, objects, approved, now)
+        lineage.emit(self.settings, "COMPLETE", final, order, target.bucket, dest.prefix, now)
+        return Outcome(final, outcome.gates, objects[-1].key, objects)
+
+    def _upload(self, batch: batches.Batch, order: Order, target: Target, dest: Destination, now: dt.datetime,
+                on_file: Callable[[str], None] | None) -> tuple[list[DeliveredObject], list[str]]:  # fmt: skip
+        """Every staged file, then the manifest (written last, once); the approvers it names."""
+        folder = Path(batch.staging_path or "")
+        changed = verify_staged(folder, batch.files)
+        if changed:
+            raise DeliveryError(f"batch {batch.id}: staged files changed since validation or are missing "
+                                f"({', '.join(changed)}); nothing was uploaded")  # fmt: skip
+        bad = check_schema(folder, batch.files, extract_schema(order))
+        if bad:
+            raise DeliveryError(f"batch {batch.id}: staged files do not match {order.ref}'s columns or are "
+                                f"missing ({', '.join(bad)}); nothing was uploaded")  # fmt: skip
+        s3 = deliver.s3_client(target.region)
+        manifest_key = dest.prefix + "manifest.json"
+        existing = deliver.read_manifest(s3, target, manifest_key)
+        if existing is not None and existing.get("content_hash") != batch.content_hash:
+            raise DeliveryError(f"s3://{target.bucket}/{manifest_key} holds another batch's manifest")
+        objects = []
+        for f in batch.files:
+            objects.append(deliver.upload_file(s3, target, dest.prefix + f.name, folder / f.name, f.sha256))
+            if on_file:
+                on_file(f.name)
+        trust = self.trust()
+        with self.engine.connect() as conn:  # the approvals the gate accepted, as the gate judges them
+            signed = approvals_mod.signed_decisions(conn, batch.id)
+            initiator = requests.initiator(trust, batch, now)
+            head = ledger.head(conn)
+        found = approvals_mod.binding(signed, trust, batch, order, dest, initiator, now)
+        doc = manifest.build(batch, order, dest, objects, found.approvals, trust.sha256, head, iso(now))
+        if existing is None:
+            objects.append(deliver.write_manifest(s3, target, manifest_key, doc))
+        else:
+            objects.append(deliver.existing_object(s3, target, manifest_key))
+        return objects, [d.approver for d in found.approvals]
+
+    def _delivered(self, batch: batches.Batch, order: Order, dest: Destination,
+                   objects: list[DeliveredObject], approvers: list[str], done: dt.datetime) -> batches.Batch:  # fmt: skip
+        """Record the completed delivery: status, objects, the disclosure in the ledger, the watermark."""
         with self.engine.begin() as conn:
             conn.execute(deliveries.update().where(deliveries.c.batch_id == batch.id).values(
-                status="delivered", completed_at=iso(done), manifest_key=manifest_key,
+                status="delivered", completed_at=iso(done), manifest_key=objects[-1].key,
                 objects=[o.as_dict() for o in objects]))  # fmt: skip
             batches.set_status(conn, batch.id, "delivered", None, done)
             if not ledger.entries(conn, batch_id=batch.id, kinds=["delivered"]):
-                ledger.append(conn, "delivered", approved[-1].approver if approved else "handoff", batch_id=batch.id,
+                ledger.append(conn, "delivered", ", ".join(approvers) or "handoff", batch_id=batch.id,
                               order_ref=order.ref, at=done,
-                              payload={"recipient": f"s3://{target.bucket}/{folder}", "records": batch.rows_staged,
+                              payload={"recipient": dest.url, "records": batch.rows_staged,
                                        "files": len(batch.files), "content_hash": batch.content_hash,
-                                       "manifest_sha256": objects[-1].sha256,
-                                       "approver": approved[-1].approver if approved else None,
-                                       "initiator": batch.initiator, "jurisdictions": batch.jurisdictions})  # fmt: skip
+                                       "manifest_sha256": objects[-1].sha256, "approver": ", ".join(approvers),
+                                       "approvers": approvers, "initiator": batch.initiator,
+                                       "jurisdictions": batch.jurisdictions})  # fmt: skip
             self._advance_watermark(conn, batch)
-            final = batches.get(conn, batch.id)
-        lineage.emit(self.settings, "COMPLETE", final, order, target.bucket, folder, done)
-        return Outcome(final, decisions, manifest_key, objects)
+            return batches.get(conn, batch.id)
 
     def _fail(self, batch: batches.Batch, order: Order, target: Target, folder: str,
               now: dt.datetime, message: str) -> None:  # fmt: skip
@@ -357,3 +463,11 @@ class Lifecycle:
                 failed.error = str(exc)
                 results.append(failed)
         return results
+
+
+def _or_reason(read: Callable[[], Signer]) -> Signer | str:
+    """A verified signer, or the one-line reason it could not be verified (for a gate to show)."""
+    try:
+        return read()
+    except HandoffError as exc:
+        return str(exc)

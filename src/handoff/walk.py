@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from handoff import approval, batch, ledger
+from handoff import batch, ledger
 from handoff.state import deliveries
 from handoff.suite import suite_path
 
@@ -16,11 +16,10 @@ def walk(life: Any, batch_id: str) -> dict[str, Any]:
     with life.engine.connect() as conn:
         b = batch.find(conn, batch_id)
         d = conn.execute(sa.select(deliveries).where(deliveries.c.batch_id == b.id)).first()
-        decisions = approval.decisions(conn, b.id)
         events = ledger.entries(conn, batch_id=b.id)
     order = life.policies.orders.get(b.order_ref)
     started = [e for e in events if e.kind == "delivery-started"]
-    approved = [x for x in decisions if x.decision == "approve"]
+    approved = [e for e in events if e.kind == "approved"]
     rows = {f.name: f.rows for f in b.files}
     objects = [{**o, "rows": rows.get(o["key"].rsplit("/", 1)[-1])} for o in ((d.objects or []) if d else [])]
     return {
@@ -29,14 +28,8 @@ def walk(life: Any, batch_id: str) -> dict[str, Any]:
         "bucket": d.bucket if d else b.bucket,
         "objects": objects,
         "manifest_key": d.manifest_key if d else None,
-        "approval": {
-            "approver": approved[-1].approver,
-            "at": approved[-1].at,
-            "note": approved[-1].note,
-            "content_hash": approved[-1].content_hash,
-        }
-        if approved
-        else None,  # fmt: skip
+        "approval": _approval(approved[-1]) if approved else None,
+        "approvals": [_approval(e) for e in approved],
         "gates": started[-1].payload.get("gates", []) if started else [],
         "validation": {k: b.validation.get(k) for k in ("result", "expectations_evaluated", "chunks")}
         | {"row_quarantine": b.quarantined_by_rule},
@@ -61,3 +54,10 @@ def walk(life: Any, batch_id: str) -> dict[str, Any]:
         "initiator": b.initiator,
         "ledger": [{"seq": e.seq, "at": e.at, "kind": e.kind, "actor": e.actor, "hash": e.hash} for e in events],
     }
+
+
+def _approval(e: ledger.Entry) -> dict[str, Any]:
+    """A signed approval as the ledger recorded it (principal from the trust file, key, what it bound)."""
+    p = e.payload
+    return {"approver": e.actor, "at": e.at, "note": p.get("note"), "content_hash": p.get("content_hash"),
+            "key": p.get("key"), "destination": p.get("destination")}  # fmt: skip
