@@ -192,8 +192,18 @@ def s3(s3_server: Any) -> Bucket:
 
 
 @pytest.fixture
-def delivery_settings(tmp_path: Path, s3: Bucket) -> Any:
-    return build_settings(tmp_path / "home", bucket=s3.name, kms_key_id=s3.kms_key_id)
+def audit_bucket(s3_server: Any) -> str:
+    """A new Object Lock bucket for one state database's anchors and stop markers."""
+    from handoff import emulator
+
+    name = f"handoff-audit-{uuid.uuid4().hex[:12]}"
+    emulator.create_bucket(s3_server, name, object_lock=True)
+    return name
+
+
+@pytest.fixture
+def delivery_settings(tmp_path: Path, s3: Bucket, audit_bucket: str) -> Any:
+    return build_settings(tmp_path / "home", bucket=s3.name, kms_key_id=s3.kms_key_id, audit_bucket=audit_bucket)
 
 
 @pytest.fixture
@@ -222,6 +232,33 @@ def mariadb_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
         admin.dispose()
+
+
+# ----- state on a server database -----------------------------------------------------------------
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server_state_url(request: pytest.FixtureRequest) -> str:
+    """An empty server database (PostgreSQL: a new schema; MariaDB: a new database) for handoff's state."""
+    if request.param == "postgresql":
+        base = request.getfixturevalue("pg_database")
+        schema = f"state_{uuid.uuid4().hex[:8]}"
+        engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        engine.dispose()
+        return f"{base}?options=-csearch_path%3D{schema}"
+    server = request.getfixturevalue("mariadb_url").rsplit("/", 1)[0]
+    name = f"handoff_state_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(f"{server}/test")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
+    request.addfinalizer(lambda: _drop_mariadb(engine, name))
+    return f"{server}/{name}"
+
+
+def _drop_mariadb(engine: sa.Engine, name: str) -> None:
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+    engine.dispose()
 
 
 # ----- Prefect ---------------------------------------------------------------------------------

@@ -179,7 +179,7 @@ class HandoffEnv:
         from handoff.config import load_settings
 
         return load_settings(home=self.home, policy_dir=POLICY_DIR, bucket=self.bucket,
-                             kms_key_id=self.kms_key_id)  # fmt: skip
+                             kms_key_id=self.kms_key_id, audit_bucket=self.env["HANDOFF_AUDIT_BUCKET"])  # fmt: skip
 
     def lifecycle(self) -> Any:
         from handoff.transfer import Lifecycle
@@ -217,12 +217,15 @@ def handoff_env(
 
     bucket = f"handoff-srv-{uuid.uuid4().hex[:12]}"
     key_id = emulator.create_bucket(s3_server, bucket)
+    audit = f"handoff-audit-{uuid.uuid4().hex[:12]}"
+    emulator.create_bucket(s3_server, audit, object_lock=True)
     home = tmp_path / "home"
     env = {
         "HANDOFF_HOME": str(home),
         "HANDOFF_POLICY_DIR": str(POLICY_DIR),
         "HANDOFF_SIGNING_KEY": str(KEYS.key("scheduler")),  # the deployment's service key (handoff-operator)
         "HANDOFF_KMS_KEY_ID": key_id,
+        "HANDOFF_AUDIT_BUCKET": audit,
         "HANDOFF_CHUNK_ROWS": "1000",
         "HANDOFF_LINEAGE_TRANSPORT": "file",
         "HANDOFF_CONFIG": str(home / "no-such-handoff.toml"),

@@ -207,14 +207,14 @@ def record_outcome(life: Any, hearing: str, result: str, now: dt.datetime = NOW,
     with life.engine.connect() as conn:
         h = next(x for x in court.calendar(conn, life.policies, trust, now) if x.id == hearing)
     signed = sign(label, court.outcome_statement(h, result, order_file, now))
-    with life.engine.begin() as conn:
+    with life.ctx.write() as conn:  # as the CLI writes: commit, then anchor
         return court.record_outcome(conn, life.policies, trust, signed, now, order_file)
 
 
 def set_stop(life: Any, reason: str, now: dt.datetime = NOW, actor: str = "Ops On-call") -> Any:
     from handoff import hold
 
-    with life.engine.begin() as conn:
+    with life.ctx.write() as conn:  # as the CLI writes: commit, then anchor
         return hold.set_stop(conn, reason, actor, now)
 
 
@@ -224,7 +224,7 @@ def clear_stops(life: Any, reason: str, now: dt.datetime = NOW, label: str = "op
     trust = life.trust()
     with life.engine.connect() as conn:
         active = hold.current(conn, trust, now).active
-    with life.engine.begin() as conn:
+    with life.ctx.write() as conn:  # as the CLI writes: commit, then anchor
         return hold.clear(conn, trust, sign(label, hold.clear_statement(active, reason, now)), now)
 
 

@@ -24,7 +24,9 @@ def world(s3_server, sqlite_source_url: str, tmp_path_factory: pytest.TempPathFa
     home = tmp_path_factory.mktemp("cli-home")
     bucket = f"handoff-cli-{uuid.uuid4().hex[:12]}"
     key = emulator.create_bucket(s3_server, bucket)
-    env = cli_env(home, HANDOFF_KMS_KEY_ID=key)
+    audit = f"handoff-audit-{uuid.uuid4().hex[:12]}"
+    emulator.create_bucket(s3_server, audit, object_lock=True)
+    env = cli_env(home, HANDOFF_KMS_KEY_ID=key, HANDOFF_AUDIT_BUCKET=audit)
     cwd = tmp_path_factory.mktemp("cli-cwd")
     args = ["transfer", "--db", sqlite_source_url, "--bucket", bucket, "--key", str(KEYS.key("operator")), "--json"]
     res = run_cli(*args, env=env, cwd=cwd)

@@ -81,7 +81,7 @@ def _partition_task_runs(flow_run_id: Any) -> list[Any]:
 
 
 def test_dask_partitioned_flow_equals_sequential_run(
-    prefect_harness, source_url: str, s3, s3_server, tmp_path, monkeypatch, dask_submissions
+    prefect_harness, source_url: str, s3, s3_server, tmp_path, monkeypatch, dask_submissions, audit_bucket
 ) -> None:
     import flows.transfer as ft
 
@@ -93,11 +93,12 @@ def test_dask_partitioned_flow_equals_sequential_run(
         "HANDOFF_SIGNING_KEY": str(KEYS.key("scheduler")),
         "HANDOFF_CHUNK_ROWS": "1000",
         "HANDOFF_KMS_KEY_ID": s3.kms_key_id,
+        "HANDOFF_AUDIT_BUCKET": audit_bucket,
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert os.environ.get("AWS_ENDPOINT_URL_S3") == s3.endpoint
-    life_a = Lifecycle(build_settings(home_a, bucket=s3.name, kms_key_id=s3.kms_key_id))
+    life_a = Lifecycle(build_settings(home_a, bucket=s3.name, kms_key_id=s3.kms_key_id, audit_bucket=audit_bucket))
     record_upheld(life_a, _now())
 
     flow = ft.transfer_flow.with_options(task_runner=ft.dask_task_runner(workers=2))
@@ -127,7 +128,9 @@ def test_dask_partitioned_flow_equals_sequential_run(
     # The same transfer, sequential partitions, its own home and bucket.
     bucket_b = f"handoff-test-{uuid.uuid4().hex[:12]}"
     key_b = emulator.create_bucket(s3_server, bucket_b)
-    life_b = Lifecycle(build_settings(tmp_path / "seq-home", bucket=bucket_b, kms_key_id=key_b))
+    audit_b = f"handoff-audit-{uuid.uuid4().hex[:12]}"
+    emulator.create_bucket(s3_server, audit_b, object_lock=True)
+    life_b = Lifecycle(build_settings(tmp_path / "seq-home", bucket=bucket_b, kms_key_id=key_b, audit_bucket=audit_b))
     record_upheld(life_b, _now())
     now = _now()
     seq = life_b.transfer(request(life_b, source_url, bucket_b, now, states=STATES_SUBSET), bucket_b, now,

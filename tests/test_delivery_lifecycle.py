@@ -143,7 +143,7 @@ def test_ledger_verifies_and_tampering_is_named(life, sqlite_source_url: str, s3
     record_upheld(life)
     approve(life, batch.id, "ada", NOW)
     home = life.settings.home
-    env = cli_env(home)
+    env = cli_env(home, HANDOFF_AUDIT_BUCKET=life.settings.audit_bucket)
     nothing_yet = run_cli("audit", "disclosures", "--csv", env=env, cwd=tmp_path)
     assert nothing_yet.returncode == 0, nothing_yet.stderr
     life.release(LATER)
@@ -171,4 +171,5 @@ def test_ledger_verifies_and_tampering_is_named(life, sqlite_source_url: str, s3
 
     res = run_cli("audit", "verify", env=env, cwd=tmp_path)
     assert res.returncode == 1
-    assert "ledger broken at entry 2" in " ".join(res.stdout.split())
+    said = " ".join(res.stdout.split())
+    assert "ledger broken" in said and "ledger entry 2: its content was changed after it was written" in said

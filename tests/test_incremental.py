@@ -36,7 +36,7 @@ KINDS = [
 
 
 @pytest.fixture
-def life(tmp_path, s3, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lifecycle]:
+def life(tmp_path, s3, monkeypatch: pytest.MonkeyPatch, audit_bucket: str) -> Iterator[Lifecycle]:
     """A handoff home shared by the flow (through HANDOFF_* variables) and the test, hearing upheld."""
     home = tmp_path / "home"
     for k, v in {
@@ -45,9 +45,10 @@ def life(tmp_path, s3, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lifecycle]:
         "HANDOFF_SIGNING_KEY": str(KEYS.key("scheduler")),  # the deployment's service key
         "HANDOFF_CHUNK_ROWS": "1000",
         "HANDOFF_KMS_KEY_ID": s3.kms_key_id,
+        "HANDOFF_AUDIT_BUCKET": audit_bucket,
     }.items():
         monkeypatch.setenv(k, v)
-    lc = Lifecycle(build_settings(home, bucket=s3.name, kms_key_id=s3.kms_key_id))
+    lc = Lifecycle(build_settings(home, bucket=s3.name, kms_key_id=s3.kms_key_id, audit_bucket=audit_bucket))
     record_upheld(lc, _now())
     yield lc
     lc.engine.dispose()
@@ -204,7 +205,8 @@ def test_cli_incremental_transfer_starts_from_the_delivered_watermark(
     first = transfer(life, url, s3.name, _now()).batch
     _approve_and_release(life, first.id)
 
-    env = cli_env(life.settings.home, HANDOFF_KMS_KEY_ID=s3.kms_key_id, HANDOFF_SIGNING_KEY=str(KEYS.key("operator")))
+    env = cli_env(life.settings.home, HANDOFF_KMS_KEY_ID=s3.kms_key_id, HANDOFF_SIGNING_KEY=str(KEYS.key("operator")),
+                  HANDOFF_AUDIT_BUCKET=str(life.settings.audit_bucket))  # fmt: skip
     res = run_cli("transfer", "--db", url, "--bucket", s3.name, "--incremental", "--json", env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)

@@ -1,4 +1,4 @@
-"""A delivery cut off half-way stays ``delivering`` and completes on the next release, without duplicates."""
+"""A delivery cut off by a transient error stays ``delivering`` and completes on the next release, without duplicates."""
 
 from __future__ import annotations
 
@@ -30,22 +30,23 @@ def test_interrupted_delivery_resumes_without_duplicates(
     real_upload = deliver.upload_file
     calls: list[str] = []
 
-    def upload_then_fail(s3_client, target, key, path, sha256_hex):  # type: ignore[no-untyped-def]
+    def upload_then_fail(s3_client, target, key, path, sha256_hex, guard):  # type: ignore[no-untyped-def]
         calls.append(key)
         if len(calls) == 2:
             raise DeliveryError(f"upload of s3://{target.bucket}/{key}: connection reset (simulated)")
-        return real_upload(s3_client, target, key, path, sha256_hex)
+        return real_upload(s3_client, target, key, path, sha256_hex, guard)
 
     monkeypatch.setattr("handoff.deliver.upload_file", upload_then_fail)
     [failed] = life.release(NOW)
     assert failed.error and "simulated" in failed.error
     monkeypatch.undo()
 
+    # A transient error: still delivering, its lease let go, so the next release resumes it.
     assert life.get(batch.id).status == "delivering"
     first_key = calls[0]
     assert s3.object_keys() == [first_key], "only the first file may be there, and no manifest"
     first_version = s3.listing()[first_key]
-    assert "delivery-failed" in ledger_kinds(life, batch.id)
+    assert "delivery-interrupted" in ledger_kinds(life, batch.id)
 
     [done] = life.release(NOW)
     assert done.batch.status == "delivered"
@@ -77,8 +78,12 @@ def test_one_failing_delivery_does_not_block_other_batches(life, sqlite_source_u
     path = staged_paths(poisoned)[0]
     path.write_bytes(path.read_bytes() + b"x")  # this one can never be delivered
 
-    results = {r.batch.id: r.batch.status for r in life.release(NOW + dt.timedelta(minutes=3))}
-    assert results[good.id] == "delivered"
+    results = {r.batch.id: r for r in life.release(NOW + dt.timedelta(minutes=3))}
+    assert results[good.id].batch.status == "delivered"
+    # The poisoned one fails once, for good: it is not retried by the next release.
+    assert results[poisoned.id].batch.status == "failed" and "changed since validation" in results[poisoned.id].error
+    kinds = ledger_kinds(life, poisoned.id)
+    assert life.release(NOW + dt.timedelta(hours=1)) == [] and ledger_kinds(life, poisoned.id) == kinds
 
 
 def test_delivery_resumed_after_a_lost_manifest_response_is_still_accounted(

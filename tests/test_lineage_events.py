@@ -30,10 +30,10 @@ def _events(home: Path) -> list[dict[str, Any]]:
 
 
 def test_delivery_emits_start_and_complete_with_schema_lineage_and_quality(
-    tmp_path: Path, sqlite_source_url: str, s3: Any
+    tmp_path: Path, sqlite_source_url: str, s3: Any, audit_bucket
 ) -> None:
     home = tmp_path / "home"
-    life = Lifecycle(build_settings(home, bucket=s3.name, kms_key_id=s3.kms_key_id))
+    life = Lifecycle(build_settings(home, bucket=s3.name, kms_key_id=s3.kms_key_id, audit_bucket=audit_bucket))
     done = _deliver(life, sqlite_source_url, s3.name)
     assert done.batch.status == "delivered"
 
@@ -65,10 +65,10 @@ def test_delivery_emits_start_and_complete_with_schema_lineage_and_quality(
 
 
 def test_failed_delivery_emits_fail_with_the_error(
-    tmp_path: Path, sqlite_source_url: str, s3: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sqlite_source_url: str, s3: Any, monkeypatch: pytest.MonkeyPatch, audit_bucket
 ) -> None:
     home = tmp_path / "home"
-    life = Lifecycle(build_settings(home, bucket=s3.name, kms_key_id=s3.kms_key_id))
+    life = Lifecycle(build_settings(home, bucket=s3.name, kms_key_id=s3.kms_key_id, audit_bucket=audit_bucket))
 
     def broken(*_a: Any, **_k: Any) -> Any:
         raise DeliveryError("upload refused (simulated)")
@@ -94,7 +94,8 @@ class _Collector(BaseHTTPRequestHandler):
         pass
 
 
-def test_http_transport_posts_events_to_a_lineage_server(tmp_path: Path, sqlite_source_url: str, s3: Any) -> None:
+def test_http_transport_posts_events_to_a_lineage_server(tmp_path: Path, sqlite_source_url: str, s3: Any,
+                                                         audit_bucket: str) -> None:  # fmt: skip
     server = HTTPServer(("127.0.0.1", 0), _Collector)
     _Collector.received = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -106,6 +107,7 @@ def test_http_transport_posts_events_to_a_lineage_server(tmp_path: Path, sqlite_
                 tmp_path / "home",
                 bucket=s3.name,
                 kms_key_id=s3.kms_key_id,
+                audit_bucket=audit_bucket,
                 lineage_transport="http",
                 lineage_url=url,
             )

@@ -39,9 +39,11 @@ def _install_v2(policy_dir: Path, edit: Any) -> str:
     return PolicySet(policy_dir).current().ref
 
 
-def _awaiting(tmp_path: Path, source_url: str, s3: Any) -> tuple[Path, Any]:
+def _awaiting(tmp_path: Path, source_url: str, s3: Any, audit_bucket: str) -> tuple[Path, Any]:
     policy_dir = _policy_copy(tmp_path)
-    settings = build_settings(tmp_path / "home", policy_dir=policy_dir, bucket=s3.name, kms_key_id=s3.kms_key_id)
+    settings = build_settings(
+        tmp_path / "home", policy_dir=policy_dir, bucket=s3.name, kms_key_id=s3.kms_key_id, audit_bucket=audit_bucket
+    )
     life = Lifecycle(settings)
     batch = transfer(life, source_url, s3.name, NOW).batch
     record_upheld(life)
@@ -50,12 +52,20 @@ def _awaiting(tmp_path: Path, source_url: str, s3: Any) -> tuple[Path, Any]:
 
 
 def test_superseded_batch_is_held_then_revalidated_into_a_new_batch(
-    tmp_path: Path, sqlite_source_url: str, s3: Any
+    tmp_path: Path, sqlite_source_url: str, s3: Any, audit_bucket
 ) -> None:
-    policy_dir, old = _awaiting(tmp_path, sqlite_source_url, s3)
+    policy_dir, old = _awaiting(tmp_path, sqlite_source_url, s3, audit_bucket)
     # Counsel confirms DC as a plaintiff: same fields and population, a new policy hash.
     v2 = _install_v2(policy_dir, lambda t: t.replace("{state: DC, verified: false", "{state: DC, verified: true"))
-    life = Lifecycle(build_settings(tmp_path / "home", policy_dir=policy_dir, bucket=s3.name, kms_key_id=s3.kms_key_id))
+    life = Lifecycle(
+        build_settings(
+            tmp_path / "home",
+            policy_dir=policy_dir,
+            bucket=s3.name,
+            kms_key_id=s3.kms_key_id,
+            audit_bucket=audit_bucket,
+        )
+    )
 
     held = life.refresh(old.id, NOW)
     assert held.batch.status == "superseded"
@@ -76,10 +86,20 @@ def test_superseded_batch_is_held_then_revalidated_into_a_new_batch(
     assert all(f"/{old.id}/" not in k for k in s3.object_keys())
 
 
-def test_changed_permitted_fields_refuse_revalidation(tmp_path: Path, sqlite_source_url: str, s3: Any) -> None:
-    policy_dir, old = _awaiting(tmp_path, sqlite_source_url, s3)
+def test_changed_permitted_fields_refuse_revalidation(
+    tmp_path: Path, sqlite_source_url: str, s3: Any, audit_bucket
+) -> None:
+    policy_dir, old = _awaiting(tmp_path, sqlite_source_url, s3, audit_bucket)
     _install_v2(policy_dir, lambda t: t.replace("  phone: [elgbl_phne_num_home]\n", ""))
-    life = Lifecycle(build_settings(tmp_path / "home", policy_dir=policy_dir, bucket=s3.name, kms_key_id=s3.kms_key_id))
+    life = Lifecycle(
+        build_settings(
+            tmp_path / "home",
+            policy_dir=policy_dir,
+            bucket=s3.name,
+            kms_key_id=s3.kms_key_id,
+            audit_bucket=audit_bucket,
+        )
+    )
     assert life.refresh(old.id, NOW).batch.status == "superseded"
     with pytest.raises(GateError, match="permitted fields changed.*re-extract"):
         revalidate(life, old.id, NOW)

@@ -97,12 +97,14 @@ def test_a_ledger_entry_with_a_forged_or_borrowed_signature_delivers_nothing(lif
 
 
 def test_changing_the_bucket_or_prefix_after_approval_delivers_nothing(tmp_path, sqlite_source_url: str, s3,
-                                                                      s3_server) -> None:  # fmt: skip
+                                                                      s3_server, audit_bucket) -> None:  # fmt: skip
     from handoff import emulator
 
     other = "handoff-test-elsewhere"
     emulator.create_bucket(s3_server, other)
-    life = Lifecycle(build_settings(tmp_path / "home", bucket=s3.name, kms_key_id=s3.kms_key_id))
+    life = Lifecycle(
+        build_settings(tmp_path / "home", bucket=s3.name, kms_key_id=s3.kms_key_id, audit_bucket=audit_bucket)
+    )
     batch = _awaiting(life, sqlite_source_url, s3.name)
     approve(life, batch.id, "ada")
     with life.engine.begin() as conn:
@@ -111,7 +113,11 @@ def test_changing_the_bucket_or_prefix_after_approval_delivers_nothing(tmp_path,
     assert out.batch.status != "delivered" and "destination" in (out.batch.status_reason or "")
     with life.engine.begin() as conn:
         conn.execute(sa.text("UPDATE batches SET bucket = :o WHERE id = :b"), {"o": s3.name, "b": batch.id})
-    moved = Lifecycle(build_settings(tmp_path / "home", bucket=s3.name, kms_key_id=s3.kms_key_id, prefix="exfil"))
+    moved = Lifecycle(
+        build_settings(
+            tmp_path / "home", bucket=s3.name, kms_key_id=s3.kms_key_id, prefix="exfil", audit_bucket=audit_bucket
+        )
+    )
     [out] = moved.release(LATER)
     assert out.batch.status != "delivered"
     import boto3
@@ -161,7 +167,7 @@ def test_removing_a_key_from_the_trust_file_voids_its_pending_approval(life, sql
 
 
 def test_an_order_that_needs_two_approvals_delivers_only_after_two_people_signed(tmp_path, sqlite_source_url: str,
-                                                                                s3) -> None:  # fmt: skip
+                                                                                s3, audit_bucket) -> None:  # fmt: skip
     import shutil
 
     from support import POLICY_DIR
@@ -179,7 +185,15 @@ def test_an_order_that_needs_two_approvals_delivers_only_after_two_people_signed
     from handoff.order import PolicySet
 
     write_suites(PolicySet(policy_dir))
-    life = Lifecycle(build_settings(tmp_path / "home", policy_dir=policy_dir, bucket=s3.name, kms_key_id=s3.kms_key_id))
+    life = Lifecycle(
+        build_settings(
+            tmp_path / "home",
+            policy_dir=policy_dir,
+            bucket=s3.name,
+            kms_key_id=s3.kms_key_id,
+            audit_bucket=audit_bucket,
+        )
+    )
     batch = _awaiting(life, sqlite_source_url, s3.name)
     approve(life, batch.id, "ada")
     [out] = life.release(LATER)

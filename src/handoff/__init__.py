@@ -16,6 +16,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 from handoff.errors import (  # noqa: E402
     ConfigError,
     DeliveryError,
+    DeliveryFailed,
+    DeliveryStopped,
     GateError,
     HandoffError,
     NotFound,
@@ -31,6 +33,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ConfigError",
     "DeliveryError",
+    "DeliveryFailed",
+    "DeliveryStopped",
     "GateError",
     "HandoffError",
     "NotFound",

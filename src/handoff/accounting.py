@@ -1,7 +1,9 @@
 """The Privacy Act accounting of disclosures, read from the ledger.
 
-One row per delivery: when, to whom, what (batch, order version, content hash), how many
-records, who approved and who started it.
+One row per disclosure: when, to whom, what (batch, order version, content hash), how many
+records, who approved and who started it. A delivery stopped or failed mid-way whose objects were
+withdrawn is listed too (``partial, withdrawn``, with the rows the recipient could have read), and
+so is the withdrawal of a delivered batch: withdrawing never erases a disclosure.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from handoff import ledger
 
 @dataclass(frozen=True)
 class Disclosure:
+    kind: str  # delivered | partial, withdrawn | withdrawn after delivery
     at: str
     batch_id: str
     order_ref: str
@@ -33,14 +36,19 @@ class Disclosure:
 
 
 def disclosures(conn: sa.Connection, since: dt.datetime | None = None) -> list[Disclosure]:
+    kinds = {"delivered": "delivered", "delivery-stopped": "partial, withdrawn", "delivery-failed": "partial, withdrawn",
+             "withdrawn": "withdrawn after delivery"}  # fmt: skip
     out = []
-    for e in ledger.entries(conn, kinds=["delivered"]):
+    for e in ledger.entries(conn, kinds=list(kinds)):
         if since and dt.datetime.fromisoformat(e.at) < since:
             continue
         p = e.payload
+        if e.kind in ("delivery-stopped", "delivery-failed") and not p.get("objects_removed"):
+            continue  # nothing reached the recipient
+        records = p.get("records", p.get("records_exposed", 0))
         out.append(Disclosure(
-            e.at, e.batch_id or "", e.order_ref or "", p.get("recipient", ""), int(p.get("records", 0)),
-            p.get("approver"), p.get("initiator"), ",".join(p.get("jurisdictions", [])),
-            p.get("content_hash", ""), e.seq,
+            kinds[e.kind], e.at, e.batch_id or "", e.order_ref or "", p.get("recipient", ""), int(records or 0),
+            p.get("approver"), p.get("initiator"), ",".join(p.get("jurisdictions", [])), p.get("content_hash", ""),
+            e.seq,
         ))  # fmt: skip
     return out

@@ -30,9 +30,10 @@ from handoff.errors import GateError, SignatureError
 from handoff.order import Order
 from handoff.stage import content_hash, verify_staged
 from handoff.state import approvals, batches, iso, lock_for_decision
+from handoff.status import Status
 from handoff.trust import Signer, Trust
 
-DECIDABLE = ("staged", "held", "awaiting-approval", "approved")
+DECIDABLE = (Status.STAGED, Status.HELD, Status.AWAITING, Status.APPROVED)
 DEFAULT_TTL = dt.timedelta(days=7)
 MAX_TTL = dt.timedelta(days=30)
 KINDS = ("approved", "rejected")
@@ -192,7 +193,7 @@ def record(conn: sa.Connection, batch: Batch, order: Order, d: Decision, now: dt
                            "policy_hash": doc["policy_hash"], "destination": doc["destination"],
                            "note": d.note})  # fmt: skip
     if d.decision == "reject":
-        set_status(conn, batch.id, "rejected", f"rejected by {d.approver}: {d.note}", now)
+        set_status(conn, batch.id, Status.REJECTED, f"rejected by {d.approver}: {d.note}", now)
     return d
 
 

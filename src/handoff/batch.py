@@ -1,9 +1,7 @@
 """Batch records in the state database: what was extracted, validated and staged, and where it stands.
 
-Statuses: ``staged`` (validated, waiting for gates), ``quarantined`` (failed validation; never
-delivered), ``held`` (a gate is closed), ``awaiting-approval``, ``approved``, ``rejected``,
-``delivering`` and ``delivered``; ``superseded`` when a newer order version voids it; ``empty``
-when nothing passed into the batch (no changed rows since the watermark): nothing to approve.
+Statuses and the transitions between them live in ``status``; ``set_status`` is the only way a
+status changes, and it refuses what the state machine does not allow.
 """
 
 from __future__ import annotations
@@ -16,12 +14,8 @@ import sqlalchemy as sa
 
 from handoff.errors import NotFound
 from handoff.stage import StagedFile
-from handoff.state import batch_files, batches, iso
-
-STATUSES = (
-    "staged", "quarantined", "held", "awaiting-approval", "approved", "rejected",
-    "delivering", "delivered", "superseded", "empty",
-)  # fmt: skip
+from handoff.state import batch_files, batches, iso, lock_for_decision
+from handoff.status import Lease, Status, check
 
 
 @dataclass
@@ -58,6 +52,8 @@ class Batch:
     initiator_key: str | None = None
     request_statement: str | None = None
     request_signature: str | None = None
+    lease_owner: str | None = None
+    lease_until: str | None = None
     files: list[StagedFile] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -101,10 +97,42 @@ def ids(conn: sa.Connection, statuses: list[str] | None = None) -> list[str]:
     return list(conn.execute(stmt).scalars())
 
 
-def set_status(conn: sa.Connection, batch_id: str, status: str, reason: str | None, now: dt.datetime) -> None:
-    assert status in STATUSES, status
+def set_status(conn: sa.Connection, batch_id: str, status: Status, reason: str | None, now: dt.datetime,
+               lease: Lease | None = None) -> None:  # fmt: skip
+    """Move a batch to ``status`` if the state machine allows it from where it is (``StateError`` if not).
+
+    Takes the ledger lock first: every writer locks in the same order (ledger, then batch row).
+    """
+    lock_for_decision(conn)
+    current = conn.execute(sa.select(batches.c.status).where(batches.c.id == batch_id)).scalar()
+    if current is None:
+        raise NotFound(f"no batch {batch_id!r}; `handoff status` lists batches")
+    check(batch_id, current, Status(status))
+    keep = lease if status == Status.DELIVERING else Lease(None, None)
     conn.execute(
         batches.update()
         .where(batches.c.id == batch_id)
-        .values(status=status, status_reason=reason, updated_at=iso(now))
+        .values(
+            status=str(status),
+            status_reason=reason,
+            updated_at=iso(now),
+            lease_owner=keep.owner if keep else None,
+            lease_until=iso(keep.until) if keep and keep.until else None,
+        )  # fmt: skip
     )
+
+
+def lease(batch: Batch) -> Lease:
+    return Lease(batch.lease_owner, dt.datetime.fromisoformat(batch.lease_until) if batch.lease_until else None)
+
+
+def renew(conn: sa.Connection, batch_id: str, lease: Lease) -> bool:
+    """Extend the lease while this owner still holds it; False when another process took it over."""
+    res = conn.execute(
+        batches.update()
+        .where(
+            batches.c.id == batch_id, batches.c.lease_owner == lease.owner, batches.c.status == str(Status.DELIVERING)
+        )  # fmt: skip
+        .values(lease_until=iso(lease.until) if lease.until else None)
+    )
+    return bool(res.rowcount)

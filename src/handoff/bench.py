@@ -283,7 +283,7 @@ def _time_phases() -> dict[str, float]:
     """Wrap the governed path's steps with timers (this child only); return the totals."""
     import functools
 
-    from handoff import pipeline, transfer
+    from handoff import decisions, pipeline, release
     from handoff.validate import SuiteValidator
 
     phases: dict[str, float] = {}
@@ -305,8 +305,8 @@ def _time_phases() -> dict[str, float]:
     timed(SuiteValidator, "validate", "gx_validate_thread_seconds")
     timed(pipeline, "extract_validate_stage", "extract_validate_stage")
     timed(pipeline, "record", "record")
-    timed(transfer.Lifecycle, "decide", "approve")
-    timed(transfer.Lifecycle, "deliver", "deliver")
+    timed(decisions.Decisions, "decide", "approve")
+    timed(release.Release, "deliver", "deliver")
     return phases
 
 
@@ -334,6 +334,7 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
     policy_dir = demokeys.signed_policy_dir(load_settings(home=home).policy_dir, home / "policy", keys)
     settings = load_settings(home=home, state_url=spec["state_url"], policy_dir=policy_dir,
                              bucket=spec.get("bucket"), kms_key_id=spec.get("kms_key_id"),
+                             audit_bucket=spec.get("audit_bucket"),
                              workers=spec.get("workers", 2))  # fmt: skip
     life = Lifecycle(settings)
     now = dt.datetime.now(dt.UTC)
@@ -539,9 +540,11 @@ def run_bench(
     try:
         bucket = "handoff-bench"
         key = emulator.create_bucket(local, bucket)
+        emulator.create_bucket(local, "handoff-bench-audit", object_lock=True)
         hand = _run_child(
             "handoff", "handoff",
-            {"db_url": db_url, "home": str(home), "state_url": state_url, "bucket": bucket, "kms_key_id": key},
+            {"db_url": db_url, "home": str(home), "state_url": state_url, "bucket": bucket, "kms_key_id": key,
+             "audit_bucket": "handoff-bench-audit"},
             work_dir,
         )  # fmt: skip
     finally:

@@ -287,7 +287,8 @@ def _lifecycle():  # type: ignore[no-untyped-def]
 
 def _print_outcome(o: Any) -> None:
     b = o.batch
-    colour = {"delivered": "green", "quarantined": "red", "held": "yellow", "rejected": "red"}.get(b.status, "cyan")
+    colour = {"delivered": "green", "quarantined": "red", "held": "yellow", "rejected": "red", "failed": "red",
+              "withdrawn": "magenta"}.get(b.status, "cyan")  # fmt: skip
     out.print(f"batch [bold]{b.id}[/]  [{colour}]{b.status}[/]  ({b.order_ref})")
     out.print(
         f"  rows: {b.rows_extracted:,} extracted, {b.rows_quarantined:,} row-quarantined, {b.rows_staged:,} staged"
@@ -448,10 +449,27 @@ def release(as_json: JsonOpt = False) -> None:
             _print_outcome(r)
     failed = [r for r in results if r.error]
     for r in failed:
-        err.print(f"delivery of {r.batch.id} failed (it resumes on the next release): {r.error}",
-                  style="red", markup=False, highlight=False)  # fmt: skip
+        after = "not retried: see `handoff status`" if r.batch.status == "failed" else "it resumes on the next release"
+        err.print(f"delivery of {r.batch.id} failed ({after}): {r.error}", style="red", markup=False, highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def withdraw(
+    batch: Annotated[str, typer.Argument(help="A delivered batch id (or prefix).")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the ledger and in the tombstone the recipient sees).")],
+    as_: Annotated[str | None, typer.Option("--as", help="Your name, recorded as given (default: OS user).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Take a delivered batch back out of the handoff bucket (every object version and the manifest).
+
+    For a court order that narrows scope before the recipient collected. Leaves WITHDRAWN.json in
+    its place and accounts the withdrawal in the ledger; the disclosure stays in the accounting.
+    Example: handoff withdraw 20260106T080000Z-1a2b3c --reason "order narrowed on 2026-01-20"
+    """
+    result = _lifecycle().withdraw(batch, reason, as_ or _user(), now())
+    emit_json(result.as_dict()) if as_json else _print_outcome(result)
 
 
 @app.command()
@@ -570,7 +588,7 @@ def hearing_add(
     from handoff.court import add_hearing
 
     life = _lifecycle()
-    with life.engine.begin() as conn:
+    with life.ctx.write() as conn:
         h = add_hearing(conn, life.policies, order, _parse_at(at), title, as_ or _user(), now())
     emit_json(h.as_dict()) if as_json else out.print(f"added hearing [bold]{h.id}[/] at {h.at}: {h.title}")
 
@@ -625,7 +643,7 @@ def court_outcome(
     outcome = _signed(doc, statement, key, signature, signed)
     if order_file is not None and key is not None and not signoff.signature_path(order_file).exists():
         signoff.sign_file(order_file, key)
-    with life.engine.begin() as conn:
+    with life.ctx.write() as conn:
         h = record_outcome(conn, life.policies, trust, outcome, now(), order_file)
     emit_json(h.as_dict()) if as_json else out.print(f"hearing {h.id}: [bold]{h.outcome}[/] recorded by {h.outcome_by}")
 
@@ -643,9 +661,18 @@ def hold_set(
     from handoff.hold import set_stop
 
     life = _lifecycle()
-    with life.engine.begin() as conn:
+    with life.ctx.write() as conn:
         s = set_stop(conn, reason, as_ or _user(), now())
     out.print(f"emergency stop [red]SET[/] ({s.id}) by {s.set_by}: {s.reason}")
+    if life.ctx.store is None:
+        err.print("note: no HANDOFF_AUDIT_BUCKET: this stop holds releases against this state database only",
+                  markup=False, highlight=False)  # fmt: skip
+        return
+    try:
+        life.ctx.store.mark_stop(s.id, s.reason, s.set_by, now())
+    except HandoffError as exc:
+        err.print(f"warning: the stop is set here but not in the audit bucket ({exc}); run hold set again",
+                  markup=False, highlight=False)  # fmt: skip
 
 
 @hold_app.command("clear")
@@ -665,11 +692,13 @@ def hold_clear(
     life = _lifecycle()
     trust = life.trust()
     with life.engine.connect() as conn:
-        active = hold.current(conn, trust, now()).active
+        active = life.gatekeeper.stops(conn, trust, now()).active
     doc = hold.clear_statement(active, reason, now())
     clearing = _signed(doc, statement, key, signature, signed)
-    with life.engine.begin() as conn:
-        v = hold.clear(conn, trust, clearing, now())
+    with life.ctx.write() as conn:
+        v = hold.clear(conn, trust, clearing, now(), {s.id for s in active})
+    if life.ctx.store is not None:  # the bucket's markers stop every state database: clear them there too
+        life.ctx.store.mark_clear(clearing, [str(x) for x in v.doc.get("stops", [])], now())
     out.print(f"emergency stop [green]cleared[/] by {v.principal}: {v.doc.get('reason')}")
 
 
@@ -684,7 +713,8 @@ def hold_list(as_json: JsonOpt = False) -> None:
     life = _lifecycle()
     with life.engine.connect() as conn:
         stops, _ = hold.history(conn)
-        state = hold.current(conn, life.trust(), now())
+        state = life.gatekeeper.stops(conn, life.trust(), now())
+    stops += [s for s in state.active if s.id not in {x.id for x in stops}]  # set elsewhere, seen in the bucket
     active = {s.id for s in state.active}
     if as_json:
         emit_json([{**s.as_dict(), "active": s.id in active} for s in stops])
@@ -754,23 +784,33 @@ def verify_cmd(
 
 # ----- audit --------------------------------------------------------------------------------
 @audit_app.command("verify")
-def audit_verify(as_json: JsonOpt = False) -> None:
-    """Recompute the ledger's SHA-256 chain and name the first broken link.
+def audit_verify(
+    no_s3: Annotated[bool, typer.Option("--no-s3", help="Skip fetching each delivered manifest from S3.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the ledger against its write-once anchors, and every table and manifest against the ledger.
 
+    Names each rewritten, missing or truncated ledger entry, each row written outside the ledger
+    and each manifest that changed in S3; exits 1 when anything is found.
     Example: handoff audit verify
     """
-    from handoff.ledger import verify
+    from handoff.audit import verify
 
     life = _lifecycle()
     with life.engine.connect() as conn:
-        v = verify(conn)
+        report = verify(conn, life.ctx.store, life.settings.region, check_s3=not no_s3)
     if as_json:
-        emit_json(v.__dict__)
-    elif v.ok:
-        out.print(f"[green]ledger intact[/]: {v.checked} entries, chain verified")
+        emit_json(report.as_dict())
+    elif report.ok:
+        out.print(f"[green]ledger intact[/]: {report.entries} entries, chain verified, "
+                  f"{report.anchors} anchor(s) match, every table row accounted for")  # fmt: skip
     else:
-        out.print(f"[red]ledger broken at entry {v.broken_seq}[/]: {v.problem} ({v.checked} entries before it verify)")
-    if not v.ok:
+        out.print(f"[red]ledger broken[/]: {len(report.findings)} finding(s) over {report.entries} entries")
+        for f in report.findings:
+            out.print(f"  {f}", markup=False, highlight=False)
+    for n in report.notes:
+        err.print(f"note: {n}", markup=False, highlight=False)
+    if not report.ok:
         raise typer.Exit(1)
 
 
@@ -806,9 +846,10 @@ def audit_disclosures(
         for r in rows:
             w.writerow(r.as_dict())
     else:
-        t = Table("at", "batch", "order", "recipient", "records", "approver", "initiator")
+        t = Table("kind", "at", "batch", "order", "recipient", "records", "approver", "initiator")
         for r in rows:
-            t.add_row(r.at, r.batch_id, r.order_ref, r.recipient, f"{r.records:,}", r.approver or "", r.initiator or "")
+            t.add_row(r.kind, r.at, r.batch_id, r.order_ref, r.recipient, f"{r.records:,}", r.approver or "",
+                      r.initiator or "")  # fmt: skip
         out.print(t if rows else "no disclosures")
 
 

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     kms_key_id: str | None = Field(default=None, description="KMS key for SSE-KMS.")
     region: str = Field(default="us-east-1", description="AWS region of the bucket.")
     multipart_threshold_mb: int = Field(default=64, ge=5, description="Files above this use multipart.")
+    audit_bucket: str | None = Field(
+        default=None, description="Object Lock bucket for ledger anchors and stop markers."
+    )
+    audit_retention_days: int = Field(default=2190, ge=1, le=36500, description="COMPLIANCE retention of anchors.")
+    lease_seconds: int = Field(default=900, ge=30, le=86400, description="A delivery's lease, renewed per object.")
     lineage_transport: Literal["file", "http", "none"] = "file"
     lineage_url: str | None = Field(default=None, description="OpenLineage HTTP endpoint (http transport).")
     lineage_namespace: str = "handoff"

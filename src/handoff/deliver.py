@@ -18,10 +18,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from handoff.errors import DeliveryError
+from handoff.errors import DeliveryError, DeliveryFailed
 
 PART_SIZE = 16 * 1024 * 1024
 Progress = Callable[[str], None]
+Guard = Callable[[], None]  # raises DeliveryStopped when a stop is set (or the lease lost)
+
+
+def _no_guard() -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class DeliveredObject:
     sha256: str
     checksum_sha256: str
     uploaded: bool  # False when it was already there with the same content
+    version_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,7 +157,7 @@ def _check(head: dict[str, Any], key: str, size: int, checksum: str, target: Tar
     if target.kms_key_id and not str(head.get("SSEKMSKeyId", "")).endswith(target.kms_key_id.split("/")[-1]):
         problems.append("encrypted with a different KMS key")
     if problems:
-        raise DeliveryError(f"s3://{target.bucket}/{key}: {'; '.join(problems)}; nothing was overwritten")
+        raise DeliveryFailed(f"s3://{target.bucket}/{key}: {'; '.join(problems)}; nothing was overwritten")
 
 
 def _put_single(s3: Any, target: Target, key: str, body: bytes, checksum: str) -> None:
@@ -161,21 +167,24 @@ def _put_single(s3: Any, target: Target, key: str, body: bytes, checksum: str) -
     )  # fmt: skip
 
 
-def _put_multipart(s3: Any, target: Target, key: str, path: Path, digests: list[bytes]) -> None:
+def _put_multipart(s3: Any, target: Target, key: str, path: Path, digests: list[bytes], guard: Guard) -> None:
+    """Upload part by part, re-reading the stop before each part; any failure aborts the upload."""
     upload = s3.create_multipart_upload(Bucket=target.bucket, Key=key, ChecksumAlgorithm="SHA256", **_sse(target))
     uid = upload["UploadId"]
     parts = []
     try:
         with path.open("rb") as fh:
             for number, digest in enumerate(digests, start=1):
+                guard()
                 body = fh.read(PART_SIZE)
                 b64 = base64.b64encode(digest).decode()
                 res = s3.upload_part(Bucket=target.bucket, Key=key, UploadId=uid, PartNumber=number, Body=body,
                                      ChecksumAlgorithm="SHA256", ChecksumSHA256=b64)  # fmt: skip
                 parts.append({"ETag": res["ETag"], "PartNumber": number, "ChecksumSHA256": b64})
+        guard()
         s3.complete_multipart_upload(Bucket=target.bucket, Key=key, UploadId=uid,
                                      MultipartUpload={"Parts": parts}, IfNoneMatch="*")  # fmt: skip
-    except Exception:
+    except BaseException:
         s3.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=uid)
         raise
 
@@ -188,19 +197,24 @@ def _precondition_failed(exc: Exception) -> bool:
     )  # fmt: skip
 
 
-def upload_file(s3: Any, target: Target, key: str, path: Path, sha256_hex: str) -> DeliveredObject:
+def upload_file(s3: Any, target: Target, key: str, path: Path, sha256_hex: str,
+                guard: Guard = _no_guard) -> DeliveredObject:  # fmt: skip
     """Upload one staged file unless an identical object is already there; verify it after."""
-    size = path.stat().st_size
-    digest, checksum, digests, body = _fingerprint(path, size, target)
+    try:
+        size = path.stat().st_size
+        digest, checksum, digests, body = _fingerprint(path, size, target)
+    except FileNotFoundError:
+        raise DeliveryFailed(f"{path.name}: the staged file is missing; it will not be delivered") from None
     if digest != sha256_hex:
-        raise DeliveryError(f"{path}: staged file changed since validation; it will not be delivered")
+        raise DeliveryFailed(f"{path.name}: staged file changed since validation; it will not be delivered")
+    guard()
     try:
         head = _head(s3, target.bucket, key)
         uploaded = False
         if head is None:
             try:
                 if body is None:
-                    _put_multipart(s3, target, key, path, digests)
+                    _put_multipart(s3, target, key, path, digests, guard)
                 else:
                     _put_single(s3, target, key, body, checksum)
                 uploaded = True
@@ -215,7 +229,7 @@ def upload_file(s3: Any, target: Target, key: str, path: Path, sha256_hex: str) 
     if head is None:
         raise DeliveryError(f"s3://{target.bucket}/{key} is missing right after upload")
     _check(head, key, size, checksum, target)
-    return DeliveredObject(key, size, sha256_hex, checksum, uploaded)
+    return DeliveredObject(key, size, sha256_hex, checksum, uploaded, head.get("VersionId"))
 
 
 def read_manifest(s3: Any, target: Target, key: str) -> dict[str, Any] | None:
@@ -260,4 +274,29 @@ def write_manifest(s3: Any, target: Target, key: str, manifest: dict[str, Any]) 
     if head is None:
         raise DeliveryError(f"s3://{target.bucket}/{key} is missing right after upload")
     _check(head, key, len(body), _b64(digest), target)
-    return DeliveredObject(key, len(body), digest, _b64(digest), True)
+    return DeliveredObject(key, len(body), digest, _b64(digest), True, head.get("VersionId"))
+
+
+def remove_prefix(s3: Any, target: Target, prefix: str) -> list[dict[str, str | None]]:
+    """Delete every object version under ``prefix`` (a withdrawal); return what was removed."""
+    removed: list[dict[str, str | None]] = []
+    try:
+        pages = s3.get_paginator("list_object_versions").paginate(Bucket=target.bucket, Prefix=prefix)
+        for page in pages:
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                s3.delete_object(Bucket=target.bucket, Key=v["Key"], VersionId=v["VersionId"])
+                removed.append({"key": v["Key"], "version_id": v["VersionId"]})
+    except Exception as exc:
+        raise _error(exc, f"withdrawing s3://{target.bucket}/{prefix}") from None
+    return removed
+
+
+def write_tombstone(s3: Any, target: Target, key: str, doc: dict[str, Any]) -> None:
+    """A note left where a withdrawn batch was, so the recipient sees why it is gone."""
+    body = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+    try:
+        s3.put_object(Bucket=target.bucket, Key=key, Body=body, IfNoneMatch="*", ContentType="application/json",
+                      **_sse(target))  # fmt: skip
+    except Exception as exc:
+        if not _precondition_failed(exc):
+            raise _error(exc, f"writing s3://{target.bucket}/{key}") from None

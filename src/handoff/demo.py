@@ -20,11 +20,10 @@ import boto3
 from rich.console import Console
 from rich.panel import Panel
 
-from handoff import demokeys, emulator
+from handoff import audit, demokeys, emulator
 from handoff.config import Settings, load_settings
 from handoff.court import calendar, outcome_statement, record_outcome
 from handoff.extract import open_source
-from handoff.ledger import verify
 from handoff.pipeline import StageRequest
 from handoff.report import gate_table
 from handoff.seed import seed_database
@@ -33,6 +32,7 @@ from handoff.verify import verify_prefix
 from handoff.walk import walk
 
 BUCKET = "handoff-demo-recipient"
+AUDIT_BUCKET = "handoff-demo-audit"
 
 
 def run_demo(base: Settings, rows: int, console: Console) -> None:
@@ -54,9 +54,11 @@ def run_demo(base: Settings, rows: int, console: Console) -> None:
     local = emulator.start()
     try:
         key = emulator.create_bucket(local, BUCKET)
-        step("Start a local S3 endpoint with KMS", f"{local.endpoint}, bucket {BUCKET}, key {key}")
-        settings = load_settings(home=home, policy_dir=policy_dir, state_url=None, bucket=BUCKET,
-                                 kms_key_id=key, chunk_rows=base.chunk_rows)  # fmt: skip
+        emulator.create_bucket(local, AUDIT_BUCKET, object_lock=True)
+        step("Start a local S3 endpoint with KMS", f"{local.endpoint}, bucket {BUCKET} (key {key}), "
+             f"audit bucket {AUDIT_BUCKET} (Object Lock, COMPLIANCE) for ledger anchors and stop markers")  # fmt: skip
+        settings = load_settings(home=home, policy_dir=policy_dir, state_url=None, bucket=BUCKET, kms_key_id=key,
+                                 audit_bucket=AUDIT_BUCKET, audit_retention_days=1, chunk_rows=base.chunk_rows)  # fmt: skip
         life = Lifecycle(settings)
         now = dt.datetime.now(dt.UTC)
         _story(console, step, life, keys, source, now)
@@ -77,7 +79,7 @@ def _story(console: Console, step: Any, life: Lifecycle, keys: demokeys.Keyring,
         hearing = next(h for h in calendar(conn, life.policies, life.trust(), now) if not h.outcome)
 
     step("Counsel signs the hearing outcome", f"{hearing.id}: upheld, signed by {keys.principal('counsel')}")
-    with life.engine.begin() as conn:
+    with life.ctx.write() as conn:
         record_outcome(conn, life.policies, life.trust(),
                        keys.sign("counsel", outcome_statement(hearing, "upheld", None, now)), now)  # fmt: skip
     _outcome(console, life.refresh(first.batch.id, now))
@@ -117,10 +119,13 @@ def _evidence(console: Console, step: Any, life: Lifecycle, d: Any, now: dt.date
     console.print(f"  ← policy {doc['policy']['order_ref']} ({doc['policy']['file']})")
     console.print(f"  ← query sha256 {doc['source']['query_hash'][:16]}… on {doc['source']['url']}")
 
-    step("Audit", "recompute the ledger's hash chain")
+    step("Audit", "the hash chain against its write-once anchors; every table and manifest against the ledger")
     with life.engine.connect() as conn:
-        v = verify(conn)
-    console.print(f"  ledger {'intact' if v.ok else 'BROKEN'}: {v.checked} entries")
+        v = audit.verify(conn, life.ctx.store, life.settings.region)
+    console.print(f"  ledger {'intact' if v.ok else 'BROKEN'}: {v.entries} entries, {v.anchors} anchors in "
+                  f"s3://{AUDIT_BUCKET}/anchors/")  # fmt: skip
+    for f in v.findings:
+        console.print(f"  [red]{f}[/]")
     again = life.release(now)
     console.print(f"  re-running release delivers nothing new: {len([r for r in again if r.objects])} batches")
 

@@ -38,7 +38,15 @@ class SignatureError(GateError):
 
 
 class DeliveryError(HandoffError):
-    """Upload to, or verification in, the handoff bucket failed."""
+    """Upload to, or verification in, the handoff bucket failed; the next release may resume it."""
+
+
+class DeliveryFailed(DeliveryError):
+    """A delivery that cannot complete (changed or missing file, failed verification): never retried."""
+
+
+class DeliveryStopped(DeliveryError):
+    """An emergency stop (or a lost lease) interrupted a delivery before its manifest."""
 
 
 class StateError(HandoffError):

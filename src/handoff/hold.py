@@ -89,10 +89,14 @@ def clear_statement(active: list[Stop], reason: str, now: dt.datetime) -> dict[s
             "issued_at": st.stamp(now)}  # fmt: skip
 
 
-def clear(conn: sa.Connection, trust: Trust, signed: st.Signed, now: dt.datetime) -> st.Verified:
-    """Record a signed clearing of every active stop it names; refuse one that clears nothing active."""
+def clear(conn: sa.Connection, trust: Trust, signed: st.Signed, now: dt.datetime,
+          active_ids: set[str] | None = None) -> st.Verified:  # fmt: skip
+    """Record a signed clearing of every active stop it names; refuse one that clears nothing active.
+
+    ``active_ids``: the stops active now, from the ledger and the audit bucket (default: the ledger's).
+    """
     verified = st.verify(trust, signed, st.HOLD_CLEAR, now)
-    active = {s.id for s in current(conn, trust, now).active}
+    active = active_ids if active_ids is not None else {s.id for s in current(conn, trust, now).active}
     named = {str(s) for s in verified.doc.get("stops", [])}
     if not active:
         raise HandoffError("no emergency stop is active")

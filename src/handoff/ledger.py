@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from handoff.state import iso, ledger, utcnow
+from handoff.state import iso, ledger, lock_for_decision, utcnow
 
 GENESIS = "0" * 64
 
@@ -51,7 +51,8 @@ def append(
     payload: dict[str, Any] | None = None,
     at: dt.datetime | None = None,
 ) -> Entry:
-    """Append one event inside the caller's transaction."""
+    """Append one event inside the caller's transaction, serialised against every other writer."""
+    lock_for_decision(conn)
     last = conn.execute(sa.select(ledger.c.seq, ledger.c.hash).order_by(ledger.c.seq.desc()).limit(1)).first()
     seq = (last.seq + 1) if last else 1
     prev = last.hash if last else GENESIS

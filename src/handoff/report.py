@@ -78,7 +78,7 @@ def approval_description(batch: Batch, gates: list[GateDecision], statement: str
 
 def disclosure_rows(rows: list[Any]) -> list[dict[str, Any]]:
     return [
-        {"at": r.at, "batch": r.batch_id, "order": r.order_ref, "recipient": r.recipient,
+        {"kind": r.kind, "at": r.at, "batch": r.batch_id, "order": r.order_ref, "recipient": r.recipient,
          "records": r.records, "approver": r.approver or "", "initiator": r.initiator or ""}
         for r in rows
     ]  # fmt: skip

@@ -12,20 +12,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from handoff import batch as batches
 from handoff import ledger
+from handoff import request as requests
 from handoff.config import Settings
+from handoff.context import Context
 from handoff.errors import GateError
+from handoff.gatekeeper import Gatekeeper, Outcome
 from handoff.order import Order
-from handoff.pipeline import _Checker, process_chunks
+from handoff.pipeline import _Checker, new_batch_id, process_chunks
 from handoff.source_model import FIPS_BY_ABBR
 from handoff.stage import Stager, content_hash, verify_staged
 from handoff.state import iso, row_quarantine
-from handoff.statement import Verified
+from handoff.statement import Signed, Verified
+from handoff.status import Status
 from handoff.suite import SuiteDoc, suite_hash
 
 
@@ -49,7 +54,7 @@ def revalidate(
 
     ``request`` is the operator's verified request; it names the new batch's id and who started it.
     """
-    if old.status != "superseded":
+    if old.status != Status.SUPERSEDED:
         raise GateError(f"batch {old.id} is {old.status}; only a superseded batch is re-validated")
     why = same_content_rules(old_order, new, old.jurisdictions)
     if why:
@@ -98,8 +103,34 @@ def revalidate(
         conn.execute(
             row_quarantine.insert(), [{"batch_id": new_id, "medicaid_id": i, "rule": r} for i, r in out.quarantined]
         )
-    batches.set_status(conn, old.id, "superseded", f"re-validated under {new.ref} as {new_id}", now)
+    batches.set_status(conn, old.id, Status.SUPERSEDED, f"re-validated under {new.ref} as {new_id}", now)
     ledger.append(conn, "revalidated", request.principal, batch_id=new_id, order_ref=new.ref, at=now,
                   payload={"from_batch": old.id, "from_order": old.order_ref, "result": report["result"],
                            "content_hash": row["content_hash"]})  # fmt: skip
     return batches.get(conn, new_id)
+
+
+class Revalidation:
+    """``revalidate`` for the lifecycle: a signed operator request names the new batch."""
+
+    def __init__(self, ctx: Context, gatekeeper: Gatekeeper) -> None:
+        self.ctx, self.gatekeeper = ctx, gatekeeper
+
+    def statement(self, batch_id: str, now: dt.datetime, new_id: str | None = None) -> dict[str, Any]:
+        """The request an operator signs to re-check a superseded batch under the order in force."""
+        old = self.ctx.get(batch_id)
+        return requests.revalidation_statement(new_id or new_batch_id(now), old.id, self.ctx.order_for(old).ref, now)
+
+    def revalidate(self, batch_id: str, signed: Signed, now: dt.datetime) -> Outcome:
+        """Re-check a superseded batch's staged files under the order now in force."""
+        from handoff.suite import load_suite
+
+        verified = requests.accept(self.ctx.trust(), signed, self.statement(batch_id, now), now)
+        with self.ctx.write() as conn:
+            old = batches.find(conn, batch_id)
+            new_order = self.ctx.order_for(old)
+            fresh = revalidate(conn, self.ctx.settings, old, self.ctx.policies.get(old.order_ref), new_order,
+                               load_suite(self.ctx.policies, new_order), verified, now)  # fmt: skip
+        if fresh.status == Status.QUARANTINED:
+            return Outcome(self.ctx.get(fresh.id))
+        return self.gatekeeper.refresh(fresh.id, now, verified.principal)

@@ -52,6 +52,8 @@ batches = sa.Table(
     sa.Column("initiator_key", sa.String(64)),
     sa.Column("request_statement", sa.Text),
     sa.Column("request_signature", sa.Text),
+    sa.Column("lease_owner", sa.String(120)),
+    sa.Column("lease_until", sa.String(40)),
 )
 
 batch_files = sa.Table(
@@ -144,6 +146,10 @@ watermarks = sa.Table(
 )
 
 
+# One row, locked by every ledger append (see ``ledger.append``).
+ledger_lock = sa.Table("ledger_lock", metadata, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False))
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -208,13 +214,13 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 
 
 def lock_for_decision(conn: sa.Connection) -> None:
-    """Serialise decisions that read gates and then write the ledger (upload start, approval)."""
-    name = conn.dialect.name
-    if name == "postgresql":
-        conn.exec_driver_sql("LOCK TABLE ledger IN SHARE ROW EXCLUSIVE MODE")
-    elif name in ("mysql", "mariadb"):
-        conn.execute(sa.select(ledger.c.seq).order_by(ledger.c.seq.desc()).limit(1).with_for_update())
-    # sqlite: BEGIN IMMEDIATE already holds the write lock.
+    """Serialise writers that read state and then append to the ledger (appends, upload start, approval).
+
+    Every dialect locks the same single row; SQLite's BEGIN IMMEDIATE already holds the write lock.
+    The lock lasts until the transaction ends, so the read and the append that follows are atomic.
+    """
+    if conn.dialect.name != "sqlite":
+        conn.execute(sa.select(ledger_lock.c.id).where(ledger_lock.c.id == 1).with_for_update())
 
 
 def safe_url(url: str | sa.engine.URL) -> str:

@@ -1,0 +1,154 @@
+"""Evidence that cannot be rewritten: the ledger head is anchored in an Object Lock bucket after each commit.
+
+Tried as an insider with write access to the state database: rewrite a row and recompute the
+whole chain, delete the newest rows, add a row to a table behind the ledger's back. `audit
+verify` (the real CLI, over HTTP to the S3 endpoint) names each one and exits 1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from support import NOW, approve, cli_env, record_upheld, run_cli, transfer
+
+from handoff import ledger
+from handoff.evidence import ANCHORS
+
+LATER = NOW + dt.timedelta(hours=1)
+
+
+@pytest.fixture
+def delivered(life, sqlite_source_url: str, s3) -> Any:
+    batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
+    record_upheld(life)
+    approve(life, batch.id, "ada")
+    [done] = life.release(LATER)
+    assert done.batch.status == "delivered"
+    return done
+
+
+def _audit(life: Any, tmp_path: Any, *args: str) -> Any:
+    env = cli_env(life.settings.home, HANDOFF_AUDIT_BUCKET=life.settings.audit_bucket)
+    res = run_cli("audit", "verify", *args, env=env, cwd=tmp_path)
+    assert "Traceback" not in res.stderr, res.stderr
+    return res
+
+
+def _findings(res: Any) -> list[str]:
+    return [f"{f['where']}: {f['problem']}" for f in json.loads(res.stdout)["findings"]]
+
+
+def test_every_committed_entry_is_anchored_and_the_anchors_cannot_be_erased(life, delivered, tmp_path) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    bucket = life.settings.audit_bucket
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=ANCHORS)["Contents"]]
+    with life.engine.connect() as conn:
+        head = ledger.head(conn)
+    assert f"{ANCHORS}{head.seq:012d}-{head.hash}.json" in keys
+    assert len(keys) == head.seq, "one anchor per committed entry"
+    res = _audit(life, tmp_path, "--json")
+    assert res.returncode == 0, res.stdout
+    assert json.loads(res.stdout)["anchors"] == head.seq
+
+    version = s3.head_object(Bucket=bucket, Key=keys[0])["VersionId"]
+    with pytest.raises(Exception, match="AccessDenied|locked|retention|WORM"):
+        s3.delete_object(Bucket=bucket, Key=keys[0], VersionId=version)
+    with pytest.raises(Exception, match="PreconditionFailed|412"):
+        s3.put_object(Bucket=bucket, Key=keys[0], Body=b"{}", IfNoneMatch="*")
+
+
+def test_a_rewritten_and_rechained_ledger_is_named(life, delivered, tmp_path) -> None:
+    """Change an actor, then recompute every later hash so the chain itself verifies again."""
+    with life.engine.begin() as conn:
+        rows = conn.execute(sa.select(ledger.ledger).order_by(ledger.ledger.c.seq)).all()
+        target = next(r for r in rows if r.kind == "approved")
+        prev = next(r.hash for r in rows if r.seq == target.seq - 1)
+        for r in (r for r in rows if r.seq >= target.seq):
+            actor = "Someone Else" if r.seq == target.seq else r.actor
+            digest = ledger._digest(r.seq, r.at, r.kind, actor, r.batch_id, r.order_ref, r.payload, prev)
+            conn.execute(ledger.ledger.update().where(ledger.ledger.c.seq == r.seq)
+                         .values(actor=actor, prev_hash=prev, hash=digest))  # fmt: skip
+            prev = digest
+    with life.engine.connect() as conn:
+        assert ledger.verify(conn).ok, "the insider's rewrite keeps the chain itself consistent"
+    res = _audit(life, tmp_path, "--json")
+    assert res.returncode == 1
+    assert f"ledger entry {target.seq}: rewritten: its hash differs from the anchor" in " ".join(_findings(res))
+
+
+def test_a_truncated_ledger_is_named_and_the_lost_disclosure_too(life, delivered, tmp_path) -> None:
+    with life.engine.begin() as conn:
+        last = ledger.head(conn).seq
+        conn.execute(sa.delete(ledger.ledger).where(ledger.ledger.c.seq >= last - 1))
+    env = cli_env(life.settings.home, HANDOFF_AUDIT_BUCKET=life.settings.audit_bucket)
+    listed = run_cli("audit", "disclosures", "--json", env=env, cwd=tmp_path)
+    assert json.loads(listed.stdout) == [], "the delivered entry is gone from the database"
+    res = _audit(life, tmp_path, "--json")
+    assert res.returncode == 1
+    found = " ".join(_findings(res))
+    assert f"ledger entry {last}: missing: the ledger ends at entry {last - 2}" in found and "truncated" in found
+    # Its delivery-started entry went with it, so the deliveries row now stands outside the ledger.
+    assert f"deliveries row {delivered.batch.id}: written outside the ledger" in found
+
+
+def test_rows_written_outside_the_ledger_are_named(life, delivered, tmp_path) -> None:
+    b = delivered.batch
+    with life.engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO approvals (batch_id, decision, approver, content_hash, policy_hash, order_ref, note, at) "
+            "VALUES (:b, 'approve', 'Bob Approver', :c, 'p', 'o', 'n', 't')"), {"b": b.id, "c": b.content_hash})  # fmt: skip
+        conn.execute(sa.text(
+            "INSERT INTO batches (id, order_ref, order_id, order_version, policy_hash, suite_hash, status, initiator, "
+            "created_at, updated_at, jurisdictions, source_url, source_tables, query_sql, query_hash, snapshot_at, "
+            "rows_extracted, rows_quarantined, rows_staged, excluded, quarantined_by_rule, validation) VALUES "
+            "('20260107T180000Z-beefed', 'o', 'o', 1, 'p', 's', 'approved', 'x', 't', 't', '[]', 'u', '[]', 'q', 'h', "
+            "'t', 0, 0, 0, '{}', '{}', '{}')"))  # fmt: skip
+    res = _audit(life, tmp_path, "--json")
+    assert res.returncode == 1
+    found = _findings(res)
+    assert any(f.startswith("approvals row 2: batch") and "written outside the ledger" in f for f in found), found
+    assert any(f.startswith("batches row 20260107T180000Z-beefed") for f in found), found
+
+
+def test_a_manifest_changed_in_the_bucket_is_named(life, delivered, s3, tmp_path) -> None:
+    key = delivered.manifest_key
+    doc = json.loads(s3.client.get_object(Bucket=s3.name, Key=key)["Body"].read())
+    s3.client.put_object(Bucket=s3.name, Key=key, Body=json.dumps({**doc, "rows": 0}).encode())
+    res = _audit(life, tmp_path, "--json")
+    assert res.returncode == 1
+    assert any(f.startswith(f"s3://{s3.name}/{key}: differs") for f in _findings(res))
+
+
+@pytest.mark.postgres
+def test_concurrent_appends_on_a_server_database_never_collide(server_state_url: str) -> None:
+    from handoff.state import open_state
+
+    engine = open_state(server_state_url)
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            for i in range(40):
+                with engine.begin() as conn:
+                    ledger.append(conn, "test", name, payload={"i": i})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(f"w{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with engine.connect() as conn:
+        seqs = [r[0] for r in conn.execute(sa.select(ledger.ledger.c.seq).order_by(ledger.ledger.c.seq))]
+        v = ledger.verify(conn)
+    engine.dispose()
+    assert errors == []
+    assert seqs == list(range(1, 161)) and v.ok
