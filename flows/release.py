@@ -6,6 +6,7 @@ import datetime as dt
 
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
+from prefect.states import Completed, State
 
 from flows.transfer import _publish
 from handoff.accounting import disclosures
@@ -28,8 +29,12 @@ def _run_name() -> str:
 
 
 @flow(name="handoff-release", flow_run_name=_run_name, log_prints=True)
-def release_flow() -> list[dict]:
-    """Deliver approved batches whose gates are open; publish the disclosure accounting."""
+def release_flow() -> State:
+    """Deliver approved batches whose gates are open; publish the disclosure accounting.
+
+    A batch whose delivery failed for good ends the run in a Completed state named
+    DeliveryFailed, which ``infra/automations.yaml`` alerts on; it is not retried.
+    """
     results, rows = release_task()
     for r in results:
         _publish(r)
@@ -37,4 +42,9 @@ def release_flow() -> list[dict]:
         create_table_artifact(
             rows, key="disclosure-accounting", description="Every disclosure (Privacy Act accounting)"
         )
-    return [r.as_dict() for r in results]
+    failed = [r for r in results if r.batch.status == "failed"]
+    data = [r.as_dict() for r in results]
+    if failed:
+        return Completed(name="DeliveryFailed", data=data,
+                         message="; ".join(f"batch {r.batch.id} failed: {r.batch.status_reason}" for r in failed))  # fmt: skip
+    return Completed(message=f"{len(results)} batch(es) looked at", data=data)

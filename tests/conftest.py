@@ -18,14 +18,15 @@ from typing import Any
 os.environ["GX_ANALYTICS_ENABLED"] = "False"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-for _k in [k for k in os.environ if k.startswith("HANDOFF_") and k != "HANDOFF_SCREENSHOTS"]:
-    del os.environ[_k]  # an operator's HANDOFF_BUCKET etc. must not steer the tests (screenshots: where CI keeps them)
+KEPT = ("HANDOFF_SCREENSHOTS", "HANDOFF_REQUIRE_SERVICES")  # where CI keeps screenshots; CI's "no skipping"
+for _k in [k for k in os.environ if k.startswith("HANDOFF_") and k not in KEPT]:
+    del os.environ[_k]  # an operator's HANDOFF_BUCKET etc. must not steer the tests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from support import DIRTY_RATE, ROWS, SEED, build_settings  # noqa: E402
+from support import DIRTY_RATE, ROWS, SEED, build_settings, unavailable  # noqa: E402
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -58,7 +59,7 @@ def pg_database() -> Iterator[str]:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     except sa.exc.OperationalError as exc:
         admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc.orig}")
+        unavailable(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc.orig}")
     try:
         yield f"{PG_BASE}/{name}"
     finally:
@@ -225,7 +226,7 @@ def mariadb_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
     except (sa.exc.OperationalError, ModuleNotFoundError) as exc:
-        pytest.skip(f"MariaDB not reachable on 127.0.0.1:3306: {exc}")
+        unavailable(f"MariaDB not reachable on 127.0.0.1:3306: {exc}")
     try:
         yield MARIADB_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:

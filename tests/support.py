@@ -70,6 +70,16 @@ DENIED = (
 )  # fmt: skip
 
 
+def unavailable(what: str) -> None:
+    """Skip a test whose server or browser is missing, or fail it when CI requires every one
+    (``HANDOFF_REQUIRE_SERVICES=1`` in ``.ci/run``): CI must never go green without them."""
+    import pytest
+
+    if os.environ.get("HANDOFF_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{what} (HANDOFF_REQUIRE_SERVICES=1: CI must run this test, not skip it)", pytrace=False)
+    pytest.skip(what)
+
+
 def staged_paths(batch: Any) -> list[Path]:
     folder = Path(batch.staging_path)
     return [folder / f.name for f in batch.files]

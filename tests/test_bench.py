@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from support import unavailable
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "handoff_bench_test"
@@ -28,7 +29,7 @@ def _bench_database() -> str:
                 conn.exec_driver_sql(f'CREATE DATABASE "{DB_NAME}"')
         admin.dispose()
     except sa.exc.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc.orig}")
+        unavailable(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc.orig}")
     return DB_URL
 
 

@@ -574,6 +574,12 @@ def test_held_alert_is_proactive(automations: dict[str, Any]) -> None:
     assert trigger["for_each"] == ["prefect.resource.id"]
 
 
+def test_a_failed_delivery_alerts(automations: dict[str, Any]) -> None:
+    """The release flow ends DeliveryFailed when a batch failed for good (test_stop_and_withdraw runs it)."""
+    trigger = automations["handoff-delivery-failed"]["trigger"]
+    assert trigger["expect"] == ["prefect.flow-run.DeliveryFailed"] and trigger["posture"] == "Reactive"
+
+
 def test_actions_send_notifications(automations: dict[str, Any]) -> None:
     for auto in automations.values():
         assert auto["actions"]

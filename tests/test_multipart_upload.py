@@ -50,3 +50,25 @@ def test_an_existing_object_with_other_content_is_never_overwritten(tmp_path: Pa
         deliver.upload_file(client, _target(s3), "o/b/part-00000.parquet", path, digest)
     body = client.get_object(Bucket=s3.name, Key="o/b/part-00000.parquet")["Body"].read()
     assert body == b"someone else's bytes"
+
+
+def test_a_stop_between_parts_aborts_the_multipart_upload(tmp_path: Path, s3: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from handoff.errors import DeliveryStopped
+
+    monkeypatch.setattr(deliver, "PART_SIZE", 5 * MB)
+    path = tmp_path / "part-00000.parquet"
+    path.write_bytes(os.urandom(12 * MB))
+    calls: list[int] = []
+
+    def guard() -> None:  # the emergency stop is set while part 1 is on its way
+        calls.append(1)
+        if len(calls) == 3:  # before the object, before part 1, before part 2
+            raise DeliveryStopped("emergency stop set")
+
+    client = deliver.s3_client("us-east-1")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(DeliveryStopped):
+        deliver.upload_file(client, _target(s3), "o/b/part-00000.parquet", path, digest, guard)
+    assert client.list_multipart_uploads(Bucket=s3.name).get("Uploads", []) == []
+    assert "Contents" not in client.list_objects_v2(Bucket=s3.name)

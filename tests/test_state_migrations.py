@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from support import unavailable
 
 from handoff.state import metadata, open_state
 
@@ -32,7 +33,7 @@ def test_postgres_state_schema_matches_the_declared_tables() -> None:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     except sa.exc.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc.orig}")
+        unavailable(f"PostgreSQL not reachable: {exc.orig}")
     try:
         assert _diffs(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}") == []
     finally:

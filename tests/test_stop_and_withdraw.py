@@ -193,3 +193,24 @@ def test_the_state_machine_refuses_a_transition_it_does_not_list(life, sqlite_so
     batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
     with life.engine.begin() as conn, pytest.raises(StateError, match="cannot go from held to delivered"):
         batches.set_status(conn, batch.id, Status.DELIVERED, None, NOW)
+
+
+def test_the_release_flow_ends_delivery_failed_for_the_alert(prefect_harness, life, sqlite_source_url: str, s3,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """infra/automations.yaml alerts on a release run in the state DeliveryFailed."""
+    from support import POLICY_DIR
+
+    from flows.release import release_flow
+
+    now = dt.datetime.now(dt.UTC)  # the flow reads the clock itself
+    batch = transfer(life, sqlite_source_url, s3.name, now).batch
+    record_upheld(life, now)
+    approve(life, batch.id, "ada", now)
+    staged_paths(batch)[0].unlink()
+    for k, v in {"HANDOFF_HOME": str(life.settings.home), "HANDOFF_POLICY_DIR": str(POLICY_DIR),
+                 "HANDOFF_AUDIT_BUCKET": str(life.settings.audit_bucket), "HANDOFF_KMS_KEY_ID": s3.kms_key_id,
+                 "HANDOFF_CHUNK_ROWS": "1000"}.items():  # fmt: skip
+        monkeypatch.setenv(k, v)
+    state = release_flow(return_state=True)
+    assert state.is_completed() and state.name == "DeliveryFailed", (state.name, state.message)
+    assert batch.id in (state.message or "") and life.get(batch.id).status == "failed"

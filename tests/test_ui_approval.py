@@ -27,7 +27,7 @@ from prefect_server import (  # noqa: E402
     trigger_transfer,
     wait_for_run,
 )
-from support import APPROVERS  # noqa: E402
+from support import APPROVERS, unavailable  # noqa: E402
 
 pytest_plugins = ["prefect_server"]
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -52,7 +52,7 @@ def screenshots(tmp_path: Path) -> Path:
 @pytest.fixture
 def browser_page(tmp_path: Path) -> Any:
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium)")
+        unavailable(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -300,3 +300,14 @@ def write_tombstone(s3: Any, target: Target, key: str, doc: dict[str, Any]) -> N
     except Exception as exc:
         if not _precondition_failed(exc):
             raise _error(exc, f"writing s3://{target.bucket}/{key}") from None
+
+
+def abort_stale_uploads(s3: Any, target: Target, prefix: str) -> int:
+    """Abort multipart uploads left in progress under ``prefix`` by a delivery that died mid-part."""
+    try:
+        uploads = s3.list_multipart_uploads(Bucket=target.bucket, Prefix=prefix).get("Uploads", [])
+        for u in uploads:
+            s3.abort_multipart_upload(Bucket=target.bucket, Key=u["Key"], UploadId=u["UploadId"])
+    except Exception as exc:
+        raise _error(exc, f"listing uploads in progress under s3://{target.bucket}/{prefix}") from None
+    return len(uploads)

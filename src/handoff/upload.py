@@ -42,6 +42,7 @@ def upload_batch(ctx: Context, batch: batches.Batch, order: Order, target: Targe
     """Upload the files, then the manifest (written last, once); return the objects and the approvers."""
     folder = check_staged(batch, order)
     s3 = deliver.s3_client(target.region)
+    deliver.abort_stale_uploads(s3, target, dest.prefix)  # parts a killed delivery left behind
     manifest_key = dest.prefix + manifest.NAME
     existing = deliver.read_manifest(s3, target, manifest_key)
     if existing is not None and existing.get("content_hash") != batch.content_hash:
