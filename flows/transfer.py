@@ -28,6 +28,7 @@ from handoff.errors import GateError
 from handoff.partition import PartitionResult, PartitionSpec, run_partition
 from handoff.pipeline import StageRequest
 from handoff.report import approval_description, batch_markdown
+from handoff.source_ref import SECRET, resolve
 from handoff.statement import DECISION, NAMESPACE, Signed, canonical
 from handoff.transfer import Lifecycle, Outcome
 
@@ -58,6 +59,16 @@ def _run_name() -> str:
     return f"transfer {order} {label} {_now():%Y-%m-%d}"
 
 
+def source_url(ref: str) -> str:
+    """The source URL behind a deployment's reference (``env:VAR``, ``secret:BLOCK`` or a URL without password)."""
+    if ref.startswith(SECRET):
+        from prefect.blocks.system import Secret
+
+        block: Any = Secret.load(ref[len(SECRET) :])  # sync: tasks run in worker threads
+        return str(block.get())
+    return resolve(ref)
+
+
 @task(name="stage batch", retries=2, retry_delay_seconds=15)
 def stage_task(db_url: str, states: list[str], order: str | None, incremental: bool, bucket: str | None) -> str:
     life = Lifecycle(load_settings())
@@ -72,7 +83,7 @@ def stage_task(db_url: str, states: list[str], order: str | None, incremental: b
         if expected:
             update_progress_artifact(progress_id, min(100.0, 100.0 * done / expected))
 
-    request = life.service_request(StageRequest(db_url, states, order_ref=order, since=since, flow_run_id=run_id,
+    request = life.service_request(StageRequest(source_url(db_url), states, order_ref=order, since=since, flow_run_id=run_id,
                                                 incremental=incremental), bucket, _now())  # fmt: skip
     outcome = life.transfer(request, bucket, _now(), progress)
     update_progress_artifact(progress_id, 100.0)
@@ -100,7 +111,7 @@ def stage_partitioned_in_flow(db_url: str, states: list[str], order: str | None,
     if existing:
         return existing
     since = life.since(order, states) if incremental else None
-    request = life.service_request(StageRequest(db_url, states, order_ref=order, since=since, flow_run_id=run_id,
+    request = life.service_request(StageRequest(source_url(db_url), states, order_ref=order, since=since, flow_run_id=run_id,
                                                 incremental=incremental), bucket, _now())  # fmt: skip
     return life.transfer(request, bucket, _now(), partition_rows=partition_rows, runner=_prefect_runner).batch.id
 

@@ -26,7 +26,7 @@ CHECKED_RULES = {
 def row_quarantine_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let every row through row quarantine (as handoff.pipeline calls it), so only GX stands guard."""
 
-    def let_everything_through(table, rules, id_column, snapshot):  # type: ignore[no-untyped-def]
+    def let_everything_through(table, rules, id_column, snapshot, unreadable=None):  # type: ignore[no-untyped-def]
         return table, quarantine.RowQuarantine()
 
     monkeypatch.setattr("handoff.pipeline.quarantine.split", let_everything_through)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,9 @@ def _scheduled_run(url: str, bucket: str, life: Lifecycle, expect: str = "Awaiti
     """One run of the transfer flow as the daily deployment starts it; returns its batch id."""
     from flows.transfer import transfer_flow
 
-    state = transfer_flow(db_url=url, bucket=bucket, incremental=True,
+    # As `handoff serve --db-env` registers it: the run's parameters hold a reference, not the URL.
+    os.environ["TEST_SOURCE_DB_URL"] = url
+    state = transfer_flow(db_url="env:TEST_SOURCE_DB_URL", bucket=bucket, incremental=True,
                           approval_timeout_s=0, return_state=True, **params)  # fmt: skip
     assert state.name == expect, f"{state.name}: {state.message}"
     batch_id = life.batch_for_flow_run(str(state.state_details.flow_run_id))

@@ -920,7 +920,22 @@ def bench(
 
 @app.command()
 def serve(
-    db: Annotated[str, typer.Option(help="Source database URL the scheduled transfers read.")],
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Source database URL, without a password (it would be stored in the deployment's parameters in clear)."
+        ),
+    ] = None,  # fmt: skip
+    db_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Or: the name of an environment variable on the worker that holds the source URL, password included."
+        ),
+    ] = None,  # fmt: skip
+    db_secret: Annotated[
+        str | None,
+        typer.Option(help="Or: the name of a Prefect Secret block holding the source URL, password included."),
+    ] = None,  # fmt: skip
     bucket: Annotated[str | None, typer.Option(help="Recipient S3 bucket (env HANDOFF_BUCKET).")] = None,
     group: Annotated[
         list[str] | None, typer.Option(help="Jurisdiction group NAME=ST,ST (repeatable); default one group 'all'.")
@@ -933,8 +948,13 @@ def serve(
 ) -> None:
     """Serve the transfer (daily, per jurisdiction group, incremental) and release (hourly) deployments.
 
-    Needs a Prefect API (PREFECT_API_URL). Example: handoff serve --db postgresql+psycopg://... --group west=CA,OR,WA
+    The deployments reference the source's credentials, never embed them: give --db-env VAR (read
+    on the worker at run time) or --db-secret BLOCK; a --db URL with a password is refused.
+    Needs a Prefect API (PREFECT_API_URL). Example: handoff serve --db-env HANDOFF_SOURCE_DB_URL --group west=CA,OR,WA
     """
+    from handoff.source_ref import reference
+
+    source = reference(db, db_env, db_secret)
     groups: dict[str, list[str]] = {}
     for g in group or []:
         name, sep, states = g.partition("=")
@@ -943,7 +963,7 @@ def serve(
         groups[name.strip()] = [s.strip().upper() for s in states.split(",") if s.strip()]
     from flows.serve import serve_all
 
-    serve_all(db, bucket or settings().bucket, groups or {"all": []}, transfer_cron=transfer_cron,
+    serve_all(source, bucket or settings().bucket, groups or {"all": []}, transfer_cron=transfer_cron,
               release_cron=release_cron, approval_timeout_s=approval_timeout)  # fmt: skip
 
 

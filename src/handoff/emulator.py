@@ -23,9 +23,17 @@ class LocalS3:
     endpoint: str
     server: Any
     kms_key_id: str | None = None
+    previous: dict[str, str | None] | None = None  # the environment it replaced, put back on stop
 
     def stop(self) -> None:
         self.server.stop()
+        for k, v in (self.previous or {}).items():
+            if os.environ.get(k) != self.endpoint and k.startswith("AWS_ENDPOINT"):
+                continue  # someone else pointed boto3 elsewhere since: leave theirs
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 _ENV = {
@@ -48,10 +56,11 @@ def start(region: str = "us-east-1") -> LocalS3:
     endpoint = f"http://127.0.0.1:{port}"
     for k, v in _ENV.items():
         os.environ.setdefault(k, v)
+    previous = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION")}
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
     os.environ["AWS_DEFAULT_REGION"] = region
-    return LocalS3(endpoint, server)
+    return LocalS3(endpoint, server, previous=previous)
 
 
 def create_bucket(local: LocalS3, bucket: str, region: str = "us-east-1", object_lock: bool = False,

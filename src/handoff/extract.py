@@ -30,8 +30,10 @@ from handoff.state import safe_url
 
 
 def _sa_type(col: SourceColumn) -> sa.types.TypeEngine:
+    # Dates are read as the source keeps them (text in SQLite, a date elsewhere) and parsed in
+    # Arrow (``readable``): a value that is not a date quarantines its row instead of failing the read.
     if col.kind == "date":
-        return sa.Date()
+        return sa.String()
     if col.kind == "timestamp":
         return sa.DateTime()
     return sa.String()
@@ -61,8 +63,9 @@ def open_source(url: str, must_exist: bool = True) -> Engine:
                 raise SourceError(f"no SQLite source at {database}; check --db or create one with `handoff seed`")
         with engine.connect():
             pass
-    except sa.exc.ArgumentError as exc:
-        raise SourceError(f"bad source database URL: {exc}") from None
+    except (sa.exc.ArgumentError, ValueError):  # the parser quotes the URL, password and all
+        raise SourceError(f"bad source database URL {safe_url(url)}; check --db "
+                          "(dialect+driver://user@host:port/database)") from None  # fmt: skip
     except sa.exc.OperationalError as exc:
         raise SourceError(f"cannot connect to the source {safe_url(url)}: {exc.orig}") from None
     except ModuleNotFoundError as exc:
@@ -168,16 +171,24 @@ def plan(
 
 
 def stream_on(conn: sa.Connection, order: Order, statement: sa.Select, chunk_rows: int) -> Iterator[pa.Table]:
-    """The portable path: DB-API rows streamed through SQLAlchemy into Arrow."""
-    schema = arrow_schema(order)
+    """The portable path: DB-API rows streamed through SQLAlchemy into Arrow, as the source gave them.
+
+    Text stays text and dates arrive as ISO text (or the driver's dates, written as ISO text);
+    ``readable.as_typed`` types them later, so a bad value quarantines a row and never raises.
+    """
+    names = list(order.columns)
     result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(statement)
     for rows in result.partitions(chunk_rows):
-        columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
-        try:
-            arrays = [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)]
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise SourceError(f"source returned a value of the wrong type: {type(exc).__name__}") from None
-        yield pa.Table.from_arrays(arrays, schema=schema)
+        columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+        yield pa.Table.from_arrays([_as_text(col) for col in columns], names=names)
+
+
+def _as_text(values: Any) -> pa.Array:
+    try:
+        return pa.array(values, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([v if v is None or isinstance(v, str) else (v.isoformat() if hasattr(v, "isoformat")
+                         else str(v)) for v in values], type=pa.string())  # fmt: skip
 
 
 @dataclass(frozen=True)

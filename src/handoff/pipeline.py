@@ -22,7 +22,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from handoff import batch as batches
-from handoff import extract, ledger, quarantine
+from handoff import extract, ledger, quarantine, readable
 from handoff.config import Settings
 from handoff.errors import SourceError
 from handoff.order import Order, PolicySet
@@ -138,6 +138,7 @@ class _Checker:
     def __init__(self, order: Order, suite: SuiteDoc, day: dt.date) -> None:
         self.order, self.suite, self.day = order, suite, day
         self.rules = rules_for(order)
+        self.schema = extract.arrow_schema(order)
         self.local = threading.local()
 
     def validator(self) -> SuiteValidator:
@@ -158,7 +159,8 @@ class _Checker:
             log.debug("validator warm-up failed", exc_info=True)
 
     def __call__(self, chunk: pa.Table) -> _Checked:
-        clean, diverted = quarantine.split(chunk, self.rules, self.order.source.id_column, self.day)
+        typed, unreadable = readable.as_typed(chunk, self.schema)
+        clean, diverted = quarantine.split(typed, self.rules, self.order.source.id_column, self.day, unreadable)
         if not clean.num_rows:
             return _Checked(chunk.num_rows, diverted, None, None, 0)
         verdict = self.validator().validate(clean, self.day)

@@ -1,7 +1,8 @@
 """Row quarantine: rows that break a content or format rule never reach staging.
 
 Rules come from ``rules.rules_for`` and are evaluated vectorised on Arrow. A diverted row is
-recorded by Medicaid ID and rule id only; the offending value is never copied anywhere.
+recorded by Medicaid ID and rule id only; the offending value is never copied anywhere, and an ID
+that itself looks like an SSN is masked (``rules.mask_id``) before it is recorded.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from handoff.rules import Rule
+from handoff.rules import Rule, mask_id
 
 NULL_ID = "(null id)"
 
@@ -37,6 +38,10 @@ def _violations(col: pa.ChunkedArray, rule: Rule, snapshot: dt.date) -> pa.Chunk
         bad = pc.invert(pc.match_substring_regex(col, rule.pattern))
     elif rule.kind == "not_match":
         bad = pc.match_substring_regex(col, rule.pattern)
+        if rule.normalize:  # a full-width or otherwise disguised SSN, named as what it is
+            bad = pc.or_(bad, pc.match_substring_regex(pc.utf8_normalize(col, "NFKC"), rule.pattern))
+    elif rule.kind == "max_length":
+        bad = pc.greater(pc.utf8_length(col), rule.max_length or 0)
     else:
         low = pa.scalar(dt.date.fromisoformat((rule.min_date or "1900-01-01")[:10]), type=pa.date32())
         high = pa.scalar(snapshot, type=pa.date32())
@@ -44,21 +49,27 @@ def _violations(col: pa.ChunkedArray, rule: Rule, snapshot: dt.date) -> pa.Chunk
     return pc.and_(valid, pc.fill_null(bad, False))
 
 
-def split(table: pa.Table, rules: list[Rule], id_column: str, snapshot: dt.date) -> tuple[pa.Table, RowQuarantine]:
-    """Return (rows that pass every rule, what was diverted)."""
+def split(table: pa.Table, rules: list[Rule], id_column: str, snapshot: dt.date,
+          unreadable: dict[str, pa.ChunkedArray] | None = None) -> tuple[pa.Table, RowQuarantine]:  # fmt: skip
+    """Return (rows that pass every rule, what was diverted).
+
+    ``unreadable``: per column, rows whose source value could not be read as its type
+    (``readable.as_typed``); they are diverted as ``unreadable:COLUMN``.
+    """
     out = RowQuarantine()
     if table.num_rows == 0:
         return table, out
     any_bad: pa.ChunkedArray | pa.Array = pa.array([False] * table.num_rows)
     ids = table.column(id_column)
-    for rule in rules:
-        bad = _violations(table.column(rule.column), rule, snapshot)
+    checks = [(f"unreadable:{c}", mask) for c, mask in (unreadable or {}).items()]
+    checks += [(rule.id, _violations(table.column(rule.column), rule, snapshot)) for rule in rules]
+    for rule_id, bad in checks:
         n = pc.sum(bad).as_py() or 0
         if not n:
             continue
-        out.by_rule[rule.id] += n
+        out.by_rule[rule_id] += n
         hit = pc.filter(ids, bad).to_pylist()
-        out.entries.extend((i if i is not None else NULL_ID, rule.id) for i in hit)
+        out.entries.extend((mask_id(i) if i is not None else NULL_ID, rule_id) for i in hit)
         any_bad = pc.or_(any_bad, bad)
     out.rows = pc.sum(any_bad).as_py() or 0
     if out.rows == 0:

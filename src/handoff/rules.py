@@ -4,26 +4,41 @@ One list of rules feeds two enforcers so they cannot drift: ``quarantine`` appli
 by row (vectorised, in Arrow) and ``suite`` turns them into Great Expectations expectations.
 Regexes are written to mean the same in Python ``re``, RE2 (Arrow) and PostgreSQL ``~``: no
 ``\\b``, no ``\\d``, no look-around.
+
+Disguised identifiers. Every text value must be made of printable ASCII and Latin letters
+(``characters``): a control character, a bidirectional override, a zero-width mark, a
+full-width or other-script digit, a superscript digit, all fail there, in both enforcers, so
+the ASCII SSN pattern sees every digit an SSN could hide in. The SSN pattern takes any
+separators (``123.45.6789``, ``123 / 45 / 6789``), and the row quarantine checks it on the
+NFKC-normalised text as well, so its report names ``ssn_like`` for a full-width SSN too.
+Lengths come from the source data model (``max_length``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 from handoff.order import Order
 from handoff.source_model import COLUMN_BY_NAME, STATES
 
-RuleKind = Literal["not_null", "in_set", "match", "not_match", "date_between"]
+RuleKind = Literal["not_null", "in_set", "match", "not_match", "date_between", "max_length"]
 
-SSN_LIKE = r"(?:^|[^0-9])[0-9]{3}[- ]?[0-9]{2}[- ]?[0-9]{4}(?:[^0-9]|$)"
+# Three digits, two, four; up to three separators of any kind between the groups.
+SSN_LIKE = r"(?:^|[^0-9])[0-9]{3}[^0-9A-Za-z]{0,3}[0-9]{2}[^0-9A-Za-z]{0,3}[0-9]{4}(?:[^0-9]|$)"
+# Any character that is not printable ASCII or a Latin letter (Latin-1 letters without × ÷, Latin
+# Extended-A). Unanchored, because Python's ``$`` also matches before a trailing newline and RE2's
+# does not. The \u escapes are Python's: the pattern holds the characters themselves (RE2 has no \u).
+OTHER_CHARACTERS = "[^ -~\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u017f]"
 ZIP = r"^[0-9]{5}(?:[0-9]{4})?$"
 PHONE = r"^[0-9]{10}$"
 COUNTY = r"^[0-9]{3}$"
 MEDICAID_ID = r"^[A-Z0-9]{6,20}$"
 ISO_DATE_MIN = "1900-01-01T00:00:00"
 SNAPSHOT_PARAM = "snapshot_date"
-
+_SSN = re.compile(SSN_LIKE)
 _FORMAT_BY_COLUMN: dict[str, tuple[str, str]] = {
     "msis_ident_num": ("medicaid_id_format", MEDICAID_ID),
     "elgbl_zip_cd_home": ("zip_format", ZIP),
@@ -47,6 +62,8 @@ class Rule:
     values: tuple[str, ...] = field(default=())
     pattern: str | None = None
     min_date: str | None = None
+    max_length: int | None = None
+    normalize: bool = False  # the row quarantine also checks the NFKC form (GX sees the raw value)
 
     def describe(self) -> str:
         if self.kind == "not_null":
@@ -55,8 +72,12 @@ class Rule:
             return f"{self.column} must be one of {', '.join(self.values)}"
         if self.kind == "match":
             return f"{self.column} must match {self.pattern}"
+        if self.kind == "not_match" and self.pattern == OTHER_CHARACTERS:
+            return f"{self.column} must hold only printable ASCII and Latin letters (no control or format characters)"
         if self.kind == "not_match":
             return f"{self.column} must not contain an SSN-like number"
+        if self.kind == "max_length":
+            return f"{self.column} must be at most {self.max_length} characters"
         return f"{self.column} must be a date from {self.min_date} to the snapshot date"
 
 
@@ -80,6 +101,24 @@ def rules_for(order: Order) -> list[Rule]:
         if COLUMN_BY_NAME[c].kind == "date":
             rules.append(Rule(f"impossible_date:{c}", "date_between", c, min_date=ISO_DATE_MIN))
     for c in cols:
-        if COLUMN_BY_NAME[c].kind in ("text", "code") and c not in _NO_SSN_CHECK:
-            rules.append(Rule(f"ssn_like:{c}", "not_match", c, pattern=SSN_LIKE))
+        col = COLUMN_BY_NAME[c]
+        if col.kind in ("text", "code"):
+            rules.append(Rule(f"characters:{c}", "not_match", c, pattern=OTHER_CHARACTERS))
+            if col.length:
+                rules.append(Rule(f"max_length:{c}", "max_length", c, max_length=col.length))
+            if c not in _NO_SSN_CHECK:
+                rules.append(Rule(f"ssn_like:{c}", "not_match", c, pattern=SSN_LIKE, normalize=True))
     return rules
+
+
+def looks_like_ssn(value: str) -> bool:
+    import unicodedata
+
+    return bool(_SSN.search(unicodedata.normalize("NFKC", value)))
+
+
+def mask_id(value: str) -> str:
+    """An identifier as it may be shown: one that itself looks like an SSN is replaced by a stable token."""
+    if not looks_like_ssn(value):
+        return value
+    return f"masked-{hashlib.sha256(value.encode()).hexdigest()[:12]}"

@@ -165,7 +165,10 @@ class PostgresSnapshot:
     def counts(self) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
         self._thread.join()
         if self._error is not None:
-            raise SourceError(f"counting exclusions failed: {self._error}") from None
+            # The driver's message may quote a value from the source: name the error, never the value.
+            code = getattr(getattr(self._error, "orig", self._error), "sqlstate", None)
+            raise SourceError(f"counting exclusions failed: {type(self._error).__name__}"
+                              + (f" (SQLSTATE {code})" if code else "") + "; check the source table") from None  # fmt: skip
         assert self._result is not None
         counts, newest = self._result
         self.plan.watermark = newest
@@ -246,7 +249,10 @@ def rechunk(batches: Any, schema: pa.Schema, chunk_rows: int) -> Iterator[pa.Tab
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        batch = pa.RecordBatch.from_arrays([batch.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
+        # Named as the order names them, typed as the source sent them: ``readable`` types them (a
+        # cast here would raise on a bad value, with the value in its message).
+        batch = pa.RecordBatch.from_arrays(batch.columns, names=schema.names)
+        schema = batch.schema
         pending.append(batch)
         size += batch.num_rows
         while size >= chunk_rows:

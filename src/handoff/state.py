@@ -191,8 +191,10 @@ def open_state(url: str) -> Engine:
             _UPGRADED.add(url)
     except sa.exc.OperationalError as exc:
         raise StateError(f"cannot open the state database {safe_url(url)}: {exc.orig}") from None
-    except sa.exc.ArgumentError as exc:
-        raise StateError(f"bad state database URL {url!r}: {exc}") from None
+    except (sa.exc.ArgumentError, ValueError):
+        # The parser's message quotes the URL, password and all: name the URL without it.
+        raise StateError(f"bad state database URL {safe_url(url)}; check HANDOFF_STATE_URL "
+                         "(dialect+driver://user@host:port/database)") from None  # fmt: skip
     return engine
 
 
@@ -224,8 +226,15 @@ def lock_for_decision(conn: sa.Connection) -> None:
 
 
 def safe_url(url: str | sa.engine.URL) -> str:
-    """A database URL with any password hidden, for logs, manifests and lineage."""
+    """A database URL with any password hidden, for logs, manifests, lineage and error messages."""
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         return "<unparseable url>"
+
+
+def has_password(url: str) -> bool:
+    try:
+        return bool(sa.engine.make_url(url).password)
+    except (sa.exc.ArgumentError, ValueError):
+        return "@" in url

@@ -33,6 +33,10 @@ def _expectation(rule: Rule) -> dict[str, Any]:
     elif rule.kind == "not_match":
         etype = "expect_column_values_to_not_match_regex"
         kwargs["regex"] = rule.pattern
+    elif rule.kind == "max_length":
+        etype = "expect_column_value_lengths_to_be_between"
+        kwargs["min_value"] = 0
+        kwargs["max_value"] = rule.max_length
     else:
         etype = "expect_column_values_to_be_between"
         kwargs["min_value"] = rule.min_date

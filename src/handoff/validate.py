@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from handoff.errors import PolicyError
-from handoff.rules import SNAPSHOT_PARAM
+from handoff.rules import SNAPSHOT_PARAM, mask_id
 from handoff.suite import SuiteDoc
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -172,7 +172,7 @@ class SuiteValidator:
             cfg = r.expectation_config
             res = r.result or {}
             ids = [
-                str(row.get(self.id_column))
+                mask_id(str(row.get(self.id_column)))
                 for row in (res.get("unexpected_index_list") or [])[:MAX_IDS_PER_EXPECTATION]
                 if isinstance(row, dict)
             ]

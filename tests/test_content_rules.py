@@ -1,0 +1,96 @@
+"""Content rules that hold: disguised SSNs, oversize, control and override characters, unreadable values.
+
+Each bad value is planted in a real source (SQLite and PostgreSQL, the fast ADBC path included),
+on a row that meets the population rule. The row is quarantined by Medicaid ID and rule, its value
+is written nowhere (staged files, state database, logs, reports), and an ID that itself looks like
+an SSN is masked wherever it is shown.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from support import NOW, build_settings, cli_env, execute, files_under, population_ids, read_staged, run_cli
+
+from handoff.pipeline import StageRequest, quarantined_rows, stage_batch
+
+PLANTS: list[tuple[str, str, str]] = [
+    ("elgbl_line_1_adr_home", "Apt 4, 918.27.3645", "ssn_like"),
+    ("elgbl_line_2_adr_home", "918 / 27 / 3645", "ssn_like"),
+    ("elgbl_city_name_home", "\uff19\uff11\uff18-\uff12\uff17-\uff13\uff16\uff14\uff15", "ssn_like"),  # full-width
+    ("elgbl_line_1_adr_mail", "x" * 1_000_000, "max_length"),
+    ("elgbl_line_2_adr_mail", "12 Main St\u202e", "characters"),  # right-to-left override
+    ("elgbl_city_name_mail", "Spring\u200bfield", "characters"),  # zero-width space
+]
+
+
+def _plant(url: str, plants: list[tuple[str, str, str]]) -> dict[str, tuple[str, str, str]]:
+    """Each plant on its own in-population row; returns {medicaid_id: plant}."""
+    if url.startswith("postgresql"):  # widen what a 60-character column could not hold
+        execute(url, *(f"ALTER TABLE enrollees ALTER COLUMN {c} TYPE text" for c, _, _ in plants))
+    ids = sorted(population_ids(url))[: len(plants)]
+    for i, (column, value, _) in zip(ids, plants, strict=True):
+        execute(url, f"UPDATE enrollees SET {column} = :v WHERE msis_ident_num = :i", params={"v": value, "i": i})
+    return dict(zip(ids, plants, strict=True))
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["adbc-if-postgres", "portable"])
+def test_disguised_and_oversize_values_are_quarantined_and_written_nowhere(
+    fresh_source_url: str, tmp_path: Any, fast_path: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    planted = _plant(fresh_source_url, PLANTS)
+    settings = build_settings(tmp_path / "home", fast_path=fast_path)
+    batch = stage_batch(settings, StageRequest(fresh_source_url, initiator="t"), NOW)
+    assert batch.status == "staged", batch.status_reason
+    diverted = set(quarantined_rows(settings, batch.id))
+    for medicaid_id, (column, _, rule) in planted.items():
+        assert (medicaid_id, f"{rule}:{column}") in diverted
+    assert not set(planted) & set(read_staged(batch).column("msis_ident_num").to_pylist())
+    secrets = [v for _, v, _ in PLANTS if v[0] != "x"] + ["918-27-3645", "9182-73645", "918273645"]
+    for path in files_under(settings.home):
+        raw = path.read_bytes()
+        for value in secrets:
+            assert value.encode("utf-8") not in raw, f"{value!r} written to {path.name}"
+        assert b"x" * 1000 not in raw, f"the oversize value reached {path.name}"
+    assert not any(v in caplog.text for v in secrets)
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["adbc-if-postgres", "portable"])
+def test_a_value_that_is_not_its_type_quarantines_the_row_without_a_traceback(
+    fresh_source_url: str, tmp_path: Any, fast_path: bool
+) -> None:
+    bad = "notadate 918-27-3645"
+    if fresh_source_url.startswith("postgresql"):
+        execute(fresh_source_url, "ALTER TABLE enrollees ALTER COLUMN birth_dt TYPE text")
+    target = sorted(population_ids(fresh_source_url))[0]
+    execute(fresh_source_url, "UPDATE enrollees SET birth_dt = :v WHERE msis_ident_num = :i",
+            params={"v": bad, "i": target})  # fmt: skip
+    settings = build_settings(tmp_path / "home", fast_path=fast_path)
+    batch = stage_batch(settings, StageRequest(fresh_source_url, initiator="t"), NOW)
+    assert batch.status == "staged"
+    assert (target, "unreadable:birth_dt") in quarantined_rows(settings, batch.id)
+    assert target not in read_staged(batch).column("msis_ident_num").to_pylist()
+    for path in files_under(settings.home):
+        assert b"918-27-3645" not in path.read_bytes(), path.name
+
+
+def test_an_id_that_looks_like_an_ssn_is_masked_wherever_it_is_shown(make_source: Any, tmp_path: Any) -> None:
+    url = make_source("sqlite")
+    target = sorted(population_ids(url))[0]
+    execute(url, "UPDATE enrollees SET msis_ident_num = '918273645', elgbl_line_2_adr_home = :v "
+                 "WHERE msis_ident_num = :i", params={"v": "12 Main St\u202e", "i": target})  # fmt: skip
+    settings = build_settings(tmp_path / "home")
+    batch = stage_batch(settings, StageRequest(url, initiator="t"), NOW)
+    rows = quarantined_rows(settings, batch.id)
+    assert rows and all("918273645" not in i for i, _ in rows)
+    assert any(i.startswith("masked-") and r == "ssn_like:msis_ident_num" for i, r in rows)
+    env = cli_env(settings.home)
+    res = run_cli("quarantine", batch.id, "--json", env=env, cwd=tmp_path)
+    assert res.returncode == 0 and "918273645" not in res.stdout
+    assert any(r["medicaid_id"].startswith("masked-") for r in json.loads(res.stdout)["rows"])
+    for path in files_under(settings.home):
+        assert b"918273645" not in path.read_bytes(), path.name
