@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shutil
 import subprocess
@@ -170,44 +171,47 @@ def test_variables_declared(tf: dict[str, Any]) -> None:
         assert body.get("description"), f"variable {name} has no description"
 
 
-def test_kms_key_rotates_and_has_alias(tf: dict[str, Any]) -> None:
-    key = tf["resource"]["aws_kms_key"]["handoff"]
-    assert key["enable_key_rotation"] is True
-    assert key["deletion_window_in_days"] == _ref("var.kms_key_deletion_days")
+def test_kms_key_has_an_alias_and_the_buckets_encrypt_with_it(tf: dict[str, Any]) -> None:
+    """What checkov cannot know: both buckets use *this* key (its generic checks run in test_checkov)."""
     alias = tf["resource"]["aws_kms_alias"]["handoff"]
-    assert alias["target_key_id"] == _ref("aws_kms_key.handoff.key_id")
-    assert alias["name"].startswith("alias/")
+    assert alias["target_key_id"] == _ref("aws_kms_key.handoff.key_id") and alias["name"].startswith("alias/")
+    for bucket in ("handoff", "audit"):
+        sse = _attached_to(tf, "aws_s3_bucket_server_side_encryption_configuration", bucket)
+        (rule,) = _blocks(sse["rule"])
+        (default,) = _blocks(rule["apply_server_side_encryption_by_default"])
+        assert default["kms_master_key_id"] == _ref("aws_kms_key.handoff.arn")
 
 
-@pytest.mark.parametrize("bucket", ["handoff", "audit"])
-def test_default_encryption_is_sse_kms_with_bucket_key(tf: dict[str, Any], bucket: str) -> None:
-    sse = _attached_to(tf, "aws_s3_bucket_server_side_encryption_configuration", bucket)
-    (rule,) = _blocks(sse["rule"])
-    (default,) = _blocks(rule["apply_server_side_encryption_by_default"])
-    assert default["sse_algorithm"] == "aws:kms"
-    assert default["kms_master_key_id"] == _ref("aws_kms_key.handoff.arn")
-    assert rule["bucket_key_enabled"] is True
+def _checkov() -> str | None:
+    local = Path(__file__).resolve().parents[1] / ".venv-tools" / "bin" / "checkov"
+    return str(local) if local.exists() else shutil.which("checkov")
 
 
-@pytest.mark.parametrize("bucket", ["handoff", "audit"])
-def test_public_access_block_all_true(tf: dict[str, Any], bucket: str) -> None:
-    pab = _attached_to(tf, "aws_s3_bucket_public_access_block", bucket)
-    for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
-        assert pab[flag] is True, flag
+def test_checkov_finds_nothing_it_was_not_told_why_to_skip() -> None:
+    """checkov (offline) scans the Terraform; every check it fails is fixed, or skipped in the HCL with a reason."""
+    import json
 
+    from support import unavailable
 
-@pytest.mark.parametrize("bucket", ["handoff", "audit"])
-def test_versioning_enabled(tf: dict[str, Any], bucket: str) -> None:
-    versioning = _attached_to(tf, "aws_s3_bucket_versioning", bucket)
-    (conf,) = _blocks(versioning["versioning_configuration"])
-    assert conf["status"] == "Enabled"
-
-
-@pytest.mark.parametrize("bucket", ["handoff", "audit"])
-def test_acls_disabled(tf: dict[str, Any], bucket: str) -> None:
-    ownership = _attached_to(tf, "aws_s3_bucket_ownership_controls", bucket)
-    (rule,) = _blocks(ownership["rule"])
-    assert rule["object_ownership"] == "BucketOwnerEnforced"
+    checkov = _checkov()
+    if checkov is None:
+        unavailable("checkov is not installed: `./dev test` installs it into .venv-tools")
+        return
+    res = subprocess.run([checkov, "-d", str(TF_DIR), "--framework", "terraform", "--skip-download", "-o", "json"],
+                         capture_output=True, text=True, timeout=600, check=False,
+                         env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "LOG_LEVEL": "ERROR"})  # fmt: skip
+    report = json.loads(res.stdout)
+    results = (report[0] if isinstance(report, list) else report)["results"]
+    failed = [(f["check_id"], f["resource"]) for f in results["failed_checks"]]
+    assert failed == [], f"checkov failed: {failed}"
+    for skipped in results["skipped_checks"]:
+        reason = (skipped.get("check_result") or {}).get("suppress_comment") or ""
+        assert len(reason) > 20, f"{skipped['check_id']} on {skipped['resource']} is skipped without a reason"
+    passed = {f["check_id"] for f in results["passed_checks"]}
+    # The generic checks that replaced this file's hand-written ones: KMS at rest, rotation, public
+    # access block, versioning, ACLs off, lifecycle with multipart abort.
+    assert {"CKV_AWS_145", "CKV_AWS_7", "CKV_AWS_53", "CKV_AWS_54", "CKV_AWS_55", "CKV_AWS_56", "CKV_AWS_21",
+            "CKV2_AWS_65", "CKV2_AWS_61", "CKV_AWS_300", "CKV2_AWS_62"} <= passed  # fmt: skip
 
 
 def test_lifecycle_expires_noncurrent_and_aborts_multipart(tf: dict[str, Any]) -> None:
@@ -480,6 +484,8 @@ def test_deployments(prefect_yaml: dict[str, Any]) -> None:
     transfer = deployments["handoff-transfer"]
     assert transfer["entrypoint"] == "flows/transfer.py:transfer_flow"
     assert {"db_url", "bucket", "states"} <= set(transfer["parameters"])
+    # The deployment stores a reference resolved on the worker, never the URL (and its password).
+    assert transfer["parameters"]["db_url"] == "env:HANDOFF_SOURCE_DB_URL"
     assert transfer["description"]
     assert [(s["cron"], s["timezone"]) for s in transfer["schedules"]] == [("0 2 * * *", "America/Los_Angeles")]
 

@@ -22,6 +22,9 @@ locals {
 # ---------------------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "kms" {
+  # checkov:skip=CKV_AWS_111:A key policy's resource "*" is the key itself; write access is the owning account's administration
+  # checkov:skip=CKV_AWS_356:In a KMS key policy, resource "*" means this key and nothing else
+  # checkov:skip=CKV_AWS_109:Key administration by the owning account root is how a KMS key stays manageable
   statement {
     sid       = "KeyAdministrationByOwningAccount"
     effect    = "Allow"
@@ -80,8 +83,16 @@ resource "aws_kms_alias" "handoff" {
 # ---------------------------------------------------------------------------------------
 
 resource "aws_s3_bucket" "handoff" {
+  # checkov:skip=CKV_AWS_18:Object-level reads (the recipient collecting) are audited by CloudTrail S3 data events, not best-effort server access logs
+  # checkov:skip=CKV_AWS_144:Medicaid records may not be copied to another region than the data-sharing agreement names
   bucket        = var.bucket_name
   force_destroy = false
+}
+
+# Every delivery, withdrawal and collection is an event on EventBridge (alerting, SIEM).
+resource "aws_s3_bucket_notification" "handoff" {
+  bucket      = aws_s3_bucket.handoff.id
+  eventbridge = true
 }
 
 resource "aws_s3_bucket_ownership_controls" "handoff" {
@@ -258,9 +269,17 @@ resource "aws_s3_bucket_policy" "handoff" {
 # ---------------------------------------------------------------------------------------
 
 resource "aws_s3_bucket" "audit" {
+  # checkov:skip=CKV_AWS_18:Object-level reads and writes are audited by CloudTrail S3 data events (the agency's organization trail), not best-effort server access logs
+  # checkov:skip=CKV_AWS_144:The evidence stays in the region of the data-sharing agreement; a cross-region copy is the agency's decision, made outside this module
   bucket              = local.audit_bucket_name
   object_lock_enabled = true
   force_destroy       = false
+}
+
+# Every object written or removed is an event on EventBridge (alerting, SIEM).
+resource "aws_s3_bucket_notification" "audit" {
+  bucket      = aws_s3_bucket.audit.id
+  eventbridge = true
 }
 
 resource "aws_s3_bucket_ownership_controls" "audit" {
