@@ -35,7 +35,6 @@ def test_a_bad_source_url_is_named_without_its_password(tmp_path: Path) -> None:
 
 def test_a_deployment_stores_a_reference_to_the_source_not_its_url() -> None:
     from flows.serve import deployments
-
     from handoff.source_ref import reference, resolve
 
     ref = reference(None, "HANDOFF_SOURCE_DB_URL", None)
