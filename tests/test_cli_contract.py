@@ -203,3 +203,57 @@ def test_quarantine_lists_diverted_rows_by_id_and_rule_never_values(world: dict[
     res = cli(world, "quarantine", doc["batch_id"], "--csv")
     assert res.returncode == 0 and res.stdout.splitlines()[0] == "medicaid_id,rule"
     assert len(res.stdout.splitlines()) == len(listed["rows"]) + 1
+
+
+@pytest.fixture
+def fresh_world(s3_server, sqlite_source_url: str, tmp_path: Path) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """A home of its own with one held batch, for attempts that would disturb the module's world."""
+    bucket = f"handoff-cli-{uuid.uuid4().hex[:12]}"
+    key = emulator.create_bucket(s3_server, bucket)
+    audit = f"handoff-audit-{uuid.uuid4().hex[:12]}"
+    emulator.create_bucket(s3_server, audit, object_lock=True)
+    policy_dir = tmp_path / "expectations"
+    shutil.copytree(POLICY_DIR, policy_dir)
+    env = cli_env(tmp_path / "home", HANDOFF_KMS_KEY_ID=key, HANDOFF_AUDIT_BUCKET=audit,
+                  HANDOFF_POLICY_DIR=str(policy_dir))  # fmt: skip
+    res = run_cli("transfer", "--db", sqlite_source_url, "--bucket", bucket, "--key", str(KEYS.key("dual")), "--json",
+                  env=env, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    return {"env": env, "cwd": tmp_path, "bucket": bucket, "policy_dir": policy_dir,
+            "batch": json.loads(res.stdout)["batch_id"]}  # fmt: skip
+
+
+def _narrowed_wider(policy_dir: Path) -> Path:
+    text = (policy_dir / "orders" / "2025-12-29.yaml").read_text()
+    path = policy_dir.parent / "wider.yaml"
+    path.write_text(text.replace("version: 1", "version: 2", 1).replace("supersedes: null", "supersedes: "
+                    "cand-3-25-cv-05536-2025-12-29@v1").replace("name_flag: false", "name_flag: true"))  # fmt: skip
+    return path
+
+
+def test_each_insider_attempt_is_refused_with_one_line_and_exit_2(fresh_world: dict[str, Any]) -> None:
+    w = fresh_world
+    key = {label: str(KEYS.key(label)) for label in ("ada", "dual", "mallory", "operator")}
+    attempts = {
+        "outcome by a typed name": ["court", "outcome", HEARING_ID, "--result", "upheld", "--as", "Totally Counsel"],
+        "outcome by an approver's key": ["court", "outcome", HEARING_ID, "--result", "upheld", "--key", key["ada"]],
+        "outcome with no signature": ["court", "outcome", HEARING_ID, "--result", "upheld"],
+        "a wider order as narrowed": ["court", "outcome", HEARING_ID, "--result", "narrowed", "--order-file",
+                                      str(_narrowed_wider(w["policy_dir"])), "--key", str(KEYS.key("counsel"))],
+        "approval by the initiator's key": ["approve", w["batch"], "--key", key["dual"]],
+        "approval by an unenrolled key": ["approve", w["batch"], "--key", key["mallory"]],
+        "approval by a typed name": ["approve", w["batch"], "--as", "Bob Approver"],
+        "clearing a stop with an approver's key": ["hold", "clear", "--reason", "x", "--key", key["ada"]],
+        "a transfer signed by an approver": ["transfer", "--db", "sqlite:///nowhere.db", "--bucket", w["bucket"],
+                                             "--key", key["ada"]],
+    }  # fmt: skip
+    run_cli("hold", "set", "--reason", "drill", env=w["env"], cwd=w["cwd"])
+    for what, args in attempts.items():
+        res = run_cli(*args, env=w["env"], cwd=w["cwd"])
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 2, f"{what}: exit {res.returncode}\n{res.stderr}"
+        assert len(lines) == 1 and "Traceback" not in res.stderr, f"{what}: {res.stderr}"
+    hearings = json.loads(run_cli("court", "hearing", "list", "--json", env=w["env"], cwd=w["cwd"]).stdout)
+    assert [h["outcome"] for h in hearings] == [None]
+    status = json.loads(run_cli("status", w["batch"], "--json", env=w["env"], cwd=w["cwd"]).stdout)
+    assert status["status"] == "held"

@@ -164,3 +164,36 @@ def test_a_tampered_outcome_statement_does_not_verify(counsel_life: Any) -> None
     bad = Signed(good.statement.replace(b"upheld", b"vacated"), good.signature)
     with counsel_life.engine.begin() as conn, pytest.raises(SignatureError, match="does not match"):
         court.record_outcome(conn, counsel_life.policies, counsel_life.trust(), bad, NOW)
+
+
+def test_a_narrowed_order_supersedes_old_batches_and_a_fresh_transfer_delivers_only_narrower_columns(
+    tmp_path: Path, sqlite_source_url: str, s3: Any, audit_bucket: str
+) -> None:
+    import datetime as dt
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from support import approve, transfer
+
+    policy_dir = tmp_path / "expectations"
+    shutil.copytree(POLICY_DIR, policy_dir)
+    life = Lifecycle(build_settings(tmp_path / "home", policy_dir=policy_dir, bucket=s3.name, kms_key_id=s3.kms_key_id,
+                                    audit_bucket=audit_bucket))  # fmt: skip
+    old = transfer(life, sqlite_source_url, s3.name, NOW).batch
+    record_outcome(life, HEARING_ID, "narrowed", order_file=narrowed_file(tmp_path))
+    life = Lifecycle(life.settings)  # the order files changed on disk: a new run reads them
+    assert life.refresh(old.id, NOW).batch.status == "superseded"
+
+    later = NOW + dt.timedelta(minutes=5)
+    fresh = transfer(life, sqlite_source_url, s3.name, later).batch
+    assert fresh.order_ref.endswith("@v2")
+    approve(life, fresh.id, "ada", later)
+    [done] = [o for o in life.release(later) if o.batch.id == fresh.id]
+    assert done.batch.status == "delivered"
+    manifest = json.loads(s3.client.get_object(Bucket=s3.name, Key=done.manifest_key)["Body"].read())
+    assert "elgbl_phne_num_home" not in manifest["order"]["columns"]
+    for entry in manifest["files"]:
+        body = s3.client.get_object(Bucket=s3.name, Key=entry["key"])["Body"].read()
+        assert "elgbl_phne_num_home" not in pq.read_schema(pa.BufferReader(body)).names
+    assert all(f"/{old.id}/" not in k for k in s3.object_keys())

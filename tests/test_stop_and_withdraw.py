@@ -146,7 +146,7 @@ def test_a_live_delivery_is_never_resumed_and_an_expired_one_is_taken_over_once(
     batch = transfer(first, sqlite_source_url, s3.name, NOW).batch
     record_upheld(first)
     approve(first, batch.id, "ada")
-    state, _ = first.releases.start(batch.id, LATER)  # then the process dies before uploading
+    state, _ = first.releases.handover.start(batch.id, LATER)  # then the process dies before uploading
     assert state == "started" and first.get(batch.id).status == "delivering"
 
     [busy] = second.release(LATER + dt.timedelta(seconds=30))

@@ -14,7 +14,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from handoff import ledger
+from handoff import batch as batches
+from handoff import ledger, watermark
+from handoff.context import Context
+from handoff.deliver import DeliveredObject, Destination
+from handoff.order import Order
+from handoff.state import deliveries, iso
+from handoff.status import Status
 
 
 @dataclass(frozen=True)
@@ -52,3 +58,22 @@ def disclosures(conn: sa.Connection, since: dt.datetime | None = None) -> list[D
             e.seq,
         ))  # fmt: skip
     return out
+
+
+def record_delivery(ctx: Context, batch: batches.Batch, order: Order, dest: Destination, objects: list[DeliveredObject],
+                approvers: list[str], done: dt.datetime) -> batches.Batch:  # fmt: skip
+    """Record the completed delivery: status, objects, the disclosure in the ledger, the watermark."""
+    with ctx.write() as conn:
+        conn.execute(deliveries.update().where(deliveries.c.batch_id == batch.id).values(
+            status="delivered", completed_at=iso(done), manifest_key=objects[-1].key,
+            objects=[o.as_dict() for o in objects]))  # fmt: skip
+        batches.set_status(conn, batch.id, Status.DELIVERED, None, done)
+        if not ledger.entries(conn, batch_id=batch.id, kinds=["delivered"]):
+            ledger.append(conn, "delivered", ", ".join(approvers) or "handoff", batch_id=batch.id,
+                          order_ref=order.ref, at=done,
+                          payload={"recipient": dest.url, "records": batch.rows_staged, "files": len(batch.files),
+                                   "content_hash": batch.content_hash, "manifest_sha256": objects[-1].sha256,
+                                   "approver": ", ".join(approvers), "approvers": approvers,
+                                   "initiator": batch.initiator, "jurisdictions": batch.jurisdictions})  # fmt: skip
+        watermark.advance(conn, batch)
+        return batches.get(conn, batch.id)

@@ -33,7 +33,7 @@ app = typer.Typer(
 policy_app = typer.Typer(help="Show, build and test the court-order policy.", no_args_is_help=True)
 court_app = typer.Typer(help="The court calendar: hearings and their outcomes.", no_args_is_help=True)
 hearing_app = typer.Typer(help="Add and list hearings.", no_args_is_help=True)
-hold_app = typer.Typer(help="Emergency stop for every delivery not yet uploading.", no_args_is_help=True)
+hold_app = typer.Typer(help="Emergency stop: holds every release and stops a delivery in flight.", no_args_is_help=True)
 audit_app = typer.Typer(help="Verify the ledger; list disclosures.", no_args_is_help=True)
 trust_app = typer.Typer(help="The reviewed trust file: who may sign what.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
@@ -967,15 +967,38 @@ def serve(
               release_cron=release_cron, approval_timeout_s=approval_timeout)  # fmt: skip
 
 
+_RETIRED_OPTIONS = {
+    "--as": "no typed name decides anything any more: sign with --key KEY (or --statement, then --signature FILE)",
+    "--initiator": "who started a transfer is the key that signed its request: pass --key KEY",
+}
+
+
+# Typer carries its own copy of click: reach its UsageError through a public subclass.
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
 def main() -> None:
     try:
-        app()
+        code = typer.main.get_command(app).main(prog_name="handoff", standalone_mode=False)
+    except UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:  # `handoff`, `handoff hold`
+            out.print(exc.ctx.get_help(), markup=False, highlight=False)
+            sys.exit(2)
+        retired = _RETIRED_OPTIONS.get(getattr(exc, "option_name", "") or "")
+        where = f"handoff {exc.ctx.command_path.removeprefix('handoff').strip()}".strip() if exc.ctx else "handoff"
+        said = f"{exc.format_message()}: {retired}" if retired else f"{exc.format_message()} (see `{where} --help`)"
+        err.print(f"error: {said}", style="red", markup=False, highlight=False)
+        sys.exit(2)
+    except typer.Abort:
+        err.print("[yellow]interrupted[/]")
+        sys.exit(130)
     except HandoffError as exc:
         err.print(f"error: {exc}", style="red", markup=False, highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

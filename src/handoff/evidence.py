@@ -36,8 +36,8 @@ class Anchor:
     key: str
 
 
-class AuditStore:
-    """The audit bucket: Object Lock in COMPLIANCE mode, objects written once."""
+class WriteOnceBucket:
+    """An Object Lock bucket in COMPLIANCE mode: each key written once, then locked for the retention."""
 
     def __init__(self, bucket: str, retention_days: int, region: str) -> None:
         self.bucket, self.retention_days, self.region = bucket, retention_days, region
@@ -84,7 +84,10 @@ class AuditStore:
     def _get(self, key: str) -> dict[str, Any]:
         return dict(json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()))
 
-    # ----- anchors -------------------------------------------------------------------------------
+
+class AuditStore(WriteOnceBucket):
+    """The audit bucket's two kinds of evidence: ledger anchors and emergency-stop markers."""
+
     def anchor(self, head: Head, now: dt.datetime) -> None:
         """Anchor the chain head (idempotent: the key is the head itself)."""
         if head.seq == 0:

@@ -22,9 +22,11 @@ from handoff.pipeline import Progress, StageRequest, new_batch_id, parse_states,
 from handoff.status import Status
 
 
-class Staging:
-    def __init__(self, ctx: Context, gatekeeper: Gatekeeper) -> None:
-        self.ctx, self.gatekeeper = ctx, gatekeeper
+class Requests:
+    """The operator's signed request: what it says, and whether it may start this transfer."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
 
     def request_statement(self, request: StageRequest, bucket: str, now: dt.datetime,
                           batch_id: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -63,6 +65,11 @@ class Staging:
         return dataclasses.replace(request, batch_id=verified.doc["batch_id"], initiator=verified.principal,
                                    initiator_key=verified.signer.fingerprint)  # fmt: skip
 
+
+class Staging:
+    def __init__(self, ctx: Context, gatekeeper: Gatekeeper) -> None:
+        self.ctx, self.gatekeeper, self.requests = ctx, gatekeeper, Requests(ctx)
+
     def transfer(self, request: StageRequest, bucket: str | None, now: dt.datetime, progress: Progress | None = None,
                  partition_rows: int | None = None, runner: Any = None) -> Outcome:  # fmt: skip
         """Extract, validate, stage, then evaluate the gates.
@@ -73,7 +80,7 @@ class Staging:
         target = bucket or self.ctx.settings.bucket
         if not target:
             raise HandoffError("give --bucket NAME (or set HANDOFF_BUCKET)")
-        request = self.authorise(dataclasses.replace(request, bucket=target), now)
+        request = self.requests.authorise(dataclasses.replace(request, bucket=target), now)
         if partition_rows:
             from handoff.partition import sequential, stage_partitioned
 

@@ -43,7 +43,8 @@ class Lifecycle:
         # Reading and deciding, passed straight through.
         self.trust, self.get, self.order_for, self.destination = ctx.trust, ctx.get, ctx.order_for, ctx.destination
         self.refresh = self.gatekeeper.refresh
-        self.request_statement, self.service_request = self.staging.request_statement, self.staging.service_request
+        requests = self.staging.requests
+        self.request_statement, self.service_request = requests.request_statement, requests.service_request
         self.decision_statement, self.decide = self.decisions.statement, self.decisions.decide
         self.revalidation_statement, self.revalidate = self.revalidation.statement, self.revalidation.revalidate
         self.deliver, self.release = self.releases.deliver, self.releases.release
