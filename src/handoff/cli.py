@@ -974,19 +974,21 @@ _RETIRED_OPTIONS = {
 
 
 # Typer carries its own copy of click: reach its UsageError through a public subclass.
-UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
 def main() -> None:
     try:
         code = typer.main.get_command(app).main(prog_name="handoff", standalone_mode=False)
     except UsageError as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:  # `handoff`, `handoff hold`
-            out.print(exc.ctx.get_help(), markup=False, highlight=False)
+        ctx: Any = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:  # `handoff`, `handoff hold`
+            out.print(ctx.get_help(), markup=False, highlight=False)
             sys.exit(2)
         retired = _RETIRED_OPTIONS.get(getattr(exc, "option_name", "") or "")
-        where = f"handoff {exc.ctx.command_path.removeprefix('handoff').strip()}".strip() if exc.ctx else "handoff"
-        said = f"{exc.format_message()}: {retired}" if retired else f"{exc.format_message()} (see `{where} --help`)"
+        where = f"handoff {ctx.command_path.removeprefix('handoff').strip()}".strip() if ctx else "handoff"
+        message = exc.format_message()  # type: ignore[attr-defined]
+        said = f"{message}: {retired}" if retired else f"{message} (see `{where} --help`)"
         err.print(f"error: {said}", style="red", markup=False, highlight=False)
         sys.exit(2)
     except typer.Abort:
