@@ -129,6 +129,17 @@ def sqlite_source_url(make_source: SourceFactory) -> str:
 
 
 @pytest.fixture(scope="session")
+def crowded_source_url(make_source: SourceFactory) -> str:
+    """A small SQLite source where nearly everyone is in the population: one batch spans several files."""
+    from support import execute
+
+    url = make_source("sqlite", rows=2500)
+    execute(url, "UPDATE enrollees SET ctznshp_ind = '0', imgrtn_stus_cd = '3', imgrtn_vrfctn_ind = '1', "
+                 "imgrtn_stus_5_yr_bar_end_dt = NULL")  # fmt: skip
+    return url
+
+
+@pytest.fixture(scope="session")
 def pg_source_url(make_source: SourceFactory) -> str:
     """The shared PostgreSQL source, for tests about PostgreSQL alone (mark them ``postgres``)."""
     return make_source("postgresql", share=True)

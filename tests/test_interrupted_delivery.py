@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from support import NOW, approve, execute, ledger_kinds, record_upheld, transfer
+from support import NOW, approve, ledger_kinds, record_upheld, transfer
 
 from handoff import deliver
 from handoff.errors import DeliveryError
-
-
-@pytest.fixture(scope="module")
-def crowded_source_url(make_source) -> str:  # type: ignore[no-untyped-def]
-    """A small source where nearly everyone is in the population, so one batch spans several files."""
-    url = make_source("sqlite", rows=2500)
-    execute(url, "UPDATE enrollees SET ctznshp_ind = '0', imgrtn_stus_cd = '3', imgrtn_vrfctn_ind = '1', "
-                 "imgrtn_stus_5_yr_bar_end_dt = NULL")  # fmt: skip
-    return url
 
 
 def test_interrupted_delivery_resumes_without_duplicates(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import NOW, POLICY_DIR, approve, build_settings, execute, ledger_kinds, record_upheld, transfer
+from support import NOW, POLICY_DIR, approve, build_settings, ledger_kinds, record_upheld, transfer
 
 from handoff.transfer import Lifecycle
 
@@ -84,14 +84,6 @@ SCRIPT = textwrap.dedent("""
     Lifecycle(load_settings()).release(now)
     sys.exit(3)  # reaching here means the step never came
 """)
-
-
-@pytest.fixture(scope="module")
-def crowded_source_url(make_source) -> str:  # type: ignore[no-untyped-def]
-    url = make_source("sqlite", rows=2500)
-    execute(url, "UPDATE enrollees SET ctznshp_ind = '0', imgrtn_stus_cd = '3', imgrtn_vrfctn_ind = '1', "
-                 "imgrtn_stus_5_yr_bar_end_dt = NULL")  # fmt: skip
-    return url
 
 
 def _env(settings: Any, **extra: str) -> dict[str, str]:

@@ -16,7 +16,6 @@ from support import (
     NOW,
     approve,
     build_settings,
-    execute,
     ledger_kinds,
     record_upheld,
     set_stop,
@@ -31,15 +30,6 @@ from handoff.status import Status
 from handoff.transfer import Lifecycle
 
 LATER = NOW + dt.timedelta(hours=1)
-
-
-@pytest.fixture(scope="module")
-def crowded_source_url(make_source) -> str:  # type: ignore[no-untyped-def]
-    """Nearly everyone in the population, so one batch spans several files."""
-    url = make_source("sqlite", rows=2500)
-    execute(url, "UPDATE enrollees SET ctznshp_ind = '0', imgrtn_stus_cd = '3', imgrtn_vrfctn_ind = '1', "
-                 "imgrtn_stus_5_yr_bar_end_dt = NULL")  # fmt: skip
-    return url
 
 
 def _approved(life: Any, url: str, bucket: str) -> Any:
