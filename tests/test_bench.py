@@ -54,7 +54,7 @@ def test_run_bench_small(tmp_path):
     assert not any("floor + accounting wrote" in n for n in result["notes"])
     # The floor is the faster of its two runs; accounting only adds work to it.
     assert result["floor_seconds"] == min(result["floor_runs_seconds"].values())
-    assert result["accounted_rows_per_s"] > 0
+    assert result["accounted_rows_per_s"] > 0 and result["accounted_raw_rows_per_s"] > 0
     assert result["ratio_vs_floor"] == pytest.approx(result["handoff_rows_per_s"] / result["floor_rows_per_s"])
     assert result["dlt_rows_per_s"] is None and result["ratio_vs_dlt"] is None
     assert any("dlt skipped" in n for n in result["notes"])
@@ -63,7 +63,8 @@ def test_run_bench_small(tmp_path):
     console = Console(record=True, width=120)
     console.print(render_table(result))
     text = console.export_text()
-    assert "floor" in text and "floor + exclusion accounting" in text and "handoff" in text
+    assert "floor" in text and "exclusion accounting (CASE per row)" in text and "handoff" in text
+    assert "exclusion accounting (raw-grouped)" in text
 
     png = plot([result], tmp_path / "bench.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -131,3 +131,26 @@ def test_postgres_fast_and_portable_paths_stage_identical_files(pg_source_url: s
     assert fast.content_hash == portable.content_hash
     assert fast.excluded["totals"] == portable.excluded["totals"]
     assert fast.rows_quarantined == portable.rows_quarantined
+
+
+@pytest.mark.postgres
+def test_source_sessions_take_their_parallel_workers_from_configuration(pg_source_url: str, tmp_path) -> None:
+    from handoff.snapshot import open_read
+
+    order = PolicySet(POLICY_DIR).current()
+    engine = extract.open_source(pg_source_url)
+    read = open_read(engine, order, None, None, fast=True, parallel=3)
+    try:
+        assert read.kind.startswith("PostgreSQL snapshot")
+        conn, cur = read._rows  # the ADBC row session, joined to the snapshot
+        cur.execute("SELECT current_setting('max_parallel_workers_per_gather')")
+        assert cur.fetchone()[0] == "3"
+        assert read.conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar() == "3"
+    finally:
+        read.counts()
+        read.close()
+    settings = build_settings(tmp_path / "home", source_parallel=0)
+    batch = stage_batch(settings, StageRequest(pg_source_url, initiator=INITIATOR), NOW)
+    assert batch.validation["read_path"].startswith("PostgreSQL snapshot")
+    portable = stage_batch(build_settings(tmp_path / "p", fast_path=False), StageRequest(pg_source_url), NOW)
+    assert portable.validation["read_path"].startswith("portable")

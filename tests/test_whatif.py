@@ -112,8 +112,9 @@ def test_exclusion_counts_name_out_of_scope_states_only_when_one_is_requested(so
     engine = extract.open_source(source_url)
     try:
         table = extract.source_table(engine, order)
-        in_scope = extract.counts_statement(table, order, ["06"])
-        assert "NOT IN" not in str(in_scope.statement.compile(dialect=engine.dialect)).upper()
+        case_form = extract.counts_statement(table, order, ["06"], form="case")
+        assert "NOT IN" not in str(case_form.statement.compile(dialect=engine.dialect)).upper()
+        in_scope = extract.counts_statement(table, order, ["06"], raw=extract.exact_text_columns(engine, order))
         with engine.connect() as conn:
             ca = extract.read_counts(conn, in_scope)[0]
             mixed = extract.read_counts(conn, extract.counts_statement(table, tx_out, ["06", "48"]))[0]

@@ -296,6 +296,8 @@ def _print_outcome(o: Any) -> None:
     excl = b.excluded.get("totals", {})
     if excl:
         out.print("  excluded by reason: " + ", ".join(f"{k}={v:,}" for k, v in sorted(excl.items())))
+    if b.validation.get("read_path"):
+        out.print(f"  read: {b.validation['read_path']}")
     if b.status_reason:
         out.print(f"  why: {b.status_reason}")
     if o.gates:

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     chunk_rows: int = Field(default=50_000, ge=1_000, le=5_000_000, description="Rows per extract chunk.")
     workers: int = Field(default=2, ge=1, le=64, description="Threads validating and encoding chunks.")
     fast_path: bool = Field(default=True, description="Use ADBC + shared snapshot on PostgreSQL.")
+    source_parallel: int | None = Field(default=None, ge=0, le=64, description="PostgreSQL parallel workers per "
+                                        "scan in source sessions (default: the server's setting).")  # fmt: skip
     signing_key: Path | None = Field(
         default=None,
         description="SSH key a scheduled deployment signs its transfer requests with (its service principal "

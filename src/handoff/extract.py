@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import quoted_name
 
 from handoff.errors import SourceError
 from handoff.order import Order
-from handoff.population import INCLUDED, reason_code_expression, where_clause
+from handoff.population import INCLUDED, grouping, reason_code_expression, where_clause
 from handoff.source_model import COLUMN_BY_NAME, STATES, SourceColumn
 from handoff.state import safe_url
 
@@ -107,6 +107,7 @@ class ExtractPlan:
     jurisdictions: list[str]
     table: sa.TableClause
     fips: list[str]
+    raw: frozenset[str] = frozenset()  # columns the aggregate may group on raw (``exact_text_columns``)
 
 
 def _since_clause(table: sa.TableClause, order: Order, since: dt.datetime | None, until: dt.datetime | None):  # type: ignore[no-untyped-def]
@@ -137,6 +138,7 @@ def plan(
     watermark: dt.datetime | None = None,
     key_range: tuple[str | None, str | None] | None = None,
     table: sa.TableClause | None = None,
+    raw: frozenset[str] | None = None,
 ) -> ExtractPlan:
     """Build the extraction statement.
 
@@ -144,9 +146,10 @@ def plan(
     it from its exclusion aggregate, a snapshot read needs none (``snapshot``). A partition of
     a larger batch gets the batch's ``watermark`` and its ``key_range`` (low inclusive, high
     exclusive, on the id column) from the coordinator. ``table``: the source table as already
-    reflected, to re-plan without reading the catalogue again.
+    reflected (and ``raw``, its exactly compared columns), to re-plan without reading the catalogue again.
     """
     table = table if table is not None else source_table(engine, order)
+    raw = raw if raw is not None else exact_text_columns(engine, order)
     fips = order.in_scope_fips(requested_fips)
     if not fips:
         raise SourceError("no jurisdiction is in scope for this order and --state selection")
@@ -167,7 +170,7 @@ def plan(
     params = {k: v for k, v in compiled.params.items()}
     sql = str(compiled)
     qhash = hashlib.sha256((sql + json.dumps(params, sort_keys=True, default=str)).encode()).hexdigest()
-    return ExtractPlan(stmt, sql, qhash, since, watermark, [STATES[f] for f in fips], table, fips)
+    return ExtractPlan(stmt, sql, qhash, since, watermark, [STATES[f] for f in fips], table, fips, raw)
 
 
 def stream_on(conn: sa.Connection, order: Order, statement: sa.Select, chunk_rows: int) -> Iterator[pa.Table]:
@@ -193,10 +196,11 @@ def _as_text(values: Any) -> pa.Array:
 
 @dataclass(frozen=True)
 class CountsQuery:
-    """The exclusion aggregate and the reason each of its integer codes stands for."""
+    """The exclusion aggregate and how each of its rows turns into (jurisdiction, reason)."""
 
     statement: sa.Select
-    reasons: list[str]
+    reason: Callable[[Sequence[Any]], str]
+    width: int  # how many grouping columns lead each row
 
 
 def counts_statement(
@@ -205,39 +209,67 @@ def counts_statement(
     requested_fips: list[str] | None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    raw: frozenset[str] = frozenset(),
+    form: str = "raw-grouped",
 ) -> CountsQuery:
-    """One aggregate: rows and newest change per jurisdiction per reason (as an integer code)."""
+    """One aggregate: rows and newest change per group, each group's reason derived in Python.
+
+    ``form="case"`` is the earlier aggregate (a CASE per row giving the reason code), kept for the
+    benchmark and for the test that both give the same counts.
+    """
     jur = table.c[order.source.jurisdiction_column]
     upd = order.source.updated_column
-    in_scope = bool(requested_fips) and set(requested_fips or []) <= set(order.in_scope_fips())
-    code, reasons = reason_code_expression(table, order, scope_filtered=in_scope)
-    cols = [jur.label("jurisdiction"), code.label("reason")]
+    if form == "case":
+        in_scope = bool(requested_fips) and set(requested_fips or []) <= set(order.in_scope_fips())
+        code, reasons = reason_code_expression(table, order, scope_filtered=in_scope)
+        named: list[tuple[str, Any]] = [("jurisdiction", jur), ("reason", code)]
+        reason: Callable[[Sequence[Any]], str] = lambda row: reasons[int(row[1])]  # noqa: E731
+    else:
+        groups = grouping(table, order, raw)
+        named, reason = groups.expressions, groups.classify
+    cols = [e.label(n) for n, e in named]
     if upd and upd in table.c:
         cols.append(table.c[upd].label("updated"))
     inner = sa.select(*cols)
     if requested_fips:
         inner = inner.where(jur.in_(requested_fips))
-    inner = inner.where(_since_clause(table, order, since, until))
-    sub = inner.subquery()
+    sub = inner.where(_since_clause(table, order, since, until)).subquery()
+    keys = [sub.c[n] for n, _ in named]
     aggs = [sa.func.count().label("n")]
     if "updated" in sub.c:
         aggs.append(sa.func.max(sub.c.updated).label("newest"))
-    stmt = sa.select(sub.c.jurisdiction, sub.c.reason, *aggs).group_by(sub.c.jurisdiction, sub.c.reason)
-    return CountsQuery(stmt, reasons)
+    return CountsQuery(sa.select(*keys, *aggs).group_by(*keys), reason, len(named))
 
 
 def read_counts(conn: sa.Connection, query: CountsQuery) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
     """Run ``counts_statement``; return counts by jurisdiction and reason, and the newest change."""
     out: dict[str, dict[str, int]] = defaultdict(dict)
     newest: dt.datetime | None = None
-    for row in conn.execute(query.statement).mappings():
-        key = STATES.get(row["jurisdiction"] or "", "??")
-        reason = query.reasons[int(row["reason"])]
-        out[key][reason] = out[key].get(reason, 0) + int(row["n"])
-        value = row.get("newest")
+    for row in conn.execute(query.statement):
+        key = STATES.get(str(row[0]) if row[0] is not None else "", "??")
+        reason = query.reason(tuple(row[: query.width]))
+        out[key][reason] = out[key].get(reason, 0) + int(row[query.width])
+        value = row[query.width + 1] if len(row) > query.width + 1 else None
         if value is not None and (newest is None or value > newest):
             newest = value
     return dict(out), newest
+
+
+def exact_text_columns(engine: Engine, order: Order) -> frozenset[str]:
+    """Columns the population uses whose values the database compares exactly (grouped raw).
+
+    PostgreSQL VARCHAR/TEXT and SQLite text compare byte for byte; MariaDB's collations pad and
+    fold case, and a CHAR(n) pads: there the database evaluates the condition itself.
+    """
+    if engine.dialect.name not in ("postgresql", "sqlite"):
+        return frozenset()
+    wanted = {c.column for c in order.population.all_of} | {order.source.jurisdiction_column}
+    exact = set()
+    for c in sa.inspect(engine).get_columns(order.source.table):
+        name, kind = c["name"].lower(), c["type"]
+        if name in wanted and isinstance(kind, (sa.String, sa.Text)) and not isinstance(kind, sa.CHAR):
+            exact.add(name)
+    return frozenset(exact)
 
 
 def exclusion_counts(
@@ -246,7 +278,7 @@ def exclusion_counts(
     """Rows per jurisdiction per reason (``included`` or why excluded), from one aggregate query."""
     table = source_table(engine, order)
     stmt = counts_statement(table, order, requested_fips, the_plan.since if the_plan else None,
-                            the_plan.watermark if the_plan else None)  # fmt: skip
+                            the_plan.watermark if the_plan else None, exact_text_columns(engine, order))  # fmt: skip
     with engine.connect() as conn:
         return read_counts(conn, stmt)[0]
 

@@ -63,6 +63,7 @@ class PartitionSpec:
     staging_dir: str
     batch_id: str
     day: str
+    parallel: int | None = None
 
 
 @dataclass
@@ -93,7 +94,8 @@ def run_partition(spec: PartitionSpec) -> PartitionResult:
     suite = load_suite(policies, order)
     engine = extract.open_source(spec.source_url)
     read = open_read(engine, order, spec.fips, _parse(spec.since), spec.fast, watermark=_parse(spec.watermark),
-                     key_range=(spec.key_low, spec.key_high), snapshot_id=spec.snapshot_id)  # fmt: skip
+                     key_range=(spec.key_low, spec.key_high), snapshot_id=spec.snapshot_id,
+                     parallel=spec.parallel)  # fmt: skip
     check = _Checker(order, suite, dt.date.fromisoformat(spec.day))
     stager = Stager(Path(spec.staging_dir), spec.batch_id, prefix=f"p{spec.index:05d}")
     try:
@@ -174,7 +176,8 @@ def stage_partitioned(
         # Plans the statement; off the fast path it also counts and fixes the upper watermark (the cut).
         read = PortableRead(engine, order, fips, request.since, bounded=not fast)
         if fast:  # the snapshot is the cut; its newest change is the watermark
-            stmt = extract.counts_statement(read.plan.table, order, fips or read.plan.fips, read.plan.since, None)
+            stmt = extract.counts_statement(read.plan.table, order, fips or read.plan.fips, read.plan.since, None,
+                                            read.plan.raw)  # fmt: skip
             counts, watermark = extract.read_counts(conn, stmt)
             read.plan.watermark = watermark
         else:
@@ -185,7 +188,8 @@ def stage_partitioned(
         specs = [
             PartitionSpec(i, p_fips, low, high, request.source_url, str(settings.policy_dir), order.ref,
                           _iso(read.plan.since), None if fast else _iso(watermark), snapshot_id, fast,
-                          settings.chunk_rows, settings.workers, str(settings.staging_dir), batch_id, day)
+                          settings.chunk_rows, settings.workers, str(settings.staging_dir), batch_id, day,
+                          settings.source_parallel)
             for i, (p_fips, low, high) in enumerate(parts)
         ]  # fmt: skip
         Stager(settings.staging_dir, batch_id)  # creates the batch's partial folder

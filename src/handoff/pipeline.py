@@ -117,7 +117,7 @@ def load(settings: Settings, request: StageRequest) -> tuple[Order, SuiteDoc, sa
 def prepare(settings: Settings, request: StageRequest, now: dt.datetime) -> Prepared:
     """Load the order and its suite and open a consistent read of the source."""
     order, suite, engine, fips = load(settings, request)
-    read = open_read(engine, order, fips, request.since, fast=settings.fast_path)
+    read = open_read(engine, order, fips, request.since, fast=settings.fast_path, parallel=settings.source_parallel)
     return Prepared(request, order, suite, suite_hash(suite), read, now)
 
 
@@ -263,6 +263,7 @@ def _report(batch_id: str, prep: Prepared, out: ChunkOutcome) -> dict[str, Any]:
         "expectations_evaluated": out.evaluated,
         "failed_expectations": [f.as_dict() for f in out.failures],
         "row_quarantine": dict(out.by_rule),
+        "read_path": prep.read.kind,
         "note": "Offending values are never recorded; rows are named by Medicaid ID only.",
     }
 

@@ -3,15 +3,26 @@
 Builds SQLAlchemy Core expressions from the structured rule, with bound parameters and
 quoted identifiers. A null or unknown value in any condition's column denies the row, and
 every excluded row gets exactly one reason (the first rule it fails), for counting.
+
+Counting has two forms with the same answer: ``reason_code_expression`` (a CASE per row, grouped
+on the reason) and ``grouping`` + ``classify`` (group on the conditions' raw columns, derive the
+reason per group in Python). The second is the one handoff runs: the per-row CASE over IN-lists
+was the expensive part of the aggregate, and a few hundred groups are classified in no time.
+A column is grouped raw only where the database compares text exactly (``raw``); elsewhere the
+database evaluates the condition (its truth value is grouped) so padding and collation rules
+stay the database's.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from handoff.order import Condition, Order
-from handoff.source_model import STATES
+from handoff.source_model import COLUMN_BY_NAME, STATES
 
 INCLUDED = "included"
 OUT_OF_SCOPE = "out_of_scope"
@@ -92,3 +103,57 @@ def reason_labels(order: Order) -> dict[str, str]:
             labels[null_reason(cond)] = f"{cond.column} is null or unknown"
         labels[cond.reason] = cond.explain
     return labels
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """What the raw-grouped aggregate groups on, and how each group's reason is derived."""
+
+    order: Order
+    raw: frozenset[str]  # columns grouped on their own values (the database compares them exactly)
+    expressions: list[tuple[str, ColumnElement[object]]]
+
+    def classify(self, row: Sequence[object]) -> str:
+        """The reason for one group (``row``: one value per expression, in order); today's precedence."""
+        values = dict(zip((name for name, _ in self.expressions), row, strict=True))
+        jur = values["jurisdiction"]
+        if "j_known" in values:  # the database judged the jurisdiction
+            known, scoped = bool(values["j_known"]), bool(values["j_scope"])
+        else:
+            known = jur is not None and str(jur) in STATES
+            scoped = known and str(jur) in self.order.in_scope_fips()
+        if not known:
+            return UNKNOWN_JURISDICTION
+        if not scoped:
+            return OUT_OF_SCOPE
+        for i, cond in enumerate(self.order.population.all_of):
+            v = values[f"c{i}"]
+            if cond.is_null is not None:
+                if bool(v) != cond.is_null:
+                    return cond.reason
+            elif v is None:
+                return null_reason(cond)
+            elif not (str(v) in (cond.in_ or []) if cond.column in self.raw else int(str(v)) == 1):
+                return cond.reason
+        return INCLUDED
+
+
+def grouping(table: sa.TableClause, order: Order, raw: frozenset[str]) -> Grouping:
+    """The grouping expressions: raw columns where ``raw`` allows, the conditions' truth values elsewhere."""
+    jur_name = order.source.jurisdiction_column
+    jur = table.c[jur_name]
+    exprs: list[tuple[str, ColumnElement[object]]] = [("jurisdiction", jur)]
+    if jur_name not in raw:
+        exprs.append(("j_known", sa.case((sa.and_(jur.is_not(None), jur.in_(list(STATES))), 1), else_=0)))
+        exprs.append(("j_scope", sa.case((jur.in_(order.in_scope_fips()), 1), else_=0)))
+    for i, cond in enumerate(order.population.all_of):
+        col = table.c[cond.column]
+        if cond.is_null is not None:
+            expr: ColumnElement[object] = sa.case((col.is_(None), 1), else_=0)
+        elif cond.column in raw and COLUMN_BY_NAME[cond.column].kind == "code":
+            expr = col
+        else:
+            expr = sa.case((col.is_(None), sa.null()), (col.in_(cond.in_ or []), 1), else_=0)
+        exprs.append((f"c{i}", expr))
+    grouped_raw = frozenset(c for c in raw if c == jur_name or COLUMN_BY_NAME[c].kind == "code")
+    return Grouping(order, grouped_raw, exprs)

@@ -36,6 +36,7 @@ _SAFE_LITERAL = re.compile(r"^[A-Za-z0-9_ :.\-]*$")
 
 class SourceRead(Protocol):
     plan: extract.ExtractPlan
+    kind: str  # which path read the source, for the transfer's report
 
     def counts(self) -> tuple[dict[str, dict[str, int]], dt.datetime | None]: ...
 
@@ -59,6 +60,8 @@ def fast_path_available(engine: Engine) -> bool:
 
 
 class PortableRead:
+    kind = "portable: counts, then rows, through SQLAlchemy"
+
     """Counts, then rows, each through SQLAlchemy.
 
     ``bounded`` (and no ``watermark`` given): the aggregate runs first and its newest change
@@ -69,21 +72,27 @@ class PortableRead:
     def __init__(
         self, engine: Engine, order: Order, fips: list[str] | None, since: dt.datetime | None,
         watermark: dt.datetime | None = None, key_range: tuple[str | None, str | None] | None = None,
-        bounded: bool = True,
+        bounded: bool = True, parallel: int | None = None,
     ) -> None:  # fmt: skip
-        self.engine, self.order, self.fips = engine, order, fips
+        self.engine, self.order, self.fips, self.parallel = engine, order, fips, parallel
         self._counts: dict[str, dict[str, int]] | None = None
         self.plan = extract.plan(engine, order, fips, since, watermark=watermark, key_range=key_range)
         if bounded and watermark is None:
             self._counts, newest = self._count(None)
-            self.plan = extract.plan(engine, order, fips, since, watermark=newest,
-                                     key_range=key_range, table=self.plan.table)  # fmt: skip
+            self.plan = extract.plan(engine, order, fips, since, watermark=newest, key_range=key_range,
+                                     table=self.plan.table, raw=self.plan.raw)  # fmt: skip
+
+    def _setup(self, conn: sa.Connection) -> sa.Connection:
+        if self.engine.dialect.name == "postgresql":
+            for statement in session_setup(self.parallel):
+                conn.exec_driver_sql(statement)
+        return conn
 
     def _count(self, until: dt.datetime | None) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
         stmt = extract.counts_statement(self.plan.table, self.order, self.fips or self.plan.fips,
-                                        self.plan.since, until)  # fmt: skip
+                                        self.plan.since, until, self.plan.raw)  # fmt: skip
         with self.engine.connect() as conn:
-            return extract.read_counts(conn, stmt)
+            return extract.read_counts(self._setup(conn), stmt)
 
     def counts(self) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
         if self._counts is None:
@@ -95,7 +104,7 @@ class PortableRead:
 
     def chunks(self, chunk_rows: int) -> Iterator[pa.Table]:
         with self.engine.connect() as conn:
-            yield from extract.stream_on(conn, self.order, self.plan.statement, chunk_rows)
+            yield from extract.stream_on(self._setup(conn), self.order, self.plan.statement, chunk_rows)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -120,12 +129,15 @@ def libpq_uri(url: sa.engine.URL) -> str:
 class PostgresSnapshot:
     """Counts and rows from one exported PostgreSQL snapshot; counts run concurrently."""
 
+    kind = "PostgreSQL snapshot, rows through ADBC"
+
     def __init__(
         self, engine: Engine, order: Order, fips: list[str] | None, since: dt.datetime | None,
         key_range: tuple[str | None, str | None] | None = None, snapshot_id: str | None = None,
+        parallel: int | None = None,
     ) -> None:  # fmt: skip
         """Export a snapshot and count on it concurrently, or join ``snapshot_id`` (a partition)."""
-        self.engine, self.order, self.fips = engine, order, fips
+        self.engine, self.order, self.fips, self.parallel = engine, order, fips, parallel
         self.plan = extract.plan(engine, order, fips, since, key_range=key_range)
         self._result: tuple[dict[str, dict[str, int]], dt.datetime | None] | None = None
         self._error: BaseException | None = None
@@ -138,7 +150,7 @@ class PostgresSnapshot:
             self._thread.start()
             return
         self.conn = engine.connect()
-        self.snapshot_id = export_snapshot(self.conn)
+        self.snapshot_id = export_snapshot(self.conn, parallel)
         # The row session is opened before the aggregate starts: connecting (ADBC reads the type
         # catalogue) took 0.2-0.3 s once the aggregate and GX warm-up had the CPU, 0.05 s before.
         try:
@@ -146,7 +158,8 @@ class PostgresSnapshot:
         except BaseException:
             self.conn.close()
             raise
-        stmt = extract.counts_statement(self.plan.table, order, fips or self.plan.fips, self.plan.since, None)
+        stmt = extract.counts_statement(self.plan.table, order, fips or self.plan.fips, self.plan.since, None,
+                                        self.plan.raw)  # fmt: skip
         self._thread = threading.Thread(target=self._count, args=(stmt,), name="handoff-counts", daemon=True)
         self._thread.start()
 
@@ -183,7 +196,8 @@ class PostgresSnapshot:
             cur = conn.cursor()
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cur.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot_id}'")
-            cur.execute(NO_JIT)
+            for statement in session_setup(self.parallel):
+                cur.execute(statement)
         except BaseException:
             conn.close()
             raise
@@ -232,10 +246,20 @@ class PostgresSnapshot:
 NO_JIT = "SELECT set_config('jit', 'off', true) WHERE current_setting('jit', true) IS NOT NULL"
 
 
-def export_snapshot(conn: sa.Connection) -> str:
+def session_setup(parallel: int | None) -> list[str]:
+    """What every PostgreSQL source session runs first: JIT off and, when configured
+    (``HANDOFF_SOURCE_PARALLEL``), how many parallel workers each scan may use; local to the transaction."""
+    setup = [NO_JIT]
+    if parallel is not None:
+        setup.append(f"SELECT set_config('max_parallel_workers_per_gather', '{int(parallel)}', true)")
+    return setup
+
+
+def export_snapshot(conn: sa.Connection, parallel: int | None = None) -> str:
     """Start a REPEATABLE READ transaction on ``conn`` and export its snapshot for other sessions."""
     conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-    conn.exec_driver_sql(NO_JIT)
+    for statement in session_setup(parallel):
+        conn.exec_driver_sql(statement)
     return str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
 
 
@@ -268,9 +292,9 @@ def rechunk(batches: Any, schema: pa.Schema, chunk_rows: int) -> Iterator[pa.Tab
 def open_read(
     engine: Engine, order: Order, fips: list[str] | None, since: dt.datetime | None, fast: bool = True, *,
     watermark: dt.datetime | None = None, key_range: tuple[str | None, str | None] | None = None,
-    snapshot_id: str | None = None,
+    snapshot_id: str | None = None, parallel: int | None = None,
 ) -> SourceRead:  # fmt: skip
     """The fast snapshot read on PostgreSQL with ADBC, the portable read elsewhere."""
     if fast and fast_path_available(engine):
-        return PostgresSnapshot(engine, order, fips, since, key_range, snapshot_id)
-    return PortableRead(engine, order, fips, since, watermark, key_range)
+        return PostgresSnapshot(engine, order, fips, since, key_range, snapshot_id, parallel)
+    return PortableRead(engine, order, fips, since, watermark, key_range, parallel=parallel)
