@@ -15,7 +15,7 @@ from handoff.errors import GateError
 from handoff.transfer import Lifecycle
 
 CHECKED_RULES = {
-    "ssn_like:elgbl_line_2_adr_home": "elgbl_line_2_adr_home",
+    "text:elgbl_line_2_adr_home": "elgbl_line_2_adr_home",  # SSN shape, characters, length: one expectation
     "zip_format:elgbl_zip_cd_home": "elgbl_zip_cd_home",
     "phone_format:elgbl_phne_num_home": "elgbl_phne_num_home",
     "impossible_date:birth_dt": "birth_dt",
@@ -66,7 +66,7 @@ def test_gx_failure_quarantines_the_whole_batch(source_url: str, settings) -> No
             assert shown not in text, f"{rule}: offending value copied into the report"
 
     # Nothing anywhere under HANDOFF_HOME carries the SSN-like values either.
-    ssn_ids = failed["ssn_like:elgbl_line_2_adr_home"]["medicaid_ids"]
+    ssn_ids = failed["text:elgbl_line_2_adr_home"]["medicaid_ids"]
     planted = [r["elgbl_line_2_adr_home"] for r in source_rows(source_url, ssn_ids, ["elgbl_line_2_adr_home"]).values()]
     for path in files_under(settings.home):
         raw = path.read_bytes()

@@ -227,18 +227,25 @@ def counts_statement(
     else:
         groups = grouping(table, order, raw)
         named, reason = groups.expressions, groups.classify
-    cols = [e.label(n) for n, e in named]
-    if upd and upd in table.c:
-        cols.append(table.c[upd].label("updated"))
-    inner = sa.select(*cols)
-    if requested_fips:
-        inner = inner.where(jur.in_(requested_fips))
-    sub = inner.where(_since_clause(table, order, since, until)).subquery()
-    keys = [sub.c[n] for n, _ in named]
+    where = [jur.in_(requested_fips)] if requested_fips else []
+    where.append(_since_clause(table, order, since, until))
     aggs = [sa.func.count().label("n")]
-    if "updated" in sub.c:
-        aggs.append(sa.func.max(sub.c.updated).label("newest"))
-    return CountsQuery(sa.select(*keys, *aggs).group_by(*keys), reason, len(named))
+    if upd and upd in table.c:
+        aggs.append(sa.func.max(table.c[upd]).label("newest"))
+    if form == "case":  # grouped on the labelled CASE through a subquery, as it always was
+        cols = [e.label(n) for n, e in named]
+        if upd and upd in table.c:
+            cols.append(table.c[upd].label("updated"))
+        sub = sa.select(*cols).where(*where).subquery()
+        keys = [sub.c[n] for n, _ in named]
+        aggs = [sa.func.count().label("n")] + (
+            [sa.func.max(sub.c.updated).label("newest")] if "updated" in sub.c else []
+        )
+        return CountsQuery(sa.select(*keys, *aggs).group_by(*keys), reason, len(named))
+    # Grouped on the columns themselves, so the planner's estimates of their distinct values apply.
+    exprs = [e for _, e in named]
+    return CountsQuery(sa.select(*(e.label(n) for n, e in named), *aggs).where(*where).group_by(*exprs), reason,
+                       len(named))  # fmt: skip
 
 
 def read_counts(conn: sa.Connection, query: CountsQuery) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:

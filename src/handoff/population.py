@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -111,7 +112,7 @@ class Grouping:
 
     order: Order
     raw: frozenset[str]  # columns grouped on their own values (the database compares them exactly)
-    expressions: list[tuple[str, ColumnElement[object]]]
+    expressions: list[tuple[str, ColumnElement[Any]]]
 
     def classify(self, row: Sequence[object]) -> str:
         """The reason for one group (``row``: one value per expression, in order); today's precedence."""
@@ -142,14 +143,16 @@ def grouping(table: sa.TableClause, order: Order, raw: frozenset[str]) -> Groupi
     """The grouping expressions: raw columns where ``raw`` allows, the conditions' truth values elsewhere."""
     jur_name = order.source.jurisdiction_column
     jur = table.c[jur_name]
-    exprs: list[tuple[str, ColumnElement[object]]] = [("jurisdiction", jur)]
+    exprs: list[tuple[str, ColumnElement[Any]]] = [("jurisdiction", jur)]
     if jur_name not in raw:
         exprs.append(("j_known", sa.case((sa.and_(jur.is_not(None), jur.in_(list(STATES))), 1), else_=0)))
         exprs.append(("j_scope", sa.case((jur.in_(order.in_scope_fips()), 1), else_=0)))
     for i, cond in enumerate(order.population.all_of):
         col = table.c[cond.column]
         if cond.is_null is not None:
-            expr: ColumnElement[object] = sa.case((col.is_(None), 1), else_=0)
+            # A plain boolean: the planner knows it has two values (a CASE would be estimated at
+            # 200, and PostgreSQL 15 then picks a sort-based aggregate that spills to disk).
+            expr: ColumnElement[Any] = col.is_(None)
         elif cond.column in raw and COLUMN_BY_NAME[cond.column].kind == "code":
             expr = col
         else:

@@ -33,10 +33,6 @@ def _expectation(rule: Rule) -> dict[str, Any]:
     elif rule.kind == "not_match":
         etype = "expect_column_values_to_not_match_regex"
         kwargs["regex"] = rule.pattern
-    elif rule.kind == "max_length":
-        etype = "expect_column_value_lengths_to_be_between"
-        kwargs["min_value"] = 0
-        kwargs["max_value"] = rule.max_length
     else:
         etype = "expect_column_values_to_be_between"
         kwargs["min_value"] = rule.min_date
@@ -44,15 +40,39 @@ def _expectation(rule: Rule) -> dict[str, Any]:
     return {"type": etype, "kwargs": kwargs, "meta": {"rule": rule.id}}
 
 
+def _text_expectation(column: str, rules: list[Rule]) -> dict[str, Any]:
+    """A column's "must not contain" rules (SSN shape, other characters, too long) as one expectation.
+
+    GX copies the frame once per column-map expectation, so three regex checks per text column
+    cost three times one; a single alternation fails on exactly the values one of them would. The
+    row quarantine keeps them apart, so its report still names the precise rule.
+    """
+    parts = [f"(?:{r.pattern})" if r.kind == "not_match" else f".{{{(r.max_length or 0) + 1}}}" for r in rules]
+    return {"type": "expect_column_values_to_not_match_regex", "kwargs": {"column": column, "regex": "|".join(parts)},
+            "meta": {"rule": f"text:{column}", "rules": [r.id for r in rules]}}  # fmt: skip
+
+
+def expectations_for(order: Order) -> list[dict[str, Any]]:
+    """One expectation per rule, except each text column's must-not-contain rules, which share one."""
+    out: list[dict[str, Any]] = []
+    text: dict[str, list[Rule]] = {}
+    for rule in rules_for(order):
+        if rule.kind in ("not_match", "max_length"):
+            text.setdefault(rule.column, []).append(rule)
+        else:
+            out.append(_expectation(rule))
+    return out + [_text_expectation(column, rules) for column, rules in text.items()]
+
+
 def build_suite(order: Order) -> SuiteDoc:
-    """The suite for ``order``: exact column list, then one expectation per rule."""
+    """The suite for ``order``: exact column list, then the rules' expectations."""
     expectations = [
         {
             "type": "expect_table_columns_to_match_ordered_list",
             "kwargs": {"column_list": order.columns},
             "meta": {"rule": "exact_columns"},
         },
-        *(_expectation(r) for r in rules_for(order)),
+        *expectations_for(order),
     ]
     return {
         "name": f"{order.ref}",
