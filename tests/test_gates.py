@@ -252,6 +252,13 @@ def test_a_changed_destination_voids_an_approval() -> None:
     assert not g.open and "destination" in g.reason
 
 
+def test_an_approval_claiming_a_lifetime_beyond_the_limit_approves_nothing() -> None:
+    batch = make_batch()
+    forever = decision("ada", batch, expires_at="2099-01-01T00:00:00Z")
+    g = approval_gate(batch, view(batch, [forever]))
+    assert not g.open and "claims to last longer than" in g.reason
+
+
 def test_an_expired_approval_and_a_removed_key_approve_nothing(tmp_path: Path) -> None:
     batch = make_batch()
     late = NOW + approval.DEFAULT_TTL + dt.timedelta(seconds=1)

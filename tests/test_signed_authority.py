@@ -229,3 +229,11 @@ def test_a_transfer_request_must_be_signed_by_an_operator(life, sqlite_source_ur
         life.transfer(signed, "another-bucket", NOW)
     with pytest.raises(SignatureError, match="expired"):
         life.transfer(signed, s3.name, NOW + dt.timedelta(hours=2))
+    import dataclasses
+
+    from handoff.statement import parse
+
+    doc = parse(signed.signed.statement, "handoff.transfer-request")
+    forever = dataclasses.replace(signed, signed=sign("operator", {**doc, "expires_at": "2099-01-01T00:00:00Z"}))
+    with pytest.raises(SignatureError, match="claims to last longer"):
+        life.transfer(forever, s3.name, NOW)

@@ -103,6 +103,8 @@ def judge(signed: st.Signed, trust: Trust, batch: Batch, order: Order, destinati
         raise GateError(f"the decision signed by {verified.principal} does not bind: {why}")
     if doc.get("decision") == "approve" and st.expired(doc, now):
         raise GateError(f"the approval signed by {verified.principal} expired at {doc.get('expires_at')}")
+    if doc.get("decision") == "approve" and st.lifetime_beyond(doc, MAX_TTL):
+        raise GateError(f"the approval signed by {verified.principal} claims to last longer than {MAX_TTL.days} days")
     if initiator is not None and (verified.signer.fingerprint == initiator.fingerprint
                                   or verified.principal == initiator.principal):  # fmt: skip
         raise GateError(f"{verified.principal} started batch {batch.id} and cannot approve it; ask another approver")

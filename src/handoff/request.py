@@ -56,6 +56,9 @@ def revalidation_statement(batch_id: str, old_batch_id: str, order_ref: str, now
 def accept(trust: Trust, signed: st.Signed, expected: dict[str, Any], now: dt.datetime) -> st.Verified:
     """Verify a request about to be used: operator key, not expired, asking for exactly this transfer."""
     verified = st.verify(trust, signed, st.TRANSFER_REQUEST, now)
+    if st.lifetime_beyond(verified.doc, TTL):
+        raise SignatureError(f"the transfer request signed by {verified.principal} claims to last longer than "
+                             f"{int(TTL.total_seconds() // 60)} minutes; sign a new one")  # fmt: skip
     if st.expired(verified.doc, now):
         raise SignatureError(f"the transfer request signed by {verified.principal} expired at "
                              f"{verified.doc.get('expires_at')}; sign a new one")  # fmt: skip

@@ -104,6 +104,15 @@ def expired(doc: dict[str, Any], at: dt.datetime) -> bool:
         return True
 
 
+def lifetime_beyond(doc: dict[str, Any], longest: dt.timedelta) -> bool:
+    """A statement signed elsewhere may say anything: refuse one that claims to last longer than allowed."""
+    try:
+        issued, expires = parse_stamp(str(doc.get("issued_at"))), parse_stamp(str(doc.get("expires_at")))
+    except ValueError:
+        return True
+    return expires - issued > longest
+
+
 # ----- signing and reading signatures (the CLI's side) -------------------------------------------
 def sign_with_key(data: bytes, key: Path, namespace: str) -> str:
     """Sign ``data`` with ``ssh-keygen -Y sign`` (a private key file, or a .pub whose key is in ssh-agent)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -63,10 +64,14 @@ def parse_url(url: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Seen:
-    """What the bucket holds for one key: bytes (for files), size, and when S3 stored it."""
+    """What the bucket holds for one key, read once as a stream: its SHA-256 and size, its Parquet
+    rows and columns (None when it is not Parquet), when S3 stored it and under which KMS key."""
 
     key: str
-    body: bytes
+    sha256: str
+    size: int
+    rows: int | None
+    columns: list[str] | None
     modified: dt.datetime
     kms_key_id: str | None
     versions: int
@@ -106,9 +111,6 @@ def check(url: str, manifest_body: bytes | None, objects: dict[str, Seen], trust
 
 
 def _files(doc: dict[str, Any], prefix: str, objects: dict[str, Seen], report: Report) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     listed = {str(f.get("key")): f for f in doc.get("files") or [] if isinstance(f, dict)}
     columns = list((doc.get("order") or {}).get("columns") or [])
     staged: list[StagedFile] = []
@@ -119,21 +121,17 @@ def _files(doc: dict[str, Any], prefix: str, objects: dict[str, Seen], report: R
         if seen is None:
             report.problems.append(Problem(key, "listed in the manifest but missing from the bucket"))
             continue
-        digest = hashlib.sha256(seen.body).hexdigest()
-        if digest != entry.get("sha256") or len(seen.body) != entry.get("bytes"):
+        if seen.sha256 != entry.get("sha256") or seen.size != entry.get("bytes"):
             report.problems.append(Problem(key, "SHA-256 or size differs from the manifest: the object was changed"))
             continue
-        try:
-            meta = pq.read_metadata(pa.BufferReader(seen.body))
-            names = pq.read_schema(pa.BufferReader(seen.body)).names
-        except (OSError, pa.ArrowInvalid):
+        if seen.rows is None:
             report.problems.append(Problem(key, "not a readable Parquet file"))
             continue
-        if meta.num_rows != entry.get("rows") or names != columns:
+        if seen.rows != entry.get("rows") or seen.columns != columns:
             report.problems.append(Problem(key, "rows or columns differ from the manifest"))
-        staged.append(StagedFile(key.rsplit("/", 1)[-1], int(meta.num_rows), len(seen.body), digest))
+        staged.append(StagedFile(key.rsplit("/", 1)[-1], seen.rows, seen.size, seen.sha256))
         report.files += 1
-        report.rows += int(meta.num_rows)
+        report.rows += seen.rows
     name = prefix + manifests.NAME
     if content_hash(staged) != doc.get("content_hash") and len(staged) == len(listed):
         report.problems.append(Problem(name, "content_hash does not follow from the files"))
@@ -187,8 +185,32 @@ def _delivered_at(doc: dict[str, Any], manifest: Seen | None, name: str, report:
     return said
 
 
+def _read_object(s3: Any, bucket: str, key: str, versions: int, spool: Path) -> tuple[Seen, bytes | None]:
+    """Stream one object to a temporary file, hashing as it goes; keep the bytes only of the manifest."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    got = s3.get_object(Bucket=bucket, Key=key)
+    digest, size = hashlib.sha256(), 0
+    with spool.open("wb") as fh:
+        for block in got["Body"].iter_chunks(1 << 20):
+            digest.update(block)
+            fh.write(block)
+            size += len(block)
+    try:
+        rows: int | None = int(pq.read_metadata(spool).num_rows)
+        columns: list[str] | None = pq.read_schema(spool).names
+    except (OSError, pa.ArrowInvalid):
+        rows, columns = None, None
+    body = spool.read_bytes() if key.endswith(manifests.NAME) else None
+    seen = Seen(key, digest.hexdigest(), size, rows, columns, got["LastModified"], got.get("SSEKMSKeyId"), versions)
+    return seen, body
+
+
 def read_prefix(url: str) -> tuple[bytes | None, dict[str, Seen], list[str]]:
-    """Read the manifest and every object under the prefix (GET, HEAD, versions where allowed)."""
+    """Read the manifest and every object under the prefix (streamed, one at a time; versions where allowed)."""
+    import tempfile
+
     import boto3
     from botocore.exceptions import ClientError
 
@@ -197,24 +219,25 @@ def read_prefix(url: str) -> tuple[bytes | None, dict[str, Seen], list[str]]:
     notes: list[str] = []
     versions: dict[str, int] = {}
     try:
-        pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
-        for page in pages:
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
             for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
                 versions[v["Key"]] = versions.get(v["Key"], 0) + 1
     except ClientError:
         notes.append("object versions could not be listed: an overwrite of the manifest cannot be ruled out")
     objects: dict[str, Seen] = {}
+    manifest: bytes | None = None
     try:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for o in page.get("Contents", []):
-                got = s3.get_object(Bucket=bucket, Key=o["Key"])
-                objects[o["Key"]] = Seen(o["Key"], got["Body"].read(), got["LastModified"],
-                                         got.get("SSEKMSKeyId"), versions.get(o["Key"], 1))  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="handoff-verify-") as tmp:
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for o in page.get("Contents", []):
+                    seen, body = _read_object(s3, bucket, o["Key"], versions.get(o["Key"], 1), Path(tmp) / "object")
+                    objects[o["Key"]] = seen
+                    if o["Key"] == prefix + manifests.NAME:
+                        manifest = body
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "?")
         raise HandoffError(f"cannot read {url}: S3 answered {code}; check the address and your read access") from None
-    manifest = objects.get(prefix + manifests.NAME)
-    return (manifest.body if manifest else None), objects, notes
+    return manifest, objects, notes
 
 
 def verify_prefix(url: str, trust: Trust) -> Report:
