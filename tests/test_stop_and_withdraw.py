@@ -204,3 +204,27 @@ def test_the_release_flow_ends_delivery_failed_for_the_alert(prefect_harness, li
     state = release_flow(return_state=True)
     assert state.is_completed() and state.name == "DeliveryFailed", (state.name, state.message)
     assert batch.id in (state.message or "") and life.get(batch.id).status == "failed"
+
+
+def test_a_delivery_whose_lease_was_taken_over_stops_and_leaves_the_new_owners_objects(
+    tmp_path, crowded_source_url: str, s3, audit_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def lifecycle() -> Any:
+        return Lifecycle(build_settings(tmp_path / "home", bucket=s3.name, kms_key_id=s3.kms_key_id,
+                                        audit_bucket=audit_bucket, lease_seconds=60))  # fmt: skip
+
+    slow, other = lifecycle(), lifecycle()
+    batch = _approved(slow, crowded_source_url, s3.name)
+    # While the slow process sends its first object, its lease runs out and the other takes over.
+    calls = _after_first_object(
+        monkeypatch, lambda: other.releases.handover.start(batch.id, LATER + dt.timedelta(seconds=61))
+    )
+    [out] = slow.release(LATER)
+    monkeypatch.undo()
+    assert "took over" in (out.error or "") and len(calls) == 2
+    assert slow.get(batch.id).status == "delivering" and _versions(s3), "the new owner's objects were left alone"
+    assert "delivery-stopped" not in ledger_kinds(slow, batch.id)
+    [done] = other.release(LATER + dt.timedelta(seconds=62))
+    assert done.batch.status == "delivered"
+    versions = _versions(s3)
+    assert len(versions) == len(set(versions)) == len(batch.files) + 1, "an object was written twice"

@@ -46,7 +46,11 @@ class DeliveryFailed(DeliveryError):
 
 
 class DeliveryStopped(DeliveryError):
-    """An emergency stop (or a lost lease) interrupted a delivery before its manifest."""
+    """An emergency stop interrupted a delivery before its manifest."""
+
+
+class LeaseLost(DeliveryError):
+    """Another process took this delivery over (its lease had expired); this one stops touching it."""
 
 
 class StateError(HandoffError):

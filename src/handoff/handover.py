@@ -18,7 +18,7 @@ from handoff import batch as batches
 from handoff import evidence, gates, ledger
 from handoff.context import Context
 from handoff.deliver import Guard
-from handoff.errors import DeliveryStopped
+from handoff.errors import DeliveryStopped, LeaseLost
 from handoff.gatekeeper import Gatekeeper, Outcome
 from handoff.state import deliveries, iso, lock_for_decision
 from handoff.status import FINAL, Lease, Status
@@ -76,6 +76,6 @@ class Handover:
             mine = Lease(self.ctx.owner, at + dt.timedelta(seconds=self.ctx.settings.lease_seconds))
             with self.ctx.engine.begin() as conn:
                 if not batches.renew(conn, batch.id, mine):
-                    raise DeliveryStopped("another process took over this delivery's lease")
+                    raise LeaseLost("another process took over this delivery's lease")
 
         return check

@@ -15,7 +15,7 @@ from handoff import accounting, ledger, lineage
 from handoff import batch as batches
 from handoff.context import Context
 from handoff.deliver import Destination
-from handoff.errors import DeliveryFailed, DeliveryStopped, GateError, HandoffError
+from handoff.errors import DeliveryFailed, DeliveryStopped, GateError, HandoffError, LeaseLost
 from handoff.gatekeeper import Gatekeeper, Outcome
 from handoff.handover import Handover
 from handoff.order import Order
@@ -48,6 +48,8 @@ class Release:
             objects, approvers = upload_batch(
                 self.ctx, batch, order, target, dest, self.handover.guard(batch, now), now
             )
+        except LeaseLost as exc:  # the batch is someone else's now: leave its status and objects alone
+            return Outcome(self.ctx.get(batch.id), outcome.gates, error=str(exc))
         except HandoffError as exc:
             self._interrupted(batch, order, dest, exc, now)
             if isinstance(exc, DeliveryStopped):
