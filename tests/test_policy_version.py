@@ -39,12 +39,14 @@ def _install_v2(policy_dir: Path, edit: Any) -> str:
     return PolicySet(policy_dir).current().ref
 
 
+def _life(tmp_path: Path, policy_dir: Path, s3: Any, audit_bucket: str) -> Lifecycle:
+    return Lifecycle(build_settings(tmp_path / "home", policy_dir=policy_dir, bucket=s3.name,
+                                    kms_key_id=s3.kms_key_id, audit_bucket=audit_bucket))  # fmt: skip
+
+
 def _awaiting(tmp_path: Path, source_url: str, s3: Any, audit_bucket: str) -> tuple[Path, Any]:
     policy_dir = _policy_copy(tmp_path)
-    settings = build_settings(
-        tmp_path / "home", policy_dir=policy_dir, bucket=s3.name, kms_key_id=s3.kms_key_id, audit_bucket=audit_bucket
-    )
-    life = Lifecycle(settings)
+    life = _life(tmp_path, policy_dir, s3, audit_bucket)
     batch = transfer(life, source_url, s3.name, NOW).batch
     record_upheld(life)
     assert life.refresh(batch.id, NOW).batch.status == "awaiting-approval"
@@ -57,15 +59,7 @@ def test_superseded_batch_is_held_then_revalidated_into_a_new_batch(
     policy_dir, old = _awaiting(tmp_path, sqlite_source_url, s3, audit_bucket)
     # Counsel confirms DC as a plaintiff: same fields and population, a new policy hash.
     v2 = _install_v2(policy_dir, lambda t: t.replace("{state: DC, verified: false", "{state: DC, verified: true"))
-    life = Lifecycle(
-        build_settings(
-            tmp_path / "home",
-            policy_dir=policy_dir,
-            bucket=s3.name,
-            kms_key_id=s3.kms_key_id,
-            audit_bucket=audit_bucket,
-        )
-    )
+    life = _life(tmp_path, policy_dir, s3, audit_bucket)
 
     held = life.refresh(old.id, NOW)
     assert held.batch.status == "superseded"
@@ -91,15 +85,7 @@ def test_changed_permitted_fields_refuse_revalidation(
 ) -> None:
     policy_dir, old = _awaiting(tmp_path, sqlite_source_url, s3, audit_bucket)
     _install_v2(policy_dir, lambda t: t.replace("  phone: [elgbl_phne_num_home]\n", ""))
-    life = Lifecycle(
-        build_settings(
-            tmp_path / "home",
-            policy_dir=policy_dir,
-            bucket=s3.name,
-            kms_key_id=s3.kms_key_id,
-            audit_bucket=audit_bucket,
-        )
-    )
+    life = _life(tmp_path, policy_dir, s3, audit_bucket)
     assert life.refresh(old.id, NOW).batch.status == "superseded"
     with pytest.raises(GateError, match="permitted fields changed.*re-extract"):
         revalidate(life, old.id, NOW)
