@@ -33,6 +33,7 @@ class Context:
         self.engine = open_state(settings.resolved_state_url)
         self.store = evidence.store_for(settings.audit_bucket, settings.audit_retention_days, settings.region)
         self.owner = owner_id()
+        self._anchored: ledger.Head | None = None  # the last head this process anchored
 
     def trust(self) -> Trust:
         """The trust file as it is on disk now: a key removed a second ago no longer counts."""
@@ -52,8 +53,11 @@ class Context:
             return
         with self.engine.connect() as conn:
             head = ledger.head(conn)
+        if head == self._anchored:
+            return  # nothing appended since (a status refresh that changed nothing)
         try:
             self.store.anchor(head, now or dt.datetime.now(dt.UTC))
+            self._anchored = head
         except StateError:
             if required:
                 raise
