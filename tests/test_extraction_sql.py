@@ -115,7 +115,7 @@ def test_a_whole_transfer_never_touches_claims_or_selects_star(
         assert "claims" not in low
         assert not re.search(r"select\s+\*|\.\*", low), statement
     order = PolicySet(POLICY_DIR).current()
-    data_reads = [s for s in source_statements if "elgbl_phne_num_home" in s and "ORDER BY" in s]
+    data_reads = [s for s in source_statements if "elgbl_phne_num_home" in s and "count(" not in s.lower()]
     assert len(data_reads) == 1
     select_list = data_reads[0].split("FROM", 1)[0]
     assert _identifiers(select_list) == order.columns

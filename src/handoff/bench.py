@@ -3,8 +3,8 @@
 Seeds synthetic enrollees into PostgreSQL, then measures three ways of getting the order's
 population out to Parquet, each in its own child process so peak RSS belongs to one path:
 
-* **floor**: the extractor's exact SQL (projection, WHERE, ORDER BY) through ADBC, streamed
-  record batches into a zstd ``ParquetWriter`` (ConnectorX if ADBC is not installed), run with
+* **floor**: the extractor's exact SQL (projection and WHERE; no ORDER BY, as handoff puts rows
+  in id order itself, in bounded memory, see ``sortmerge``) through ADBC, streamed record batches into a zstd ``ParquetWriter`` (ConnectorX if ADBC is not installed), run with
   the server's defaults and with JIT off; the faster run counts;
 * **floor + accounting**: the floor's export while the order's exclusion aggregate runs on the
   same exported snapshot, and nothing else: the least a compliant export does, so the gap

@@ -1,7 +1,8 @@
 """Extraction: only the order's columns, only the order's population, in bounded chunks.
 
 The statement is generated from the order with SQLAlchemy Core: an explicit column list
-(identifiers quoted, never ``*``), a WHERE clause with bound parameters, a stable ORDER BY.
+(identifiers quoted, never ``*``), a WHERE clause with bound parameters, and no ORDER BY: the
+client puts the rows in id order (``sortmerge``), so the database's scan streams and parallelises.
 Rows stream in chunks into Arrow so memory stays flat as the table grows. The ``claims``
 table is never read; a column added to the source later cannot appear, because the
 projection names only what the order permits.
@@ -161,10 +162,9 @@ def plan(
         keys.append(id_col >= key_range[0])
     if key_range and key_range[1] is not None:
         keys.append(id_col < key_range[1])
-    stmt = (
-        sa.select(*(table.c[c] for c in order.columns))
-        .where(where_clause(table, order, requested_fips), _since_clause(table, order, since, watermark), *keys)
-        .order_by(id_col)
+    # No ORDER BY: the scan streams and runs in parallel; the client puts rows in id order (``sortmerge``).
+    stmt = sa.select(*(table.c[c] for c in order.columns)).where(
+        where_clause(table, order, requested_fips), _since_clause(table, order, since, watermark), *keys
     )
     compiled = stmt.compile(dialect=engine.dialect)
     params = {k: v for k, v in compiled.params.items()}

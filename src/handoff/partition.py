@@ -99,7 +99,7 @@ def run_partition(spec: PartitionSpec) -> PartitionResult:
     check = _Checker(order, suite, dt.date.fromisoformat(spec.day))
     stager = Stager(Path(spec.staging_dir), spec.batch_id, prefix=f"p{spec.index:05d}")
     try:
-        out = process_chunks(read.chunks(spec.chunk_rows), check, stager, spec.workers)
+        out = process_chunks(read.chunks(spec.chunk_rows), check, stager, spec.workers, None, spec.chunk_rows)
     finally:
         read.close()
     return PartitionResult(

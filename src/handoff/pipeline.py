@@ -29,6 +29,7 @@ from handoff.order import Order, PolicySet
 from handoff.population import INCLUDED
 from handoff.rules import rules_for
 from handoff.snapshot import SourceRead, open_read
+from handoff.sortmerge import SortedRuns
 from handoff.source_model import state_fips
 from handoff.stage import StagedFile, Stager, content_hash, parquet_bytes
 from handoff.state import iso, open_state, row_quarantine, safe_url
@@ -128,8 +129,7 @@ class _Checked:
     rows: int
     diverted: quarantine.RowQuarantine
     verdict: ChunkVerdict | None
-    data: bytes | None
-    clean_rows: int
+    clean: pa.Table | None  # the rows that passed, to be put in id order with the others
 
 
 class _Checker:
@@ -162,10 +162,9 @@ class _Checker:
         typed, unreadable = readable.as_typed(chunk, self.schema)
         clean, diverted = quarantine.split(typed, self.rules, self.order.source.id_column, self.day, unreadable)
         if not clean.num_rows:
-            return _Checked(chunk.num_rows, diverted, None, None, 0)
+            return _Checked(chunk.num_rows, diverted, None, None)
         verdict = self.validator().validate(clean, self.day)
-        data = parquet_bytes(clean) if verdict.passed else None
-        return _Checked(chunk.num_rows, diverted, verdict, data, clean.num_rows)
+        return _Checked(chunk.num_rows, diverted, verdict, clean if verdict.passed else None)
 
 
 def process_chunks(
@@ -174,16 +173,20 @@ def process_chunks(
     stager: Stager,
     workers: int,
     progress: Callable[[int], None] | None = None,
+    rows_per_file: int = 50_000,
 ) -> ChunkOutcome:
-    """Divert bad rows, validate the rest with GX, stage what passes, in source order.
+    """Divert bad rows, validate the rest with GX, then stage what passed in id order.
 
-    Extraction, validation/encoding (``workers`` threads) and writing overlap; at most
-    ``workers + 1`` chunks are in flight, so memory stays bounded (back-pressure). After the
-    first failed chunk nothing more is staged (the batch will be quarantined), but every
+    Chunks arrive in any order (the source query does not sort). Extraction and validation
+    (``workers`` threads) overlap, with at most ``workers + 1`` chunks in flight; each passing
+    chunk is sorted and spilled as a run, and once every chunk passed the runs are merged in id
+    order into files of ``rows_per_file`` rows (``sortmerge``), encoded on the same threads.
+    After the first failed chunk nothing is staged (the batch will be quarantined), but every
     chunk is still checked so the report is complete.
     """
     out = ChunkOutcome()
     workers = max(1, workers)
+    runs = SortedRuns(stager.partial / f"runs-{stager.prefix or 'batch'}", check.order.source.id_column)
     in_flight: deque[Future[_Checked]] = deque()
 
     def drain(one: Future[_Checked]) -> None:
@@ -197,20 +200,27 @@ def process_chunks(
             out.evaluated += got.verdict.evaluated
             if not got.verdict.passed:
                 out.failures.extend(got.verdict.failures)
-            elif got.data is not None and not out.failures:
-                stager.write_bytes(got.data, got.clean_rows)
+            elif got.clean is not None and not out.failures:
+                runs.add(got.clean)
         if progress:
             progress(out.rows_extracted)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handoff-check", initializer=check.warm) as pool:
-        for _ in range(workers):
-            pool.submit(lambda: None)  # start every worker (and its warm-up) now
-        for chunk in chunks:
-            in_flight.append(pool.submit(check, chunk))
-            while len(in_flight) > workers:
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handoff-check",
+                                initializer=check.warm) as pool:  # fmt: skip
+            for _ in range(workers):
+                pool.submit(lambda: None)  # start every worker (and its warm-up) now
+            for chunk in chunks:
+                in_flight.append(pool.submit(check, chunk))
+                while len(in_flight) > workers:
+                    drain(in_flight.popleft())
+            while in_flight:
                 drain(in_flight.popleft())
-        while in_flight:
-            drain(in_flight.popleft())
+            if not out.failures:
+                _stage_in_order(runs.merged(rows_per_file), stager, pool, workers)
+    finally:
+        runs.discard()
+    out.quarantined.sort()  # the scan's order is not the same twice: record diversions by id
     if out.chunks == 0:
         # Still prove the suite on an empty outgoing frame: the column set must match.
         verdict = check.validator().validate(extract.arrow_schema(check.order).empty_table(), check.day)
@@ -218,6 +228,19 @@ def process_chunks(
         if not verdict.passed:
             out.failures.extend(verdict.failures)
     return out
+
+
+def _stage_in_order(tables: Iterator[pa.Table], stager: Stager, pool: ThreadPoolExecutor, workers: int) -> None:
+    """Encode the merged tables on the pool and write them as part files, in order, ``workers`` ahead."""
+    pending: deque[tuple[Future[bytes], int]] = deque()
+    for table in tables:
+        pending.append((pool.submit(parquet_bytes, table), table.num_rows))
+        while len(pending) > workers:
+            data, rows = pending.popleft()
+            stager.write_bytes(data.result(), rows)
+    while pending:
+        data, rows = pending.popleft()
+        stager.write_bytes(data.result(), rows)
 
 
 def check_count(out: ChunkOutcome, expected: int) -> None:
@@ -243,6 +266,7 @@ def extract_validate_stage(
         out = process_chunks(
             prep.read.chunks(settings.chunk_rows), check, stager, settings.workers,
             (lambda done: progress(done, included(prep.read.counted()))) if progress else None,
+            settings.chunk_rows,
         )  # fmt: skip
         prep.counts, _ = prep.read.counts()
         if progress:  # the snapshot read's counts may only now be known: give the bar its total

@@ -1,0 +1,83 @@
+"""Putting rows in id order on the client, in bounded memory, so the database need not sort.
+
+The source query has no ``ORDER BY``: rows stream (and PostgreSQL scans in parallel) in whatever
+order the scan yields. Each validated chunk is sorted by id and spilled to disk as a run (Arrow
+IPC, in small record batches); ``merged`` then reads every run a batch at a time and yields the
+rows in id order, cut into tables of a fixed size. Memory holds one small batch per run and one
+output table, whatever the size of the batch. Ids are compared as bytes, the same in every path,
+so the staged files are identical run to run and between the fast and the portable read.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+RUN_BATCH_ROWS = 8192
+
+
+class SortedRuns:
+    def __init__(self, folder: Path, key: str) -> None:
+        self.folder, self.key = folder, key
+        self.paths: list[Path] = []
+        self.schema: pa.Schema | None = None
+
+    def add(self, table: pa.Table) -> None:
+        """Sort one chunk by the key and spill it as a run."""
+        if table.num_rows == 0:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"run-{len(self.paths):06d}.arrow"
+        ordered = table.sort_by(self.key)
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, ordered.schema) as writer:
+            writer.write_table(ordered, max_chunksize=RUN_BATCH_ROWS)
+        self.schema = ordered.schema
+        self.paths.append(path)
+
+    def merged(self, rows_per_table: int) -> Iterator[pa.Table]:
+        """Every row of every run, in key order, as tables of ``rows_per_table`` (the last one shorter)."""
+        if self.schema is None:
+            return
+        readers = [pa.ipc.open_file(pa.memory_map(str(p))) for p in self.paths]
+        positions = [0] * len(readers)
+        buffers: list[pa.Table | None] = [None] * len(readers)
+        pending: list[pa.Table] = []
+        size = 0
+        while True:
+            for i, reader in enumerate(readers):  # refill every drained buffer from its run
+                current = buffers[i]
+                while (current is None or current.num_rows == 0) and positions[i] < reader.num_record_batches:
+                    current = pa.Table.from_batches([reader.get_batch(positions[i])])
+                    positions[i] += 1
+                buffers[i] = current
+            live = [b for b in buffers if b is not None and b.num_rows]
+            if not live:
+                break
+            # Every row at or below the smallest buffered maximum is here: no run holds a smaller one later.
+            bound = min(b.column(self.key)[b.num_rows - 1].as_py() for b in live)  # code point order = UTF-8 byte order
+            taken = []
+            for i, b in enumerate(buffers):
+                if b is None or not b.num_rows:
+                    continue
+                n = int(pc.sum(pc.less_equal(b.column(self.key), bound)).as_py() or 0)
+                if n:
+                    taken.append(b.slice(0, n))
+                    buffers[i] = b.slice(n)
+            step = pa.concat_tables(taken).sort_by(self.key)
+            pending.append(step)
+            size += step.num_rows
+            while size >= rows_per_table:
+                table = pa.concat_tables(pending).combine_chunks()
+                yield table.slice(0, rows_per_table)
+                rest = table.slice(rows_per_table)
+                pending, size = ([rest] if rest.num_rows else []), rest.num_rows
+        if size:
+            yield pa.concat_tables(pending).combine_chunks()
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.paths.clear()
