@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from support import NOW, approve, files_under, ledger_kinds, source_rows, transfer
+from support import NOW, approve, build_settings, files_under, ledger_kinds, source_rows, transfer
 
 from handoff import quarantine
 from handoff.errors import GateError
@@ -23,13 +24,19 @@ CHECKED_RULES = {
 
 
 @pytest.fixture
+def settings(tmp_path: Path) -> Any:
+    """Chunks checked in this process: the patch below cannot reach worker processes."""
+    return build_settings(tmp_path / "home", check_processes=False)
+
+
+@pytest.fixture
 def row_quarantine_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let every row through row quarantine (as handoff.pipeline calls it), so only GX stands guard."""
+    """Let every row through row quarantine (as handoff.chunkcheck calls it), so only GX stands guard."""
 
     def let_everything_through(table, rules, id_column, snapshot, unreadable=None):  # type: ignore[no-untyped-def]
         return table, quarantine.RowQuarantine()
 
-    monkeypatch.setattr("handoff.pipeline.quarantine.split", let_everything_through)
+    monkeypatch.setattr("handoff.chunkcheck.quarantine.split", let_everything_through)
 
 
 @pytest.mark.usefixtures("row_quarantine_disabled")

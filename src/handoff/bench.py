@@ -1,14 +1,19 @@
 """Throughput benchmark: this project's extract path against a raw floor and dlt.
 
-Seeds synthetic enrollees into PostgreSQL, then measures three ways of getting the order's
+Seeds synthetic enrollees into PostgreSQL, then measures the ways of getting the order's
 population out to Parquet, each in its own child process so peak RSS belongs to one path:
 
-* **floor**: the extractor's exact SQL (projection and WHERE; no ORDER BY, as handoff puts rows
-  in id order itself, in bounded memory, see ``sortmerge``) through ADBC, streamed record batches into a zstd ``ParquetWriter`` (ConnectorX if ADBC is not installed), run with
-  the server's defaults and with JIT off; the faster run counts;
-* **floor + accounting**: the floor's export while the order's exclusion aggregate runs on the
-  same exported snapshot, and nothing else: the least a compliant export does, so the gap
-  between it and handoff is what validation, hashing, upload, ledger and lineage cost;
+* **floor**: the extractor's SQL (projection, WHERE) with ``ORDER BY`` id, the earlier design's
+  floor, through ADBC, streamed record batches into a zstd ``ParquetWriter`` (ConnectorX if
+  ADBC is not installed), run with the server's defaults and with JIT off; the faster run counts;
+* **unsorted floor**: the same without ``ORDER BY``, the SQL handoff runs now (it puts rows in
+  id order itself, in bounded memory: ``sortmerge``);
+* **floor + accounting**: the sorted floor's export while the per-row CASE exclusion aggregate
+  runs on the same exported snapshot: the earlier design's least compliant export;
+* **SQL-level bound**: the raw-grouped exclusion aggregate (handoff's) on one snapshot with
+  the unsorted export, whose rows are then sorted client-side in Arrow: everything the
+  database and Arrow must do for this design and nothing else, so the gap between it and
+  handoff is what row quarantine, validation, hashing, upload, ledger and lineage cost;
 * **dlt**: ``sql_table`` with the ``connectorx`` and ``pyarrow`` backends, the order's columns
   only and the same WHERE, to filesystem Parquet (optional: skipped when dlt is missing);
 * **handoff**: ``pipeline.stage_batch`` (plan, exclusion counts, extract, row quarantine,
@@ -19,7 +24,9 @@ path, so the ratios compare like with like. Seconds are wall clock around the wo
 the child, after its imports; the child's whole lifetime is reported as ``*_process_seconds``.
 Peak RSS is the child's own high-water mark (``VmHWM``; see ``_peak_rss_mb`` for why not
 ``ru_maxrss``). It includes the interpreter and imports; ``*_base_rss_mb`` is the peak after
-imports, before any work.
+imports, before any work. handoff checks chunks in worker processes, so its figure is the peak
+of the whole process tree's proportional set size (PSS: pages shared with the fork server are
+split between the processes that share them), sampled every 0.1 s.
 """
 
 from __future__ import annotations
@@ -72,6 +79,43 @@ def _peak_rss_mb() -> float:
     if own is None:
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0)
+
+
+class _TreePeak:
+    """Peak PSS in MB of this process and every descendant (the check workers), sampled in a thread."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        import threading
+
+        self.interval, self.peak_mb = interval, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-tree-peak", daemon=True)
+
+    def sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                total += proc.memory_full_info().pss
+            except (psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
+                continue
+        self.peak_mb = max(self.peak_mb, total / 2**20)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> _TreePeak:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
 
 
 def _rate(rows: int, seconds: float | None) -> float | None:
@@ -139,9 +183,11 @@ def ensure_seeded(engine: sa.Engine, rows: int, seed: int, progress: Progress | 
 
 
 # ----- children ----------------------------------------------------------------------------------
-def _adbc_export(uri: str, sql: str, out: pathlib.Path, setup: list[str]) -> int:
-    """Run ``sql`` through ADBC after ``setup`` statements, streaming into a zstd Parquet file."""
+def _adbc_export(uri: str, sql: str, out: pathlib.Path, setup: list[str], sort_key: str | None = None) -> int:
+    """Run ``sql`` through ADBC after ``setup`` statements, streaming into a zstd Parquet file
+    (with ``sort_key``: every row read first, sorted by that column in Arrow, then written)."""
     import adbc_driver_postgresql.dbapi as adbc
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows = 0
@@ -150,6 +196,10 @@ def _adbc_export(uri: str, sql: str, out: pathlib.Path, setup: list[str]) -> int
             cur.execute(statement)
         cur.execute(sql)
         reader = cur.fetch_record_batch()
+        if sort_key:
+            table = pa.Table.from_batches(list(reader), schema=reader.schema).sort_by(sort_key)
+            pq.write_table(table, out, compression="zstd", row_group_size=CHUNK_ROWS)
+            return table.num_rows
         with pq.ParquetWriter(out, reader.schema, compression="zstd") as writer:
             for batch in reader:
                 writer.write_batch(batch)
@@ -194,9 +244,10 @@ def _child_floor(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _child_accounted(spec: dict[str, Any]) -> dict[str, Any]:
-    """The floor plus the order's exclusion accounting, nothing else: the extractor's SQL to
-    Parquet through ADBC while the exclusion aggregate runs on the same exported snapshot (the
-    work issue 2 requires of any compliant export), JIT off. No validation, hashing or upload."""
+    """An export plus the order's exclusion accounting, nothing else: the SQL to Parquet through
+    ADBC while the exclusion aggregate runs on the same exported snapshot (the work issue 2
+    requires of any compliant export), JIT off, the rows sorted client-side when ``sort_key`` is
+    given. No validation, hashing or upload."""
     import threading
 
     import psycopg
@@ -226,7 +277,7 @@ def _child_accounted(spec: dict[str, Any]) -> dict[str, Any]:
             f"SET TRANSACTION SNAPSHOT '{snapshot}'",
             spec["no_jit"],
         ]
-        rows = _adbc_export(spec["pg_url"], spec["sql"], out, setup)
+        rows = _adbc_export(spec["pg_url"], spec["sql"], out, setup, spec.get("sort_key"))
         counter.join()
         conn.rollback()
     seconds = time.perf_counter() - t0
@@ -348,16 +399,18 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
     request = dataclasses.replace(request, signed=keys.sign("operator", life.request_statement(request, bucket, now)))
     phases = _time_phases()
     base = _peak_rss_mb()
-    t0 = time.perf_counter()
-    outcome = life.transfer(request, bucket, now)
-    batch = outcome.batch
-    if spec.get("bucket") and batch.status == "awaiting-approval":
-        statement = life.decision_statement(batch.id, "approve", "bench", now)
-        life.decide(batch.id, keys.sign("approver", statement), now)
-        outcome = life.deliver(batch.id, now)
+    with _TreePeak() as tree:
+        t0 = time.perf_counter()
+        outcome = life.transfer(request, bucket, now)
         batch = outcome.batch
-    seconds = time.perf_counter() - t0
+        if spec.get("bucket") and batch.status == "awaiting-approval":
+            statement = life.decision_statement(batch.id, "approve", "bench", now)
+            life.decide(batch.id, keys.sign("approver", statement), now)
+            outcome = life.deliver(batch.id, now)
+            batch = outcome.batch
+        seconds = time.perf_counter() - t0
     return {"engine": "handoff", "rows_out": batch.rows_extracted, "seconds": seconds, "base_rss_mb": base,
+            "tree_peak_pss_mb": tree.peak_mb, "checked_in": batch.validation.get("checked_in"),
             "rows_staged": batch.rows_staged, "rows_quarantined": batch.rows_quarantined,
             "status": batch.status, "batch_id": batch.id, "phases": phases,
             "bytes_out": sum(f.bytes for f in batch.files)}  # fmt: skip
@@ -374,7 +427,7 @@ _CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 def _child_main(kind: str, spec_path: str) -> int:
     spec = json.loads(pathlib.Path(spec_path).read_text())
     result = _CHILDREN[kind](spec)
-    result["peak_rss_mb"] = _peak_rss_mb()
+    result["peak_rss_mb"] = max(_peak_rss_mb(), result.get("tree_peak_pss_mb") or 0.0)
     line = json.dumps(result)
     pathlib.Path(spec["result"]).write_text(line)
     print(line, flush=True)
@@ -455,7 +508,9 @@ def run_bench(
     # Exactly what the PostgreSQL fast path runs: no watermark bound (its snapshot is the cut).
     the_plan = extract.plan(engine, order, None)
     stmt = the_plan.statement
-    sql = literal_sql(stmt, engine)
+    sql = literal_sql(stmt, engine)  # what handoff runs: no ORDER BY
+    id_col = the_plan.table.c[order.source.id_column]
+    sorted_sql = literal_sql(stmt.order_by(id_col), engine)  # the earlier design's: the server sorts
     pg_uri = libpq_uri(engine.url)
     # The order's exclusion accounting in both forms: the per-row CASE (the earlier design) and the
     # raw-grouped aggregate handoff runs now (reason derived per group in Python).
@@ -464,7 +519,7 @@ def run_bench(
     raw_sql = literal_sql(extract.counts_statement(the_plan.table, order, the_plan.fips, raw=the_plan.raw).statement,
                           engine)  # fmt: skip
     where_sql = literal_sql(stmt.whereclause, engine) if stmt.whereclause is not None else ""
-    order_sql = ", ".join(literal_sql(c, engine) for c in stmt._order_by_clauses)
+    order_sql = literal_sql(id_col, engine)
     with engine.connect() as conn:  # warm the cache the same way for every path
         conn.exec_driver_sql(f'SELECT count(*) FROM "{SOURCE_TABLE}"').scalar()
     engine.dispose()
@@ -473,36 +528,43 @@ def run_bench(
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
 
-    # (a) the floor
-    say("floor: extractor SQL through ADBC → Parquet")
-    floor = _run_child("floor", "floor", {"pg_url": pg_uri, "sql": sql, "no_jit": NO_JIT,
-                                          "out": str(out_dir / "floor.parquet")}, work_dir)  # fmt: skip
+    # (a) the floors: sorted by the server (the earlier design) and unsorted (this one)
+    floors = {}
+    for name, label, the_sql in (("floor", "sorted", sorted_sql), ("floor_unsorted", "unsorted", sql)):
+        say(f"floor ({label}): extractor SQL through ADBC → Parquet")
+        floors[name] = _run_child("floor", name, {"pg_url": pg_uri, "sql": the_sql, "no_jit": NO_JIT,
+                                                  "out": str(out_dir / f"{name}.parquet")}, work_dir)  # fmt: skip
+    floor, floor_unsorted = floors["floor"], floors["floor_unsorted"]
     if floor["engine"] != "adbc":
         notes.append("ADBC is not installed: the floor used ConnectorX (arrow_stream).")
     selected = int(floor["rows_out"])
-    say(f"floor: {floor['seconds']:.2f} s, {selected:,} rows selected")
+    say(f"floor: {floor['seconds']:.2f} s sorted, {floor_unsorted['seconds']:.2f} s unsorted, {selected:,} rows")
 
-    # (a') the floor plus the exclusion accounting the order requires, on one snapshot
+    # (a') the exclusion accounting the order requires, on the export's snapshot: the earlier
+    # design (CASE per row, sorted export) and the SQL-level bound of this one (raw-grouped,
+    # unsorted export, sorted in Arrow).
     accounted: dict[str, Any] | None = None
-    accounted_raw: dict[str, Any] | None = None
+    bound: dict[str, Any] | None = None
     if floor["engine"] == "adbc":
         runs = {}
-        for name, counts_sql in (("accounted", case_sql), ("accounted_raw", raw_sql)):
-            say(f"floor + accounting ({name}): the same export while the exclusion aggregate runs on its snapshot")
-            runs[name] = _run_child("accounted", name, {"pg_url": pg_uri, "sql": sql, "no_jit": NO_JIT,
-                                                        "counts_sql": counts_sql,
+        for name, label, counts_sql, the_sql, key in (
+            ("accounted", "sorted floor + CASE accounting", case_sql, sorted_sql, None),
+            ("bound", "raw-grouped accounting + unsorted export + client sort", raw_sql, sql, order.source.id_column),
+        ):
+            say(f"{label}: one snapshot")
+            runs[name] = _run_child("accounted", name, {"pg_url": pg_uri, "sql": the_sql, "no_jit": NO_JIT,
+                                                        "counts_sql": counts_sql, "sort_key": key,
                                                         "out": str(out_dir / f"{name}.parquet")}, work_dir)  # fmt: skip
             if runs[name]["rows_out"] != selected:
-                notes.append(
-                    f"floor + accounting ({name}) wrote {runs[name]['rows_out']:,} rows, the floor {selected:,}."
-                )
-            say(f"floor + accounting ({name}): {runs[name]['seconds']:.2f} s")
-        accounted, accounted_raw = runs["accounted"], runs["accounted_raw"]
+                notes.append(f"{label} wrote {runs[name]['rows_out']:,} rows, the floor {selected:,}.")
+            say(f"{label}: {runs[name]['seconds']:.2f} s")
+        accounted, bound = runs["accounted"], runs["bound"]
         notes.append(
             "floor = the faster of the extractor's SQL with the server's defaults and with JIT off "
-            f"({', '.join(f'{k} {v:.2f} s' for k, v in floor['runs'].items())}); floor + accounting adds "
+            f"({', '.join(f'{k} {v:.2f} s' for k, v in floor['runs'].items())}); the accounting rows add "
             "only the exclusion aggregate on the same snapshot, the second full scan the order's "
-            "accounting requires, to show what governance proper costs on top of it."
+            "accounting requires; the SQL-level bound is that for this design, with the rows sorted "
+            "in Arrow, and nothing else."
         )
 
     # (b) dlt, optional
@@ -577,6 +639,7 @@ def run_bench(
         return None if run is None else float(run["seconds"])
 
     floor_rate = _rate(rows, secs(floor))
+    bound_rate = _rate(rows, secs(bound))
     hand_rate = _rate(rows, secs(hand))
     dlt_rates = {b: _rate(rows, secs(r)) for b, r in dlt_runs.items()}
     ran = {b: v for b, v in dlt_rates.items() if v is not None}
@@ -599,9 +662,12 @@ def run_bench(
         "accounted_seconds": secs(accounted),
         "accounted_rows_per_s": _rate(rows, secs(accounted)),
         "accounted_peak_rss_mb": accounted["peak_rss_mb"] if accounted else None,
-        "accounted_raw_seconds": secs(accounted_raw),
-        "accounted_raw_rows_per_s": _rate(rows, secs(accounted_raw)),
-        "accounted_raw_peak_rss_mb": accounted_raw["peak_rss_mb"] if accounted_raw else None,
+        "floor_unsorted_seconds": secs(floor_unsorted),
+        "floor_unsorted_rows_per_s": _rate(rows, secs(floor_unsorted)),
+        "floor_unsorted_peak_rss_mb": floor_unsorted["peak_rss_mb"],
+        "bound_seconds": secs(bound),
+        "bound_rows_per_s": bound_rate,
+        "bound_peak_rss_mb": bound["peak_rss_mb"] if bound else None,
         "dlt_backend": dlt_best,
         "dlt_rows_per_s": dlt_rate,
         "dlt_seconds": secs(dlt_runs[dlt_best]) if dlt_best else None,
@@ -616,10 +682,13 @@ def run_bench(
         "handoff_rows_quarantined": hand["rows_quarantined"],
         "handoff_status": hand["status"],
         "handoff_phase_seconds": hand.get("phases", {}),
+        "handoff_checked_in": hand.get("checked_in"),
+        "handoff_tree_peak_pss_mb": hand.get("tree_peak_pss_mb"),
         "ratio_vs_floor": _ratio(hand_rate, floor_rate),
         "ratio_vs_dlt": _ratio(hand_rate, dlt_rate),
         "ratio_vs_accounted": _ratio(hand_rate, _rate(rows, secs(accounted))),
-        "ratio_vs_accounted_raw": _ratio(hand_rate, _rate(rows, secs(accounted_raw))),
+        "ratio_vs_bound": _ratio(hand_rate, bound_rate),
+        "ratio_vs_floor_unsorted": _ratio(hand_rate, _rate(rows, secs(floor_unsorted))),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "notes": notes,
@@ -663,11 +732,13 @@ def render_table(result: dict) -> Table:
             _fmt(_ratio(hand, rate), ".2f") if prefix != "handoff" else "1.00",
         )
 
-    add(f"floor ({result.get('floor_engine', 'adbc')} → Parquet)", "floor")
+    add(f"floor, ORDER BY id ({result.get('floor_engine', 'adbc')} → Parquet)", "floor")
+    if result.get("floor_unsorted_seconds") is not None:
+        add("floor, unsorted", "floor_unsorted")
     if result.get("accounted_seconds") is not None:
-        add("floor + exclusion accounting (CASE per row)", "accounted")
-    if result.get("accounted_raw_seconds") is not None:
-        add("floor + exclusion accounting (raw-grouped)", "accounted_raw")
+        add("sorted floor + exclusion accounting (CASE per row)", "accounted")
+    if result.get("bound_seconds") is not None:
+        add("SQL-level bound: raw-grouped accounting + unsorted + client sort", "bound")
     for backend in DLT_BACKENDS:
         if f"dlt_{backend}_rows_per_s" in result:
             add(f"dlt sql_table ({backend})", f"dlt_{backend}")
@@ -697,7 +768,8 @@ def plot(results: list[dict], path: str | os.PathLike[str]) -> pathlib.Path:
     import matplotlib.pyplot as plt
 
     ordered = sorted(results, key=lambda r: r["rows"])
-    series = [("floor", "floor"), ("floor + accounting", "accounted"), ("floor + raw-grouped accounting", "accounted_raw"),
+    series = [("floor (sorted)", "floor"), ("floor (unsorted)", "floor_unsorted"), ("floor + CASE accounting", "accounted"),
+              ("SQL-level bound", "bound"),
               ("dlt connectorx", "dlt_connectorx"),
               ("dlt pyarrow", "dlt_pyarrow"), ("handoff", "handoff")]  # fmt: skip
     fig, (ax_rate, ax_rss) = plt.subplots(1, 2, figsize=(11, 4.5))

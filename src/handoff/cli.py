@@ -298,6 +298,8 @@ def _print_outcome(o: Any) -> None:
         out.print("  excluded by reason: " + ", ".join(f"{k}={v:,}" for k, v in sorted(excl.items())))
     if b.validation.get("read_path"):
         out.print(f"  read: {b.validation['read_path']}")
+    if b.validation.get("checked_in"):
+        out.print(f"  checked (GX): in {b.validation['checked_in']}")
     if b.status_reason:
         out.print(f"  why: {b.status_reason}")
     if o.gates:

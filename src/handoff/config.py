@@ -44,7 +44,10 @@ class Settings(BaseSettings):
     state_url: str | None = Field(default=None, description="State database URL (default SQLite in home).")
     policy_dir: Path = Field(default_factory=_default_policy_dir, description="Court-order policy folder.")
     chunk_rows: int = Field(default=50_000, ge=1_000, le=5_000_000, description="Rows per extract chunk.")
-    workers: int = Field(default=2, ge=1, le=64, description="Threads validating and encoding chunks.")
+    workers: int = Field(default=2, ge=1, le=64, description="Chunks checked (GX) and encoded at once.")
+    check_processes: bool = Field(default=True, description="Check chunks in HANDOFF_WORKERS worker processes, "
+                                  "one core each (false: threads in this process, which share one core "
+                                  "while GX runs).")  # fmt: skip
     fast_path: bool = Field(default=True, description="Use ADBC + shared snapshot on PostgreSQL.")
     source_parallel: int | None = Field(default=None, ge=0, le=64, description="PostgreSQL parallel workers per "
                                         "scan in source sessions (default: the server's setting).")  # fmt: skip

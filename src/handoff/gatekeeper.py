@@ -39,7 +39,7 @@ class Outcome:
             "excluded": b.excluded.get("totals", {}), "content_hash": b.content_hash,
             "gates": [g.as_dict() for g in self.gates], "manifest_key": self.manifest_key,
             "objects": [o.key for o in self.objects], "error": self.error,
-            "read_path": b.validation.get("read_path"),
+            "read_path": b.validation.get("read_path"), "checked_in": b.validation.get("checked_in"),
         }  # fmt: skip
 
 

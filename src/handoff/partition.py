@@ -21,13 +21,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from handoff import extract
+from handoff.chunkcheck import Checker
 from handoff.config import Settings
 from handoff.order import PolicySet
 from handoff.pipeline import (
     ChunkOutcome,
     Prepared,
     StageRequest,
-    _Checker,
     check_count,
     load,
     new_batch_id,
@@ -77,6 +77,7 @@ class PartitionResult:
     failures: list[dict[str, Any]] = field(default_factory=list)
     chunks: int = 0
     evaluated: int = 0
+    checked_by: list[int] = field(default_factory=list)
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
@@ -96,15 +97,17 @@ def run_partition(spec: PartitionSpec) -> PartitionResult:
     read = open_read(engine, order, spec.fips, _parse(spec.since), spec.fast, watermark=_parse(spec.watermark),
                      key_range=(spec.key_low, spec.key_high), snapshot_id=spec.snapshot_id,
                      parallel=spec.parallel)  # fmt: skip
-    check = _Checker(order, suite, dt.date.fromisoformat(spec.day))
+    check = Checker(order, suite, dt.date.fromisoformat(spec.day))
     stager = Stager(Path(spec.staging_dir), spec.batch_id, prefix=f"p{spec.index:05d}")
     try:
+        # Threads, not worker processes: the partitions are the processes (and Dask's are daemonic).
         out = process_chunks(read.chunks(spec.chunk_rows), check, stager, spec.workers, None, spec.chunk_rows)
     finally:
         read.close()
     return PartitionResult(
         spec.index, [f.as_dict() for f in stager.files], out.rows_extracted, out.rows_quarantined,
         out.quarantined, dict(out.by_rule), [f.as_dict() for f in out.failures], out.chunks, out.evaluated,
+        sorted(out.checked_by),
     )  # fmt: skip
 
 
@@ -218,6 +221,7 @@ def combine(settings: Settings, batch_id: str, results: list[PartitionResult]) -
         out.failures.extend(Failure(**f) for f in r.failures)
         out.chunks += r.chunks
         out.evaluated += r.evaluated
+        out.checked_by.update(r.checked_by)
     out.by_rule = by_rule
     stager.adopt(files)
     return out, stager

@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import secrets
-import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,12 +22,12 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from handoff import batch as batches
-from handoff import extract, ledger, quarantine, readable
+from handoff import extract, ledger
+from handoff.chunkcheck import Checked, Checker, CheckProcesses, checked
 from handoff.config import Settings
 from handoff.errors import SourceError
 from handoff.order import Order, PolicySet
 from handoff.population import INCLUDED
-from handoff.rules import rules_for
 from handoff.snapshot import SourceRead, open_read
 from handoff.sortmerge import SortedRuns
 from handoff.source_model import state_fips
@@ -35,7 +35,7 @@ from handoff.stage import StagedFile, Stager, content_hash, parquet_bytes
 from handoff.state import iso, open_state, row_quarantine, safe_url
 from handoff.statement import Signed
 from handoff.suite import SuiteDoc, load_suite, suite_hash
-from handoff.validate import ChunkVerdict, Failure, SuiteValidator
+from handoff.validate import Failure
 
 log = logging.getLogger("handoff.pipeline")
 Progress = Callable[[int, int], None]  # (rows done, rows expected)
@@ -92,6 +92,13 @@ class ChunkOutcome:
     failures: list[Failure] = field(default_factory=list)
     chunks: int = 0
     evaluated: int = 0
+    checked_by: set[int] = field(default_factory=set)  # process ids that ran the checks
+
+    @property
+    def checked_in(self) -> str:
+        """Where GX ran, for the report: worker processes (one core each) or this process."""
+        workers = self.checked_by - {os.getpid()}
+        return f"{len(workers)} worker process{'es' if len(workers) != 1 else ''}" if workers else "this process"
 
 
 def new_batch_id(now: dt.datetime) -> str:
@@ -122,76 +129,35 @@ def prepare(settings: Settings, request: StageRequest, now: dt.datetime) -> Prep
     return Prepared(request, order, suite, suite_hash(suite), read, now)
 
 
-@dataclass
-class _Checked:
-    """One chunk after row quarantine, GX validation, Parquet encoding and hashing."""
-
-    rows: int
-    diverted: quarantine.RowQuarantine
-    verdict: ChunkVerdict | None
-    clean: pa.Table | None  # the rows that passed, to be put in id order with the others
-
-
-class _Checker:
-    """Per-thread validators: GX assets must not be shared between threads (see TRAPS.md)."""
-
-    def __init__(self, order: Order, suite: SuiteDoc, day: dt.date) -> None:
-        self.order, self.suite, self.day = order, suite, day
-        self.rules = rules_for(order)
-        self.schema = extract.arrow_schema(order)
-        self.local = threading.local()
-
-    def validator(self) -> SuiteValidator:
-        v = getattr(self.local, "validator", None)
-        if v is None:
-            v = self.local.validator = SuiteValidator(self.suite, self.order.source.id_column)
-        return v
-
-    def warm(self) -> None:
-        """Build this thread's validator and run it once on an empty frame.
-
-        GX's first validation in a process costs a few hundred milliseconds of setup; doing it
-        while the database is still scanning hides that latency.
-        """
-        try:
-            self.validator().validate(extract.arrow_schema(self.order).empty_table(), self.day)
-        except Exception:  # noqa: BLE001 - the real validation raises it again, with context
-            log.debug("validator warm-up failed", exc_info=True)
-
-    def __call__(self, chunk: pa.Table) -> _Checked:
-        typed, unreadable = readable.as_typed(chunk, self.schema)
-        clean, diverted = quarantine.split(typed, self.rules, self.order.source.id_column, self.day, unreadable)
-        if not clean.num_rows:
-            return _Checked(chunk.num_rows, diverted, None, None)
-        verdict = self.validator().validate(clean, self.day)
-        return _Checked(chunk.num_rows, diverted, verdict, clean if verdict.passed else None)
-
-
 def process_chunks(
     chunks: Iterator[pa.Table],
-    check: _Checker,
+    check: Checker,
     stager: Stager,
     workers: int,
     progress: Callable[[int], None] | None = None,
     rows_per_file: int = 50_000,
+    processes: bool = False,
 ) -> ChunkOutcome:
     """Divert bad rows, validate the rest with GX, then stage what passed in id order.
 
-    Chunks arrive in any order (the source query does not sort). Extraction and validation
-    (``workers`` threads) overlap, with at most ``workers + 1`` chunks in flight; each passing
-    chunk is sorted and spilled as a run, and once every chunk passed the runs are merged in id
-    order into files of ``rows_per_file`` rows (``sortmerge``), encoded on the same threads.
-    After the first failed chunk nothing is staged (the batch will be quarantined), but every
-    chunk is still checked so the report is complete.
+    Chunks arrive in any order (the source query does not sort). Extraction and checking
+    overlap, with at most ``workers + 1`` chunks in flight; chunks are checked on ``workers``
+    threads, or with ``processes`` in ``workers`` worker processes (``chunkcheck``: GX holds
+    the GIL, so only processes use more than one core). Each passing chunk is sorted and
+    spilled as a run, and once every chunk passed the runs are merged in id order into files
+    of ``rows_per_file`` rows (``sortmerge``), encoded on ``workers`` threads. After the first
+    failed chunk nothing is staged (the batch will be quarantined), but every chunk is still
+    checked so the report is complete.
     """
     out = ChunkOutcome()
     workers = max(1, workers)
     runs = SortedRuns(stager.partial / f"runs-{stager.prefix or 'batch'}", check.order.source.id_column)
-    in_flight: deque[Future[_Checked]] = deque()
+    in_flight: deque[Future[Checked]] = deque()
 
-    def drain(one: Future[_Checked]) -> None:
-        got = one.result()
+    def drain(one: Future[Checked]) -> None:
+        got = checked(one)
         out.chunks += 1
+        out.checked_by.add(got.pid)
         out.rows_extracted += got.rows
         out.rows_quarantined += got.diverted.rows
         out.quarantined.extend(got.diverted.entries)
@@ -205,13 +171,14 @@ def process_chunks(
         if progress:
             progress(out.rows_extracted)
 
+    procs = CheckProcesses(check, workers) if processes else None
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handoff-check",
-                                initializer=check.warm) as pool:  # fmt: skip
+                                initializer=None if procs else check.warm) as pool:  # fmt: skip
             for _ in range(workers):
                 pool.submit(lambda: None)  # start every worker (and its warm-up) now
             for chunk in chunks:
-                in_flight.append(pool.submit(check, chunk))
+                in_flight.append(procs.submit(chunk) if procs else pool.submit(check, chunk))
                 while len(in_flight) > workers:
                     drain(in_flight.popleft())
             while in_flight:
@@ -219,6 +186,8 @@ def process_chunks(
             if not out.failures:
                 _stage_in_order(runs.merged(rows_per_file), stager, pool, workers)
     finally:
+        if procs:
+            procs.close()
         runs.discard()
     out.quarantined.sort()  # the scan's order is not the same twice: record diversions by id
     if out.chunks == 0:
@@ -261,12 +230,12 @@ def extract_validate_stage(
 ) -> tuple[ChunkOutcome, Stager]:
     """Stream chunks from the source read through ``process_chunks`` into one batch's staging."""
     try:  # the read holds connections and a counting thread: close it whatever fails
-        check = _Checker(prep.order, prep.suite, snapshot_day(prep))
+        check = Checker(prep.order, prep.suite, snapshot_day(prep))
         stager = Stager(settings.staging_dir, batch_id)
         out = process_chunks(
             prep.read.chunks(settings.chunk_rows), check, stager, settings.workers,
             (lambda done: progress(done, included(prep.read.counted()))) if progress else None,
-            settings.chunk_rows,
+            settings.chunk_rows, settings.check_processes and settings.workers > 1,
         )  # fmt: skip
         prep.counts, _ = prep.read.counts()
         if progress:  # the snapshot read's counts may only now be known: give the bar its total
@@ -288,6 +257,7 @@ def _report(batch_id: str, prep: Prepared, out: ChunkOutcome) -> dict[str, Any]:
         "failed_expectations": [f.as_dict() for f in out.failures],
         "row_quarantine": dict(out.by_rule),
         "read_path": prep.read.kind,
+        "checked_in": out.checked_in,
         "note": "Offending values are never recorded; rows are named by Medicaid ID only.",
     }
 

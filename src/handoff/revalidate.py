@@ -20,12 +20,13 @@ import sqlalchemy as sa
 from handoff import batch as batches
 from handoff import ledger
 from handoff import request as requests
+from handoff.chunkcheck import Checker
 from handoff.config import Settings
 from handoff.context import Context
 from handoff.errors import GateError
 from handoff.gatekeeper import Gatekeeper, Outcome
 from handoff.order import Order
-from handoff.pipeline import _Checker, new_batch_id, process_chunks
+from handoff.pipeline import new_batch_id, process_chunks
 from handoff.source_model import FIPS_BY_ABBR
 from handoff.stage import Stager, content_hash, verify_staged
 from handoff.state import iso, row_quarantine
@@ -66,10 +67,10 @@ def revalidate(
     if bad:
         raise GateError(f"batch {old.id} changed on disk since validation ({', '.join(bad)}); re-extract it")
     new_id = str(request.doc["batch_id"])
-    check = _Checker(new, suite, now.astimezone(new.zone).date())
+    check = Checker(new, suite, now.astimezone(new.zone).date())
     stager = Stager(settings.staging_dir, new_id)
     out = process_chunks((pq.read_table(folder / f.name) for f in old.files), check, stager, settings.workers, None,
-                         settings.chunk_rows)  # fmt: skip
+                         settings.chunk_rows, settings.check_processes and settings.workers > 1)  # fmt: skip
     failed = bool(out.failures)
     report = {
         "batch_id": new_id, "order_ref": new.ref, "suite_hash": suite_hash(suite),

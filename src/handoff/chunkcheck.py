@@ -1,0 +1,144 @@
+"""Checking one chunk: row quarantine, then Great Expectations, in threads or in worker processes.
+
+A ``Checker`` types a chunk, diverts bad rows (``quarantine``) and validates the rest with GX.
+GX runs Python under the GIL (about 9 µs a row with this suite), so threads share one core;
+``CheckProcesses`` runs the same ``Checker`` in ``n`` worker processes, each with its own GX
+context, so ``HANDOFF_WORKERS=N`` uses N cores. Chunks travel as Arrow buffers (pickled record
+batches, no pandas round trip on the way); only the rows that passed come back.
+
+Workers are forked from a fork server that imported this module (and GX) once, so a transfer
+starts its workers in milliseconds, and never from the calling process, whose threads (database
+driver, S3 client, Prefect) make a plain ``fork`` unsafe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import multiprocessing as mp
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from handoff import extract, quarantine, readable
+from handoff.errors import HandoffError
+from handoff.order import Order
+from handoff.rules import rules_for
+from handoff.suite import SuiteDoc
+from handoff.validate import ChunkVerdict, SuiteValidator
+
+log = logging.getLogger("handoff.chunkcheck")
+
+
+class CheckerDied(HandoffError):
+    """A validation worker process ended before answering; nothing of the batch was staged."""
+
+
+@dataclass
+class Checked:
+    """One chunk after row quarantine and GX validation."""
+
+    rows: int
+    diverted: quarantine.RowQuarantine
+    verdict: ChunkVerdict | None
+    clean: pa.Table | None  # the rows that passed, to be put in id order with the others
+    pid: int = field(default_factory=os.getpid)  # the process that checked it
+
+
+class Checker:
+    """Per-thread validators: GX assets must not be shared between threads (see TRAPS.md)."""
+
+    def __init__(self, order: Order, suite: SuiteDoc, day: dt.date) -> None:
+        self.order, self.suite, self.day = order, suite, day
+        self.rules = rules_for(order)
+        self.schema = extract.arrow_schema(order)
+        self.local = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"order": self.order, "suite": self.suite, "day": self.day}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["order"], state["suite"], state["day"])  # type: ignore[misc]
+
+    def validator(self) -> SuiteValidator:
+        v = getattr(self.local, "validator", None)
+        if v is None:
+            v = self.local.validator = SuiteValidator(self.suite, self.order.source.id_column)
+        return v
+
+    def warm(self) -> None:
+        """Build this thread's validator and run it once on an empty frame.
+
+        GX's first validation in a process costs a few hundred milliseconds of setup; doing it
+        while the database is still scanning hides that latency.
+        """
+        try:
+            self.validator().validate(extract.arrow_schema(self.order).empty_table(), self.day)
+        except Exception:  # noqa: BLE001 - the real validation raises it again, with context
+            log.debug("validator warm-up failed", exc_info=True)
+
+    def __call__(self, chunk: pa.Table) -> Checked:
+        typed, unreadable = readable.as_typed(chunk, self.schema)
+        clean, diverted = quarantine.split(typed, self.rules, self.order.source.id_column, self.day, unreadable)
+        if not clean.num_rows:
+            return Checked(chunk.num_rows, diverted, None, None)
+        verdict = self.validator().validate(clean, self.day)
+        return Checked(chunk.num_rows, diverted, verdict, clean if verdict.passed else None)
+
+
+_WORKER: Checker | None = None
+
+
+def _start(checker: Checker) -> None:
+    global _WORKER
+    _WORKER = checker
+    checker.warm()
+
+
+def _check(chunk: pa.Table) -> Checked:
+    assert _WORKER is not None, "worker started without a checker"
+    return _WORKER(chunk)
+
+
+def _context() -> Any:
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
+class CheckProcesses:
+    """``n`` worker processes running one ``Checker``; ``submit`` returns a future ``Checked``."""
+
+    def __init__(self, checker: Checker, n: int) -> None:
+        self.pool = ProcessPoolExecutor(max_workers=n, mp_context=_context(), initializer=_start, initargs=(checker,))
+        for _ in range(n):
+            self.pool.submit(int)  # start every worker (and its warm-up) now, while the scan starts
+
+    def submit(self, chunk: pa.Table) -> Future[Checked]:
+        try:
+            return self.pool.submit(_check, chunk)
+        except BrokenProcessPool:
+            raise _died() from None
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def checked(future: Future[Checked]) -> Checked:
+    """The future's answer; a worker that died (killed, out of memory) is one clear error."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise _died() from None
+
+
+def _died() -> CheckerDied:
+    return CheckerDied(
+        "a validation worker process ended before it answered (killed, or out of memory?); nothing was "
+        "staged: run the transfer again, with fewer HANDOFF_WORKERS or smaller HANDOFF_CHUNK_ROWS"
+    )

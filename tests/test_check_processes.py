@@ -1,0 +1,121 @@
+"""GX in worker processes: the same staged bytes and quarantine as threads, on other cores.
+
+``HANDOFF_WORKERS=2`` with ``HANDOFF_CHECK_PROCESSES`` (the default) checks chunks in two worker
+processes; the staged files, the row quarantine and the report must be exactly what threads in
+one process produce. A worker killed mid-batch (the OOM killer, an operator's ``kill``) ends the
+stage with one clear error and nothing staged.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pyarrow as pa
+import pytest
+from support import INITIATOR, NOW, POLICY_DIR, build_settings, sha256_file, staged_paths
+
+from handoff import extract
+from handoff.chunkcheck import Checker, CheckerDied
+from handoff.order import PolicySet
+from handoff.pipeline import StageRequest, process_chunks, quarantined_rows, stage_batch
+from handoff.snapshot import open_read
+from handoff.stage import Stager
+from handoff.suite import load_suite
+
+
+def _stage(url: str, home: Path, processes: bool):  # type: ignore[no-untyped-def]
+    settings = build_settings(home, workers=2, check_processes=processes)
+    return settings, stage_batch(settings, StageRequest(url, initiator=INITIATOR), NOW)
+
+
+def test_worker_processes_stage_exactly_what_threads_stage(crowded_source_url: str, tmp_path: Path) -> None:
+    s_threads, threads = _stage(crowded_source_url, tmp_path / "threads", processes=False)
+    s_procs, procs = _stage(crowded_source_url, tmp_path / "procs", processes=True)
+
+    assert threads.status == procs.status == "staged"
+    assert len(procs.files) > 1, "the source should span several files"
+    assert [sha256_file(p) for p in staged_paths(procs)] == [sha256_file(p) for p in staged_paths(threads)]
+    assert procs.content_hash == threads.content_hash
+    assert procs.rows_quarantined == threads.rows_quarantined > 0
+    assert quarantined_rows(s_procs, procs.id) == quarantined_rows(s_threads, threads.id)
+    assert threads.validation["checked_in"] == "this process"
+    assert procs.validation["checked_in"] in ("1 worker process", "2 worker processes")
+    assert procs.validation["expectations_evaluated"] == threads.validation["expectations_evaluated"]
+
+
+def test_workers_2_starts_two_processes_and_the_checks_run_there(crowded_source_url: str, tmp_path: Path) -> None:
+    order = PolicySet(POLICY_DIR).current()
+    check = Checker(order, load_suite(PolicySet(POLICY_DIR), order), NOW.date())
+    read = open_read(extract.open_source(crowded_source_url), order, None, None, fast=False)
+    seen: list[set[int]] = []
+
+    def chunks() -> Iterator[pa.Table]:
+        for chunk in read.chunks(200):
+            seen.append({w.pid for w in _check_workers()})
+            yield chunk
+
+    try:
+        out = process_chunks(chunks(), check, Stager(tmp_path, "b1"), 2, None, 1000, processes=True)
+    finally:
+        read.close()
+    assert out.chunks > 2 and not out.failures
+    assert len(seen[-1]) == 2, "HANDOFF_WORKERS=2 should run two validation processes"
+    assert out.checked_by and out.checked_by <= seen[-1], "chunks were checked outside the worker processes"
+    assert _check_workers() == [], "the worker processes outlived the stage"
+
+
+def _check_workers() -> list[psutil.Process]:
+    """This process's validation workers: the children of its multiprocessing fork server."""
+    servers = [c for c in psutil.Process().children() if "forkserver" in " ".join(c.cmdline())]
+    return [w for s in servers for w in s.children()]
+
+
+def test_a_killed_worker_ends_the_stage_with_one_clear_error_and_nothing_staged(
+    crowded_source_url: str, tmp_path: Path
+) -> None:
+    order = PolicySet(POLICY_DIR).current()
+    check = Checker(order, load_suite(PolicySet(POLICY_DIR), order), NOW.date())
+    read = open_read(extract.open_source(crowded_source_url), order, None, None, fast=False)
+
+    def chunks_then_kill() -> Iterator[pa.Table]:
+        for i, chunk in enumerate(read.chunks(1000)):
+            if i == 1:
+                workers = _check_workers()
+                assert workers, "no validation worker processes to kill"
+                for w in workers:
+                    os.kill(w.pid, signal.SIGKILL)
+            yield chunk
+
+    stager = Stager(tmp_path, "b2")
+    try:
+        with pytest.raises(CheckerDied, match="validation worker process ended"):
+            process_chunks(chunks_then_kill(), check, stager, 2, None, 1000, processes=True)
+    finally:
+        read.close()
+    assert not stager.files
+    assert not list(tmp_path.rglob("*.parquet")) and not list(tmp_path.rglob("*.arrow"))
+
+
+def test_a_chunk_failing_gx_in_a_worker_process_stages_nothing_and_names_the_rule(
+    crowded_source_url: str, tmp_path: Path
+) -> None:
+    order = PolicySet(POLICY_DIR).current()
+    suite = load_suite(PolicySet(POLICY_DIR), order)
+    no_rows = {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 0, "max_value": 0},
+               "meta": {"rule": "test:no_rows_may_leave"}}  # fmt: skip
+    strict = {**suite, "expectations": [*suite["expectations"], no_rows]}
+    check = Checker(order, strict, NOW.date())  # type: ignore[arg-type]
+    read = open_read(extract.open_source(crowded_source_url), order, None, None, fast=False)
+    stager = Stager(tmp_path, "b3")
+    try:
+        out = process_chunks(read.chunks(1000), check, stager, 2, None, 1000, processes=True)
+    finally:
+        read.close()
+    assert out.chunks > 1 and os.getpid() not in out.checked_by
+    assert {f.rule for f in out.failures} == {"test:no_rows_may_leave"}
+    assert len(out.failures) == out.chunks  # every chunk checked, so the report is complete
+    assert not stager.files and not list(tmp_path.rglob("*.parquet"))
