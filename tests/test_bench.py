@@ -37,7 +37,7 @@ def _bench_database() -> str:
 def test_run_bench_small(tmp_path):
     from rich.console import Console
 
-    from handoff.bench import plot, render_table, run_bench
+    from handoff.bench import plot, profile_line, render_table, run_bench
 
     messages: list[str] = []
     result = run_bench(_bench_database(), 20_000, work_dir=tmp_path / "bench", include_dlt=False,
@@ -70,6 +70,10 @@ def test_run_bench_small(tmp_path):
     text = console.export_text()
     assert "floor" in text and "exclusion accounting (CASE per row)" in text and "handoff" in text
     assert "floor, unsorted" in text and "SQL-level bound" in text
+
+    profile = profile_line(result)
+    assert "check workers" in profile and "extract_validate_stage" in profile
+    assert result["handoff_cpu_seconds"]["check_workers_cpu_s"] > 0
 
     png = plot([result], tmp_path / "bench.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

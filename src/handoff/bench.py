@@ -81,24 +81,39 @@ def _peak_rss_mb() -> float:
     return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0)
 
 
-class _TreePeak:
-    """Peak PSS in MB of this process and every descendant (the check workers), sampled in a thread."""
+class _TreeWatch:
+    """A profile of one child's work: peak PSS (MB) of this process and every descendant (the check
+    workers), CPU seconds spent by this process and by its descendants, and the whole machine's busy
+    CPU seconds (the rest is the database and the S3 endpoint), sampled in a thread."""
 
     def __init__(self, interval: float = 0.2) -> None:
         import threading
 
+        import psutil
+
         self.interval, self.peak_mb = interval, 0.0
+        self.me = psutil.Process()
+        self.cpu: dict[int, float] = {}  # last CPU seconds seen per descendant
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-tree-peak", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="bench-tree-watch", daemon=True)
+
+    @staticmethod
+    def _busy() -> float:
+        import psutil
+
+        t = psutil.cpu_times()
+        return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
 
     def sample(self) -> None:
         import psutil
 
-        me = psutil.Process()
         total = 0
-        for proc in [me, *me.children(recursive=True)]:
+        for proc in [self.me, *self.me.children(recursive=True)]:
             try:
                 total += proc.memory_full_info().pss
+                if proc.pid != self.me.pid:
+                    c = proc.cpu_times()
+                    self.cpu[proc.pid] = c.user + c.system
             except (psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
                 continue
         self.peak_mb = max(self.peak_mb, total / 2**20)
@@ -107,7 +122,9 @@ class _TreePeak:
         while not self._stop.wait(self.interval):
             self.sample()
 
-    def __enter__(self) -> _TreePeak:
+    def __enter__(self) -> _TreeWatch:
+        c = self.me.cpu_times()
+        self._own0, self._busy0 = c.user + c.system, self._busy()
         self.sample()
         self._thread.start()
         return self
@@ -116,6 +133,15 @@ class _TreePeak:
         self._stop.set()
         self._thread.join()
         self.sample()
+        c = self.me.cpu_times()
+        self.own_cpu = c.user + c.system - self._own0
+        self.busy_cpu = self._busy() - self._busy0
+
+    def profile(self) -> dict[str, float]:
+        workers = sum(self.cpu.values())
+        return {"handoff_process_cpu_s": self.own_cpu, "check_workers_cpu_s": workers,
+                "rest_of_machine_cpu_s": max(0.0, self.busy_cpu - self.own_cpu - workers),
+                "cores": float(os.cpu_count() or 1)}  # fmt: skip
 
 
 def _rate(rows: int, seconds: float | None) -> float | None:
@@ -334,7 +360,7 @@ def _time_phases() -> dict[str, float]:
     """Wrap the governed path's steps with timers (this child only); return the totals."""
     import functools
 
-    from handoff import decisions, pipeline, release
+    from handoff import decisions, pipeline, release, sortmerge
     from handoff.validate import SuiteValidator
 
     phases: dict[str, float] = {}
@@ -355,6 +381,8 @@ def _time_phases() -> dict[str, float]:
     timed(pipeline, "prepare", "prepare")
     timed(SuiteValidator, "validate", "gx_validate_thread_seconds")
     timed(pipeline, "extract_validate_stage", "extract_validate_stage")
+    timed(pipeline, "_stage_in_order", "merge_encode_hash_write")
+    timed(sortmerge.SortedRuns, "add", "sort_and_spill_runs")
     timed(pipeline, "record", "record")
     timed(decisions.Decisions, "decide", "approve")
     timed(release.Release, "deliver", "deliver")
@@ -399,7 +427,7 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
     request = dataclasses.replace(request, signed=keys.sign("operator", life.request_statement(request, bucket, now)))
     phases = _time_phases()
     base = _peak_rss_mb()
-    with _TreePeak() as tree:
+    with _TreeWatch() as tree:
         t0 = time.perf_counter()
         outcome = life.transfer(request, bucket, now)
         batch = outcome.batch
@@ -410,7 +438,7 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
             batch = outcome.batch
         seconds = time.perf_counter() - t0
     return {"engine": "handoff", "rows_out": batch.rows_extracted, "seconds": seconds, "base_rss_mb": base,
-            "tree_peak_pss_mb": tree.peak_mb, "checked_in": batch.validation.get("checked_in"),
+            "tree_peak_pss_mb": tree.peak_mb, "cpu": tree.profile(), "checked_in": batch.validation.get("checked_in"),
             "rows_staged": batch.rows_staged, "rows_quarantined": batch.rows_quarantined,
             "status": batch.status, "batch_id": batch.id, "phases": phases,
             "bytes_out": sum(f.bytes for f in batch.files)}  # fmt: skip
@@ -684,6 +712,7 @@ def run_bench(
         "handoff_phase_seconds": hand.get("phases", {}),
         "handoff_checked_in": hand.get("checked_in"),
         "handoff_tree_peak_pss_mb": hand.get("tree_peak_pss_mb"),
+        "handoff_cpu_seconds": hand.get("cpu", {}),
         "ratio_vs_floor": _ratio(hand_rate, floor_rate),
         "ratio_vs_dlt": _ratio(hand_rate, dlt_rate),
         "ratio_vs_accounted": _ratio(hand_rate, _rate(rows, secs(accounted))),
@@ -744,6 +773,24 @@ def render_table(result: dict) -> Table:
             add(f"dlt sql_table ({backend})", f"dlt_{backend}")
     add(f"handoff end to end ({result.get('handoff_status', '?')})", "handoff")
     return table
+
+
+def profile_line(result: dict) -> str:
+    """Where handoff's seconds went: its phases, and whose CPU the machine spent in them."""
+    wall = result.get("handoff_seconds") or 0.0
+    phases = result.get("handoff_phase_seconds") or {}
+    cpu = result.get("handoff_cpu_seconds") or {}
+    text = f"handoff profile, {result['rows']:,} rows: {wall:.2f} s wall; " + ", ".join(
+        f"{k} {v:.2f} s" for k, v in phases.items()
+    )
+    if cpu:
+        capacity = cpu.get("cores", 1.0) * wall
+        text += (
+            f"; CPU: handoff process {cpu.get('handoff_process_cpu_s', 0):.2f} s, check workers "
+            f"{cpu.get('check_workers_cpu_s', 0):.2f} s, rest of the machine (database, S3 endpoint) "
+            f"{cpu.get('rest_of_machine_cpu_s', 0):.2f} s, of {capacity:.2f} core-seconds"
+        )
+    return text
 
 
 def scaling_line(results: list[dict]) -> str:

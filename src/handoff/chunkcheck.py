@@ -106,7 +106,10 @@ def _check(chunk: pa.Table) -> Checked:
 
 
 def _context() -> Any:
-    ctx = mp.get_context("forkserver")
+    try:
+        ctx = mp.get_context("forkserver")
+    except ValueError:  # no fork server on this platform (Windows): each worker starts afresh
+        return mp.get_context("spawn")
     ctx.set_forkserver_preload([__name__])
     return ctx
 

@@ -918,6 +918,7 @@ def bench(
         return
     for r in results:
         out.print(bench_mod.render_table(r))
+        out.print(bench_mod.profile_line(r), markup=False)
     if len(results) > 1:
         out.print(bench_mod.scaling_line(results), markup=False)
 

@@ -42,7 +42,16 @@ class SortedRuns:
         """Every row of every run, in key order, as tables of ``rows_per_table`` (the last one shorter)."""
         if self.schema is None:
             return
-        readers = [pa.ipc.open_file(pa.memory_map(str(p))) for p in self.paths]
+        # Plain reads, not memory maps: a mapped run's pages stay resident (and count in RSS) until
+        # the map closes, so the merge would end up holding every run.
+        files = [pa.OSFile(str(p), "rb") for p in self.paths]
+        try:
+            yield from self._merge([pa.ipc.open_file(f) for f in files], rows_per_table)
+        finally:
+            for f in files:
+                f.close()
+
+    def _merge(self, readers: list[pa.ipc.RecordBatchFileReader], rows_per_table: int) -> Iterator[pa.Table]:
         positions = [0] * len(readers)
         buffers: list[pa.Table | None] = [None] * len(readers)
         pending: list[pa.Table] = []
