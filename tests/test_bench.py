@@ -57,8 +57,8 @@ def test_run_bench_small(tmp_path):
     assert result["accounted_rows_per_s"] > 0 and result["bound_rows_per_s"] > 0
     assert result["floor_unsorted_rows_per_s"] > 0
     assert result["ratio_vs_bound"] == pytest.approx(result["handoff_rows_per_s"] / result["bound_rows_per_s"])
-    # GX ran in the two default worker processes, whose memory the peak counts.
-    assert result["handoff_checked_in"] in ("1 worker process", "2 worker processes")
+    # Where GX ran is reported; any worker processes' memory counts in the peak.
+    assert result["handoff_checked_in"] in ("this process", "1 worker process", "2 worker processes")
     assert result["handoff_peak_rss_mb"] >= result["handoff_tree_peak_pss_mb"] > 0
     assert result["ratio_vs_floor"] == pytest.approx(result["handoff_rows_per_s"] / result["floor_rows_per_s"])
     assert result["dlt_rows_per_s"] is None and result["ratio_vs_dlt"] is None
@@ -73,7 +73,7 @@ def test_run_bench_small(tmp_path):
 
     profile = profile_line(result)
     assert "check workers" in profile and "extract_validate_stage" in profile
-    assert result["handoff_cpu_seconds"]["check_workers_cpu_s"] > 0
+    assert result["handoff_cpu_seconds"]["handoff_process_cpu_s"] > 0
 
     png = plot([result], tmp_path / "bench.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

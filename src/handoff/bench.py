@@ -94,6 +94,7 @@ class _TreeWatch:
         self.interval, self.peak_mb = interval, 0.0
         self.me = psutil.Process()
         self.cpu: dict[int, float] = {}  # last CPU seconds seen per descendant
+        self.cpu0: dict[int, float] = {}  # ... and when first seen, for those already running at the start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-tree-watch", daemon=True)
 
@@ -114,6 +115,8 @@ class _TreeWatch:
                 if proc.pid != self.me.pid:
                     c = proc.cpu_times()
                     self.cpu[proc.pid] = c.user + c.system
+                    if not self._thread.is_alive() and not self._stop.is_set():  # the sample at the start
+                        self.cpu0[proc.pid] = self.cpu[proc.pid]
             except (psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
                 continue
         self.peak_mb = max(self.peak_mb, total / 2**20)
@@ -138,7 +141,7 @@ class _TreeWatch:
         self.busy_cpu = self._busy() - self._busy0
 
     def profile(self) -> dict[str, float]:
-        workers = sum(self.cpu.values())
+        workers = sum(v - self.cpu0.get(pid, 0.0) for pid, v in self.cpu.items())
         return {"handoff_process_cpu_s": self.own_cpu, "check_workers_cpu_s": workers,
                 "rest_of_machine_cpu_s": max(0.0, self.busy_cpu - self.own_cpu - workers),
                 "cores": float(os.cpu_count() or 1)}  # fmt: skip
@@ -402,7 +405,7 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
     import openlineage.client  # noqa: F401
     import psycopg  # noqa: F401
 
-    from handoff import demokeys
+    from handoff import chunkcheck, demokeys
     from handoff.config import load_settings
     from handoff.court import calendar, outcome_statement, record_outcome
     from handoff.pipeline import StageRequest
@@ -415,6 +418,8 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
                              bucket=spec.get("bucket"), kms_key_id=spec.get("kms_key_id"),
                              audit_bucket=spec.get("audit_bucket"),
                              workers=spec.get("workers", 2))  # fmt: skip
+    if chunkcheck.use_processes(settings.check_processes, settings.workers):
+        chunkcheck.start_server(wait=True)  # the check workers' library imports, like this child's above
     life = Lifecycle(settings)
     now = dt.datetime.now(dt.UTC)
     with life.engine.begin() as conn:  # the bench's own state DB: counsel's outcome, recorded up front

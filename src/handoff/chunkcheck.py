@@ -6,9 +6,10 @@ GX runs Python under the GIL (about 9 µs a row with this suite), so threads sha
 context, so ``HANDOFF_WORKERS=N`` uses N cores. Chunks travel as Arrow buffers (pickled record
 batches, no pandas round trip on the way); only the rows that passed come back.
 
-Workers are forked from a fork server that imported this module (and GX) once, so a transfer
-starts its workers in milliseconds, and never from the calling process, whose threads (database
-driver, S3 client, Prefect) make a plain ``fork`` unsafe.
+Workers are forked from a fork server that imported this module and GX once (``start_server``
+starts it while the database works), so a transfer starts its workers in milliseconds, and never
+from the calling process, whose threads (database driver, S3 client, Prefect) make a plain
+``fork`` unsafe. ``use_processes`` decides between processes and threads.
 """
 
 from __future__ import annotations
@@ -105,13 +106,45 @@ def _check(chunk: pa.Table) -> Checked:
     return _WORKER(chunk)
 
 
+# What the fork server imports once, so that forked workers start with it loaded: GX alone takes
+# seconds of CPU to import.
+PRELOAD = [__name__, "great_expectations", "great_expectations.expectations"]
+
+
 def _context() -> Any:
     try:
         ctx = mp.get_context("forkserver")
     except ValueError:  # no fork server on this platform (Windows): each worker starts afresh
         return mp.get_context("spawn")
-    ctx.set_forkserver_preload([__name__])
+    ctx.set_forkserver_preload(PRELOAD)
     return ctx
+
+
+def start_server(wait: bool = False) -> None:
+    """Start the fork server now, so its imports overlap the database's work (idempotent); with
+    ``wait``, return once it has loaded them."""
+    ctx = _context()
+    if ctx.get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    if wait:
+        probe = ctx.Process(target=int)  # forked only once the server has imported PRELOAD
+        probe.start()
+        probe.join()
+
+
+def use_processes(setting: bool | None, workers: int) -> bool:
+    """Whether to check in worker processes: as configured, else when the machine has cores to spare.
+
+    With fewer than four cores the database's scans and handoff's own work already share the CPU,
+    and a worker process costs its start-up and a copy of every chunk; threads win there (see the
+    README's benchmark section).
+    """
+    if workers < 2:
+        return False
+    return setting if setting is not None else (os.cpu_count() or 1) >= 4
 
 
 class CheckProcesses:

@@ -45,9 +45,10 @@ class Settings(BaseSettings):
     policy_dir: Path = Field(default_factory=_default_policy_dir, description="Court-order policy folder.")
     chunk_rows: int = Field(default=50_000, ge=1_000, le=5_000_000, description="Rows per extract chunk.")
     workers: int = Field(default=2, ge=1, le=64, description="Chunks checked (GX) and encoded at once.")
-    check_processes: bool = Field(default=True, description="Check chunks in HANDOFF_WORKERS worker processes, "
-                                  "one core each (false: threads in this process, which share one core "
-                                  "while GX runs).")  # fmt: skip
+    check_processes: bool | None = Field(default=None, description="Check chunks in HANDOFF_WORKERS worker "
+                                         "processes, one core each (true), or in threads of this process, which "
+                                         "share one core while GX runs (false). Default: processes on machines "
+                                         "with 4 or more cores.")  # fmt: skip
     fast_path: bool = Field(default=True, description="Use ADBC + shared snapshot on PostgreSQL.")
     source_parallel: int | None = Field(default=None, ge=0, le=64, description="PostgreSQL parallel workers per "
                                         "scan in source sessions (default: the server's setting).")  # fmt: skip

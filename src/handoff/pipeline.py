@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from handoff import batch as batches
 from handoff import extract, ledger
-from handoff.chunkcheck import Checked, Checker, CheckProcesses, checked
+from handoff.chunkcheck import Checked, Checker, CheckProcesses, checked, start_server, use_processes
 from handoff.config import Settings
 from handoff.errors import SourceError
 from handoff.order import Order, PolicySet
@@ -229,13 +229,16 @@ def extract_validate_stage(
     settings: Settings, prep: Prepared, batch_id: str, progress: Progress | None = None
 ) -> tuple[ChunkOutcome, Stager]:
     """Stream chunks from the source read through ``process_chunks`` into one batch's staging."""
+    processes = use_processes(settings.check_processes, settings.workers)
+    if processes:
+        start_server()  # its GX import overlaps the database's first scan
     try:  # the read holds connections and a counting thread: close it whatever fails
         check = Checker(prep.order, prep.suite, snapshot_day(prep))
         stager = Stager(settings.staging_dir, batch_id)
         out = process_chunks(
             prep.read.chunks(settings.chunk_rows), check, stager, settings.workers,
             (lambda done: progress(done, included(prep.read.counted()))) if progress else None,
-            settings.chunk_rows, settings.check_processes and settings.workers > 1,
+            settings.chunk_rows, processes,
         )  # fmt: skip
         prep.counts, _ = prep.read.counts()
         if progress:  # the snapshot read's counts may only now be known: give the bar its total

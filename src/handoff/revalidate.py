@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from handoff import batch as batches
 from handoff import ledger
 from handoff import request as requests
-from handoff.chunkcheck import Checker
+from handoff.chunkcheck import Checker, use_processes
 from handoff.config import Settings
 from handoff.context import Context
 from handoff.errors import GateError
@@ -70,7 +70,7 @@ def revalidate(
     check = Checker(new, suite, now.astimezone(new.zone).date())
     stager = Stager(settings.staging_dir, new_id)
     out = process_chunks((pq.read_table(folder / f.name) for f in old.files), check, stager, settings.workers, None,
-                         settings.chunk_rows, settings.check_processes and settings.workers > 1)  # fmt: skip
+                         settings.chunk_rows, use_processes(settings.check_processes, settings.workers))  # fmt: skip
     failed = bool(out.failures)
     report = {
         "batch_id": new_id, "order_ref": new.ref, "suite_hash": suite_hash(suite),
