@@ -17,7 +17,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-RUN_BATCH_ROWS = 8192
+# The merge holds one batch per run: with 2,048 rows the 33 runs of a 64M-row source hold about
+# 17 MB (8,192 rows: 70 MB, and 100 MB more peak RSS measured at 64M), at no measured cost in time.
+RUN_BATCH_ROWS = 2048
 
 
 class SortedRuns:
