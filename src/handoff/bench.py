@@ -51,6 +51,8 @@ import sqlalchemy as sa
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from handoff.order import Order
+
 MARKER_TABLE = "bench_seed"
 SOURCE_TABLE = "enrollees"
 DLT_BACKENDS = ("connectorx", "pyarrow")
@@ -511,7 +513,7 @@ def run_bench(
     from handoff import extract
     from handoff.config import load_settings
     from handoff.order import PolicySet
-    from handoff.snapshot import NO_JIT, libpq_uri, literal_sql
+    from handoff.snapshot import libpq_uri, literal_sql
 
     say = progress or (lambda _msg: None)
     work_dir = pathlib.Path(work_dir)
@@ -551,8 +553,9 @@ def run_bench(
                            engine)  # fmt: skip
     raw_sql = literal_sql(extract.counts_statement(the_plan.table, order, the_plan.fips, raw=the_plan.raw).statement,
                           engine)  # fmt: skip
-    where_sql = literal_sql(stmt.whereclause, engine) if stmt.whereclause is not None else ""
-    order_sql = literal_sql(id_col, engine)
+    sqls = {"sql": sql, "sorted_sql": sorted_sql, "case_sql": case_sql, "raw_sql": raw_sql,
+            "where_sql": literal_sql(stmt.whereclause, engine) if stmt.whereclause is not None else "",
+            "order_sql": literal_sql(id_col, engine)}  # fmt: skip
     with engine.connect() as conn:  # warm the cache the same way for every path
         conn.exec_driver_sql(f'SELECT count(*) FROM "{SOURCE_TABLE}"').scalar()
     engine.dispose()
@@ -560,18 +563,53 @@ def run_bench(
     out_dir = work_dir / "out"
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
+    ctx = _Ctx(work_dir, out_dir, say, notes, pg_uri, sqls)
+
+    floor, floor_unsorted, accounted, bound = _measure_sql(ctx, order.source.id_column)
+    dlt_runs: dict[str, dict[str, Any] | None] = {b: None for b in DLT_BACKENDS}
+    if include_dlt:
+        dlt_runs = _measure_dlt(ctx, db_url, order)
+    else:
+        notes.append("dlt skipped (include_dlt=False).")
+    hand = _measure_handoff(ctx, db_url, home, state_url)
+    runs = {"floor": floor, "floor_unsorted": floor_unsorted, "accounted": accounted, "bound": bound, "handoff": hand}
+    result = _summary(rows, ctx.selected, runs, dlt_runs, notes)
+    result.update(seed=seed, seeded=seeded, seed_seconds=seed_seconds if seeded else None)
+    return result
+
+
+@dataclasses.dataclass
+class _Ctx:
+    """What every measurement of one ``run_bench`` shares."""
+
+    work_dir: pathlib.Path
+    out_dir: pathlib.Path
+    say: Callable[[str], None]
+    notes: list[str]
+    pg_uri: str
+    sqls: dict[str, str]
+    selected: int = 0  # rows the floor wrote, which every other path must match
+
+
+def _measure_sql(ctx: _Ctx, id_column: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None,
+                                                  dict[str, Any] | None]:  # fmt: skip
+    """The floors (sorted, unsorted), the earlier design's accounting and this design's SQL-level bound."""
+    from handoff.snapshot import NO_JIT
 
     # (a) the floors: sorted by the server (the earlier design) and unsorted (this one)
     floors = {}
-    for name, label, the_sql in (("floor", "sorted", sorted_sql), ("floor_unsorted", "unsorted", sql)):
-        say(f"floor ({label}): extractor SQL through ADBC → Parquet")
-        floors[name] = _run_child("floor", name, {"pg_url": pg_uri, "sql": the_sql, "no_jit": NO_JIT,
-                                                  "out": str(out_dir / f"{name}.parquet")}, work_dir)  # fmt: skip
+    for name, label, the_sql in (
+        ("floor", "sorted", ctx.sqls["sorted_sql"]),
+        ("floor_unsorted", "unsorted", ctx.sqls["sql"]),
+    ):
+        ctx.say(f"floor ({label}): extractor SQL through ADBC → Parquet")
+        floors[name] = _run_child("floor", name, {"pg_url": ctx.pg_uri, "sql": the_sql, "no_jit": NO_JIT,
+                                                  "out": str(ctx.out_dir / f"{name}.parquet")}, ctx.work_dir)  # fmt: skip
     floor, floor_unsorted = floors["floor"], floors["floor_unsorted"]
     if floor["engine"] != "adbc":
-        notes.append("ADBC is not installed: the floor used ConnectorX (arrow_stream).")
-    selected = int(floor["rows_out"])
-    say(f"floor: {floor['seconds']:.2f} s sorted, {floor_unsorted['seconds']:.2f} s unsorted, {selected:,} rows")
+        ctx.notes.append("ADBC is not installed: the floor used ConnectorX (arrow_stream).")
+    selected = ctx.selected = int(floor["rows_out"])
+    ctx.say(f"floor: {floor['seconds']:.2f} s sorted, {floor_unsorted['seconds']:.2f} s unsorted, {selected:,} rows")
 
     # (a') the exclusion accounting the order requires, on the export's snapshot: the earlier
     # design (CASE per row, sorted export) and the SQL-level bound of this one (raw-grouped,
@@ -581,18 +619,24 @@ def run_bench(
     if floor["engine"] == "adbc":
         runs = {}
         for name, label, counts_sql, the_sql, key in (
-            ("accounted", "sorted floor + CASE accounting", case_sql, sorted_sql, None),
-            ("bound", "raw-grouped accounting + unsorted export + client sort", raw_sql, sql, order.source.id_column),
+            ("accounted", "sorted floor + CASE accounting", ctx.sqls["case_sql"], ctx.sqls["sorted_sql"], None),
+            (
+                "bound",
+                "raw-grouped accounting + unsorted export + client sort",
+                ctx.sqls["raw_sql"],
+                ctx.sqls["sql"],
+                id_column,
+            ),
         ):
-            say(f"{label}: one snapshot")
-            runs[name] = _run_child("accounted", name, {"pg_url": pg_uri, "sql": the_sql, "no_jit": NO_JIT,
+            ctx.say(f"{label}: one snapshot")
+            runs[name] = _run_child("accounted", name, {"pg_url": ctx.pg_uri, "sql": the_sql, "no_jit": NO_JIT,
                                                         "counts_sql": counts_sql, "sort_key": key,
-                                                        "out": str(out_dir / f"{name}.parquet")}, work_dir)  # fmt: skip
+                                                        "out": str(ctx.out_dir / f"{name}.parquet")}, ctx.work_dir)  # fmt: skip
             if runs[name]["rows_out"] != selected:
-                notes.append(f"{label} wrote {runs[name]['rows_out']:,} rows, the floor {selected:,}.")
-            say(f"{label}: {runs[name]['seconds']:.2f} s")
+                ctx.notes.append(f"{label} wrote {runs[name]['rows_out']:,} rows, the floor {selected:,}.")
+            ctx.say(f"{label}: {runs[name]['seconds']:.2f} s")
         accounted, bound = runs["accounted"], runs["bound"]
-        notes.append(
+        ctx.notes.append(
             "floor = the faster of the extractor's SQL with the server's defaults and with JIT off "
             f"({', '.join(f'{k} {v:.2f} s' for k, v in floor['runs'].items())}); the accounting rows add "
             "only the exclusion aggregate on the same snapshot, the second full scan the order's "
@@ -600,48 +644,54 @@ def run_bench(
             "in Arrow, and nothing else."
         )
 
-    # (b) dlt, optional
-    dlt_runs: dict[str, dict[str, Any] | None] = {b: None for b in DLT_BACKENDS}
-    if include_dlt:
-        missing = [m for m in ("dlt", "sqlalchemy") if importlib.util.find_spec(m) is None]
-        if missing:
-            notes.append(f"dlt skipped: {', '.join(missing)} not installed.")
-        else:
-            for backend in DLT_BACKENDS:
-                say(f"dlt: sql_table backend={backend} → filesystem Parquet")
-                pipelines_dir = work_dir / f"dlt-pipelines-{backend}"
-                shutil.rmtree(pipelines_dir, ignore_errors=True)
-                spec = {
-                    "db_url": db_url,
-                    "backend": backend,
-                    "table": order.source.table,
-                    "columns": list(order.columns),
-                    "where_sql": where_sql,
-                    "order_sql": order_sql,
-                    "out": str(out_dir / f"dlt-{backend}"),
-                    "pipelines_dir": str(pipelines_dir),
-                }
-                try:
-                    run = _run_child("dlt", f"dlt-{backend}", spec, work_dir)
-                except ChildFailed as exc:
-                    notes.append(f"dlt backend {backend} failed: {str(exc).splitlines()[-1]}")
-                    continue
-                dlt_runs[backend] = run
-                if run["rows_out"] != selected:
-                    notes.append(f"dlt {backend} wrote {run['rows_out']:,} rows, the floor {selected:,}.")
-                say(f"dlt {backend}: {run['seconds']:.2f} s")
-            notes.append(
-                "dlt ran the extractor's WHERE and ORDER BY (as SQL text via query_adapter_callback) "
-                "over included_columns=order columns; Parquet compression set to zstd."
-            )
-    else:
-        notes.append("dlt skipped (include_dlt=False).")
+    return floor, floor_unsorted, accounted, bound
 
+
+def _measure_dlt(ctx: _Ctx, db_url: str, order: Order) -> dict[str, dict[str, Any] | None]:
+    """dlt's ``sql_table`` with each backend, the order's columns and filter; None where it did not run."""
+    dlt_runs: dict[str, dict[str, Any] | None] = {b: None for b in DLT_BACKENDS}
+    missing = [m for m in ("dlt", "sqlalchemy") if importlib.util.find_spec(m) is None]
+    if missing:
+        ctx.notes.append(f"dlt skipped: {', '.join(missing)} not installed.")
+    else:
+        for backend in DLT_BACKENDS:
+            ctx.say(f"dlt: sql_table backend={backend} → filesystem Parquet")
+            pipelines_dir = ctx.work_dir / f"dlt-pipelines-{backend}"
+            shutil.rmtree(pipelines_dir, ignore_errors=True)
+            spec = {
+                "db_url": db_url,
+                "backend": backend,
+                "table": order.source.table,
+                "columns": list(order.columns),
+                "where_sql": ctx.sqls["where_sql"],
+                "order_sql": ctx.sqls["order_sql"],
+                "out": str(ctx.out_dir / f"dlt-{backend}"),
+                "pipelines_dir": str(pipelines_dir),
+            }
+            try:
+                run = _run_child("dlt", f"dlt-{backend}", spec, ctx.work_dir)
+            except ChildFailed as exc:
+                ctx.notes.append(f"dlt backend {backend} failed: {str(exc).splitlines()[-1]}")
+                continue
+            dlt_runs[backend] = run
+            if run["rows_out"] != ctx.selected:
+                ctx.notes.append(f"dlt {backend} wrote {run['rows_out']:,} rows, the floor {ctx.selected:,}.")
+            ctx.say(f"dlt {backend}: {run['seconds']:.2f} s")
+        ctx.notes.append(
+            "dlt ran the extractor's WHERE and ORDER BY (as SQL text via query_adapter_callback) "
+            "over included_columns=order columns; Parquet compression set to zstd."
+        )
+
+    return dlt_runs
+
+
+def _measure_handoff(ctx: _Ctx, db_url: str, home: pathlib.Path, state_url: str) -> dict[str, Any]:
+    """handoff end to end against a local S3 endpoint."""
     # (c) this project, end to end: stage, gates, approval, upload to a local S3 endpoint over
     # HTTP (moto's server, SSE-KMS + SHA-256 + HEAD verification), ledger and lineage.
     from handoff import emulator
 
-    say("handoff: transfer → approve → deliver (local S3 endpoint on loopback)")
+    ctx.say("handoff: transfer → approve → deliver (local S3 endpoint on loopback)")
     local = emulator.start()
     try:
         bucket = "handoff-bench"
@@ -651,22 +701,32 @@ def run_bench(
             "handoff", "handoff",
             {"db_url": db_url, "home": str(home), "state_url": state_url, "bucket": bucket, "kms_key_id": key,
              "audit_bucket": "handoff-bench-audit"},
-            work_dir,
+            ctx.work_dir,
         )  # fmt: skip
     finally:
         local.stop()
-    say(f"handoff: {hand['seconds']:.2f} s, batch {hand['batch_id']} {hand['status']}")
-    if hand["rows_out"] != selected:
-        notes.append(f"handoff extracted {hand['rows_out']:,} rows, the floor {selected:,}.")
-    notes.append(
+    ctx.say(f"handoff: {hand['seconds']:.2f} s, batch {hand['batch_id']} {hand['status']}")
+    if hand["rows_out"] != ctx.selected:
+        ctx.notes.append(f"handoff extracted {hand['rows_out']:,} rows, the floor {ctx.selected:,}.")
+    ctx.notes.append(
         "handoff runs the exclusion aggregate (a second scan, concurrently on PostgreSQL), row "
         "quarantine, GX validation of every row, Parquet, SHA-256, staging, approval, upload with "
         "HEAD verification, ledger and lineage: work the floor does not do."
     )
-    notes.append(
+    ctx.notes.append(
         "rows/s = source rows scanned / seconds of work in the child (library imports excluded for "
         "every path; *_process_seconds include them); peak RSS includes the interpreter and imports."
     )
+
+    return hand
+
+
+def _summary(rows: int, selected: int, runs: dict[str, dict[str, Any] | None],
+             dlt_runs: dict[str, dict[str, Any] | None], notes: list[str]) -> dict[str, Any]:  # fmt: skip
+    """The result ``run_bench`` returns: seconds, rows/s, peak RSS and ratios per path."""
+    floor, floor_unsorted, hand = runs["floor"], runs["floor_unsorted"], runs["handoff"]
+    accounted, bound = runs["accounted"], runs["bound"]  # None where the floor ran without ADBC
+    assert floor is not None and floor_unsorted is not None and hand is not None
 
     def secs(run: dict[str, Any] | None) -> float | None:
         return None if run is None else float(run["seconds"])
@@ -681,10 +741,7 @@ def run_bench(
 
     result: dict[str, Any] = {
         "rows": rows,
-        "seed": seed,
         "selected_rows": selected,
-        "seeded": seeded,
-        "seed_seconds": seed_seconds if seeded else None,
         "floor_engine": floor["engine"],
         "floor_seconds": secs(floor),
         "floor_process_seconds": floor["process_seconds"],
