@@ -143,8 +143,10 @@ def _dates(rng: np.random.Generator, n: int, start: str, end: str) -> np.ndarray
     return lo + rng.integers(0, int((hi - lo).astype(int)), size=n).astype("timedelta64[D]")
 
 
-def _block(seed: int, block: int, start: int, n: int, dirty_rate: float) -> pa.Table:
-    rng = np.random.default_rng([seed, block])
+def _identity(
+    rng: np.random.Generator, start: int, n: int
+) -> tuple[dict[str, pa.Array], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Jurisdiction, IDs, identifiers and names (as columns), and birth dates."""
     cols: dict[str, pa.Array] = {}
     si = rng.choice(len(_FIPS), size=n, p=_WEIGHT / _WEIGHT.sum())
     fips, abbr = _FIPS[si], _ABBR[si]
@@ -166,7 +168,13 @@ def _block(seed: int, block: int, start: int, n: int, dirty_rate: float) -> pa.T
     cols["elgbl_mdl_initl_name"] = _null(rng, _pick(rng, np.array(list("ABCDEFGHJKLMNPRSTW")), n), 0.4)
     birth = _dates(rng, n, "1930-01-01", "2025-12-01")
 
-    # Citizenship and immigration status, internally consistent, with nulls and raw code 8.
+    return cols, fips, abbr, ids, birth
+
+
+def _immigration(
+    rng: np.random.Generator, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Citizenship and immigration status, internally consistent, with nulls and raw code 8."""
     ctz = _pick(rng, np.array(["1", "2", "0"]), n, np.array([0.85, 0.01, 0.14]))
     noncit = ctz == "0"
     status = np.where(
@@ -179,6 +187,13 @@ def _block(seed: int, block: int, start: int, n: int, dirty_rate: float) -> pa.T
     bar = _dates(rng, n, "2026-01-01", "2030-12-31")
     rstr = np.where(status == "3", "2", _pick(rng, np.array(list("01345678"[:7])), n))
 
+    return ctz, status, verified, bar_mask, bar, rstr
+
+
+def _address(
+    rng: np.random.Generator, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Home address lines, city, ZIP, county and phone."""
     line1 = np.char.add(
         np.char.add(rng.integers(1, 9999, size=n).astype(str), " "),
         np.char.add(np.char.add(_pick(rng, _STREET, n), " "), _pick(rng, _SUFFIX, n)),
@@ -192,6 +207,16 @@ def _block(seed: int, block: int, start: int, n: int, dirty_rate: float) -> pa.T
     phone = np.char.add(
         np.char.add(rng.integers(201, 990, size=n).astype(str), "5550"), rng.integers(100, 200, size=n).astype(str)
     )
+    return line1, line2, city, zips, county, phone
+
+
+def _block(seed: int, block: int, start: int, n: int, dirty_rate: float) -> pa.Table:
+    """One block of enrollees. The helpers draw from ``rng`` in a fixed order: keep it, or the
+    data for a given seed changes."""
+    rng = np.random.default_rng([seed, block])
+    cols, fips, abbr, ids, birth = _identity(rng, start, n)
+    ctz, status, verified, bar_mask, bar, rstr = _immigration(rng, n)
+    line1, line2, city, zips, county, phone = _address(rng, n)
 
     # A seeded share of dirty values, so row quarantine has something to catch.
     d = rng.random((4, n)) < dirty_rate
