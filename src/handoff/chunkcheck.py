@@ -27,17 +27,13 @@ from typing import Any
 import pyarrow as pa
 
 from handoff import extract, quarantine, readable
-from handoff.errors import HandoffError
+from handoff.errors import CheckerDied
 from handoff.order import Order
 from handoff.rules import rules_for
 from handoff.suite import SuiteDoc
 from handoff.validate import ChunkVerdict, SuiteValidator
 
 log = logging.getLogger("handoff.chunkcheck")
-
-
-class CheckerDied(HandoffError):
-    """A validation worker process ended before answering; nothing of the batch was staged."""
 
 
 @dataclass

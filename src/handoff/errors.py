@@ -29,6 +29,10 @@ class ValidationFailed(HandoffError):
     """Outgoing data failed validation; the batch is quarantined."""
 
 
+class CheckerDied(HandoffError):
+    """A validation worker process ended before answering; nothing of the batch was staged."""
+
+
 class GateError(HandoffError):
     """A gate refused an action (held, unauthorised approver, voided approval)."""
 
