@@ -44,7 +44,12 @@ class Settings(BaseSettings):
     state_url: str | None = Field(default=None, description="State database URL (default SQLite in home).")
     policy_dir: Path = Field(default_factory=_default_policy_dir, description="Court-order policy folder.")
     chunk_rows: int = Field(default=50_000, ge=1_000, le=5_000_000, description="Rows per extract chunk.")
-    workers: int = Field(default=2, ge=1, le=64, description="Chunks checked (GX) and encoded at once.")
+    workers: int = Field(default=2, ge=1, le=64, description="Worker processes checking chunks (with "
+                         "check_processes) and threads encoding files. In threads, chunks are checked on one "
+                         "thread: GX holds the GIL.")  # fmt: skip
+    check_rows: int = Field(default=100_000, ge=1_000, le=5_000_000, description="Rows GX validates at once "
+                            "(consecutive chunks are grouped up to this): GX's cost per validation is mostly fixed, "
+                            "so larger units cost less CPU and more memory.")  # fmt: skip
     check_processes: bool | None = Field(default=None, description="Check chunks in HANDOFF_WORKERS worker "
                                          "processes, one core each (true), or in threads of this process, which "
                                          "share one core while GX runs (false). Default: processes on machines "

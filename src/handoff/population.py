@@ -113,6 +113,7 @@ class Grouping:
     order: Order
     raw: frozenset[str]  # columns grouped on their own values (the database compares them exactly)
     expressions: list[tuple[str, ColumnElement[Any]]]
+    in_scope: frozenset[str] = frozenset()  # the order's in-scope FIPS codes, worked out once, not per group
 
     def classify(self, row: Sequence[object]) -> str:
         """The reason for one group (``row``: one value per expression, in order); today's precedence."""
@@ -122,7 +123,7 @@ class Grouping:
             known, scoped = bool(values["j_known"]), bool(values["j_scope"])
         else:
             known = jur is not None and str(jur) in STATES
-            scoped = known and str(jur) in self.order.in_scope_fips()
+            scoped = known and str(jur) in self.in_scope
         if not known:
             return UNKNOWN_JURISDICTION
         if not scoped:
@@ -159,4 +160,4 @@ def grouping(table: sa.TableClause, order: Order, raw: frozenset[str]) -> Groupi
             expr = sa.case((col.is_(None), sa.null()), (col.in_(cond.in_ or []), 1), else_=0)
         exprs.append((f"c{i}", expr))
     grouped_raw = frozenset(c for c in raw if c == jur_name or COLUMN_BY_NAME[c].kind == "code")
-    return Grouping(order, grouped_raw, exprs)
+    return Grouping(order, grouped_raw, exprs, frozenset(order.in_scope_fips()))

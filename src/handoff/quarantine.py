@@ -11,6 +11,7 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -49,20 +50,55 @@ def _violations(col: pa.ChunkedArray, rule: Rule, snapshot: dt.date) -> pa.Chunk
     return pc.and_(valid, pc.fill_null(bad, False))
 
 
+def _column_checks(col: pa.ChunkedArray, rules: list[Rule], snapshot: dt.date) -> list[tuple[str, pa.Array]]:
+    """(rule id, violation mask) for one column's rules.
+
+    A text column's must-not-match rules (other characters, SSN shape) are screened together: one
+    regex alternation, which fails on exactly the values one of them would, plus every non-ASCII
+    value (the NFKC check can only differ there). Only the rows it flags are checked rule by rule,
+    so the report still names each precise rule while the common all-clean column costs one regex
+    pass instead of three (each pass costs the same per value, whatever the pattern).
+    """
+    screened = [r for r in rules if r.kind == "not_match" and r.pattern]
+    if len(screened) < 2:
+        return [(r.id, _violations(col, r, snapshot)) for r in rules]
+    out = [(r.id, _violations(col, r, snapshot)) for r in rules if r not in screened]
+    alternation = "|".join(f"(?:{r.pattern})" for r in screened)
+    suspect = pc.fill_null(pc.or_(pc.match_substring_regex(col, alternation), pc.invert(pc.string_is_ascii(col))),
+                           False)  # fmt: skip
+    if not pc.any(suspect).as_py():
+        none = pa.array(np.zeros(len(col), dtype=bool))
+        return out + [(r.id, none) for r in screened]
+    flat = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    flags = suspect.combine_chunks() if isinstance(suspect, pa.ChunkedArray) else suspect
+    few = pa.chunked_array([pc.filter(flat, flags)])
+    for r in screened:
+        found = _violations(few, r, snapshot).combine_chunks()
+        out.append((r.id, pc.replace_with_mask(pa.array(np.zeros(len(flat), dtype=bool)), flags, found)))
+    return out
+
+
 def split(table: pa.Table, rules: list[Rule], id_column: str, snapshot: dt.date,
           unreadable: dict[str, pa.ChunkedArray] | None = None) -> tuple[pa.Table, RowQuarantine]:  # fmt: skip
     """Return (rows that pass every rule, what was diverted).
 
     ``unreadable``: per column, rows whose source value could not be read as its type
-    (``readable.as_typed``); they are diverted as ``unreadable:COLUMN``.
+    (``readable.as_typed``); they are diverted as ``unreadable:COLUMN``. Diversions are listed
+    rule by rule in ``rules``' order.
     """
     out = RowQuarantine()
     if table.num_rows == 0:
         return table, out
-    any_bad: pa.ChunkedArray | pa.Array = pa.array([False] * table.num_rows)
+    any_bad: pa.ChunkedArray | pa.Array = pa.array(np.zeros(table.num_rows, dtype=bool))
     ids = table.column(id_column)
+    by_column: dict[str, list[Rule]] = {}
+    for rule in rules:
+        by_column.setdefault(rule.column, []).append(rule)
+    masks = dict(
+        mask for column, own in by_column.items() for mask in _column_checks(table.column(column), own, snapshot)
+    )
     checks = [(f"unreadable:{c}", mask) for c, mask in (unreadable or {}).items()]
-    checks += [(rule.id, _violations(table.column(rule.column), rule, snapshot)) for rule in rules]
+    checks += [(rule.id, masks[rule.id]) for rule in rules]
     for rule_id, bad in checks:
         n = pc.sum(bad).as_py() or 0
         if not n:

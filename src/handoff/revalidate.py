@@ -70,7 +70,8 @@ def revalidate(
     check = Checker(new, suite, now.astimezone(new.zone).date())
     stager = Stager(settings.staging_dir, new_id)
     out = process_chunks((pq.read_table(folder / f.name) for f in old.files), check, stager, settings.workers, None,
-                         settings.chunk_rows, use_processes(settings.check_processes, settings.workers))  # fmt: skip
+                         settings.chunk_rows, use_processes(settings.check_processes, settings.workers),
+                         settings.check_rows)  # fmt: skip
     failed = bool(out.failures)
     report = {
         "batch_id": new_id, "order_ref": new.ref, "suite_hash": suite_hash(suite),

@@ -4,6 +4,10 @@ A chunk passes only when GX reports success, evaluated exactly as many expectati
 suite holds, and none raised. Reports name failed expectations and the Medicaid IDs of
 offending rows, never the offending values: GX's COMPLETE format copies values into its
 result, so results are stripped here and the raw object is never logged or written.
+
+Every expectation runs on every row. The table-level expectations (the exact column list) see
+the whole chunk; each column's expectations see that column and the ID, as one GX batch per
+column, because GX copies the frame it is given once per column expectation.
 """
 
 from __future__ import annotations
@@ -93,6 +97,9 @@ class SuiteValidator:
             pass
         asset = self.context.data_sources.add_pandas("outgoing").add_dataframe_asset("chunk")
         self.batch_definition = asset.add_batch_definition_whole_dataframe("whole")
+        # The table-level expectations see the whole frame, each column's a frame of that column
+        # and the ID (``_validate_domains``), each a batch of the one batch definition.
+        self.domains = list(dict.fromkeys(_domain(e) for e in expectations))
 
     def _expectations(self, snapshot: str | None) -> list[Any]:
         """Expectation objects, with ``$PARAMETER`` references bound to concrete values.
@@ -120,13 +127,52 @@ class SuiteValidator:
                 ) from None
         return out
 
-    def suite_for(self, snapshot: dt.date) -> Any:
+    def suite_for(self, snapshot: dt.date) -> dict[str | None, Any]:
+        """The suite's expectations, bound to ``snapshot``, as one GX suite per domain (``_domain``)."""
         from great_expectations.core import ExpectationSuite
 
         key = f"{snapshot.isoformat()}T23:59:59"
         if key not in self._suites:
-            self._suites[key] = ExpectationSuite(name=str(self._doc.get("name")), expectations=self._expectations(key))
+            parts: dict[str | None, list[Any]] = {domain: [] for domain in self.domains}
+            for e in self._expectations(key):
+                parts[_domain(e)].append(e)
+            name = str(self._doc.get("name"))
+            self._suites[key] = {d: ExpectationSuite(name=f"{name}:{d or 'table'}", expectations=es)
+                                 for d, es in parts.items()}  # fmt: skip
         return self._suites[key]
+
+    def _validate_domains(self, frame: Any, snapshot: dt.date) -> list[Any]:
+        """Every expectation's result: a boolean-only pass per domain, COMPLETE (row IDs) where one failed.
+
+        GX filters the frame it is given once per column expectation (non-null rows), copying every
+        column; a frame of one column and the ID makes that copy a fraction of the chunk's.
+        """
+        results = []
+        for domain, suite in self.suite_for(snapshot).items():
+            cols = [] if domain is None else list(dict.fromkeys([self.id_column, domain]))
+            # A column the frame lacks: GX gets the whole frame, and its expectations fail there, by name.
+            part = frame[cols] if cols and set(cols) <= set(frame.columns) else frame
+            batch = self.batch_definition.get_batch(batch_parameters={"dataframe": part})
+            # A passing chunk needs only booleans; GX's COMPLETE format filters the whole frame once
+            # per expectation even when nothing failed. Only a failing domain is re-run for row IDs.
+            result = batch.validate(suite, result_format="BOOLEAN_ONLY")
+            if not (
+                result.success
+                and len(result.results) == len(suite.expectations)
+                and not any(r.exception_info and _raised(r.exception_info) for r in result.results)
+            ):
+                result = batch.validate(
+                    suite,
+                    result_format={
+                        "result_format": "COMPLETE",
+                        "unexpected_index_column_names": [self.id_column],
+                        "include_unexpected_rows": False,
+                        "return_unexpected_index_query": False,
+                        "partial_unexpected_count": 0,
+                    },
+                )
+            results.extend(result.results)
+        return results
 
     def _frame(self, table: pa.Table) -> Any:
         # Dates as datetime64[ns] so GX's vectorised between() applies (string bounds are parsed).
@@ -144,28 +190,9 @@ class SuiteValidator:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             failure = Failure("convert", "convert", None, None, [], error=type(exc).__name__)
             return ChunkVerdict(False, 0, self.size, table.num_rows, [failure])
-        batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
-        suite = self.suite_for(snapshot)
-        # A passing chunk needs only booleans; GX's COMPLETE format filters the whole frame once
-        # per expectation even when nothing failed. Only a failing chunk is re-run for row IDs.
-        result = batch.validate(suite, result_format="BOOLEAN_ONLY")
-        if not (
-            result.success
-            and len(result.results) == self.size
-            and not any(r.exception_info and _raised(r.exception_info) for r in result.results)
-        ):
-            result = batch.validate(
-                suite,
-                result_format={
-                    "result_format": "COMPLETE",
-                    "unexpected_index_column_names": [self.id_column],
-                    "include_unexpected_rows": False,
-                    "return_unexpected_index_query": False,
-                    "partial_unexpected_count": 0,
-                },
-            )
+        results = self._validate_domains(frame, snapshot)
         failures: list[Failure] = []
-        for r in result.results:
+        for r in results:
             raised = bool(r.exception_info and _raised(r.exception_info))
             if r.success and not raised:
                 continue
@@ -186,11 +213,17 @@ class SuiteValidator:
                     error="expectation raised an exception" if raised else None,
                 )
             )
-        evaluated = len(result.results)
-        passed = bool(result.success) and evaluated == self.size and not failures
+        evaluated = len(results)
+        passed = all(r.success for r in results) and evaluated == self.size and not failures
         if evaluated != self.size:
             failures.append(Failure("suite_size", "suite_size", None, None, [], error=f"{evaluated}/{self.size}"))
         return ChunkVerdict(passed, evaluated, self.size, table.num_rows, failures)
+
+
+def _domain(expectation: Any) -> str | None:
+    """The column an expectation reads (its domain), or None for a table-level one (the column list)."""
+    column = (expectation.configuration.kwargs or {}).get("column")
+    return str(column) if column is not None else None
 
 
 def _raised(info: Any) -> bool:
