@@ -64,6 +64,7 @@ class PartitionSpec:
     batch_id: str
     day: str
     parallel: int | None = None
+    check_rows: int | None = None  # rows GX validates at once (``process_chunks``)
 
 
 @dataclass
@@ -101,7 +102,9 @@ def run_partition(spec: PartitionSpec) -> PartitionResult:
     stager = Stager(Path(spec.staging_dir), spec.batch_id, prefix=f"p{spec.index:05d}")
     try:
         # Threads, not worker processes: the partitions are the processes (and Dask's are daemonic).
-        out = process_chunks(read.chunks(spec.chunk_rows), check, stager, spec.workers, None, spec.chunk_rows)
+        out = process_chunks(
+            read.chunks(spec.chunk_rows), check, stager, spec.workers, None, spec.chunk_rows, check_rows=spec.check_rows
+        )
     finally:
         read.close()
     return PartitionResult(
@@ -192,7 +195,7 @@ def stage_partitioned(
             PartitionSpec(i, p_fips, low, high, request.source_url, str(settings.policy_dir), order.ref,
                           _iso(read.plan.since), None if fast else _iso(watermark), snapshot_id, fast,
                           settings.chunk_rows, settings.workers, str(settings.staging_dir), batch_id, day,
-                          settings.source_parallel)
+                          settings.source_parallel, settings.check_rows)
             for i, (p_fips, low, high) in enumerate(parts)
         ]  # fmt: skip
         Stager(settings.staging_dir, batch_id)  # creates the batch's partial folder

@@ -1,0 +1,60 @@
+"""GX in check units: consecutive chunks validated together, the same staged bytes, fewer validations.
+
+GX's cost per validation is mostly fixed, so ``HANDOFF_CHECK_ROWS`` groups read chunks into larger
+units. Whatever the unit, the staged files, the row quarantine and the report's chunk count must
+be those of one unit per chunk; only the number of GX validations (expectations evaluated) drops.
+A failing unit still quarantines the batch and names the rule.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support import INITIATOR, NOW, POLICY_DIR, build_settings, sha256_file, staged_paths
+
+from handoff import extract
+from handoff.chunkcheck import Checker
+from handoff.order import PolicySet
+from handoff.pipeline import StageRequest, process_chunks, quarantined_rows, stage_batch
+from handoff.snapshot import open_read
+from handoff.stage import Stager
+from handoff.suite import load_suite
+
+
+def test_check_units_stage_the_same_bytes_with_fewer_validations(crowded_source_url: str, tmp_path: Path) -> None:
+    runs = {}
+    for name, check_rows in [("per-chunk", 1000), ("units", 3000)]:
+        settings = build_settings(tmp_path / name, chunk_rows=1000, check_rows=check_rows)
+        runs[name] = settings, stage_batch(settings, StageRequest(crowded_source_url, initiator=INITIATOR), NOW)
+    (s1, one), (s3, units) = runs["per-chunk"], runs["units"]
+    assert one.status == units.status == "staged"
+    assert len(units.files) > 1
+    assert [sha256_file(p) for p in staged_paths(units)] == [sha256_file(p) for p in staged_paths(one)]
+    assert units.rows_quarantined == one.rows_quarantined > 0
+    assert quarantined_rows(s3, units.id) == quarantined_rows(s1, one.id)
+    chunks = one.validation["chunks"]
+    assert units.validation["chunks"] == chunks == 3  # 2,500 rows read in chunks of 1,000
+    suite_size = len(load_suite(PolicySet(POLICY_DIR), PolicySet(POLICY_DIR).current())["expectations"])
+    assert one.validation["expectations_evaluated"] == suite_size * 3  # one unit per chunk
+    assert units.validation["expectations_evaluated"] == suite_size * 1  # one unit of 2,500 rows
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["thread", "processes"])
+def test_a_failing_unit_stages_nothing_and_names_the_rule(
+    crowded_source_url: str, tmp_path: Path, processes: bool
+) -> None:
+    order = PolicySet(POLICY_DIR).current()
+    suite = load_suite(PolicySet(POLICY_DIR), order)
+    no_rows = {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 0, "max_value": 0},
+               "meta": {"rule": "test:no_rows_may_leave"}}  # fmt: skip
+    check = Checker(order, {**suite, "expectations": [*suite["expectations"], no_rows]}, NOW.date())
+    read = open_read(extract.open_source(crowded_source_url), order, None, None, fast=False)
+    stager = Stager(tmp_path, "u1")
+    try:
+        out = process_chunks(read.chunks(500), check, stager, 2, None, 1000, processes, check_rows=1000)
+    finally:
+        read.close()
+    assert out.chunks == 5 and out.rows_extracted == 2500
+    assert [f.rule for f in out.failures] == ["test:no_rows_may_leave"] * 3  # one failure per unit: 2 + 2 + 1 chunks
+    assert not stager.files and not list(tmp_path.rglob("*.parquet")) and not list(tmp_path.rglob("*.arrow"))
