@@ -73,6 +73,10 @@ def test_run_bench_small(tmp_path):
 
     profile = profile_line(result)
     assert "check workers" in profile and "extract_validate_stage" in profile
+    steps = result["handoff_step_cpu_seconds"]  # each step's own CPU, whichever thread ran it
+    assert steps["gx_validate"] > 0 and steps["row_quarantine"] > 0 and steps["source_read"] > 0
+    assert "CPU by step: " in profile and "gx_validate" in profile
+    assert result["handoff_check_rows"] == 100_000
     assert result["handoff_cpu_seconds"]["handoff_process_cpu_s"] > 0
 
     png = plot([result], tmp_path / "bench.png")

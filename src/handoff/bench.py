@@ -361,37 +361,68 @@ def _child_dlt(spec: dict[str, Any]) -> dict[str, Any]:
             "bytes_out": sum(p.stat().st_size for p in files), "files": len(files)}  # fmt: skip
 
 
-def _time_phases() -> dict[str, float]:
-    """Wrap the governed path's steps with timers (this child only); return the totals."""
+def _time_phases() -> tuple[dict[str, float], dict[str, float]]:
+    """Wrap the governed path's steps with timers (this child only); return (wall, thread CPU) totals.
+
+    Thread CPU (``time.thread_time``) is what each step itself spent, whichever thread ran it, so
+    the steps add up to most of handoff's process CPU; generators count only their own ``next``.
+    """
     import functools
 
-    from handoff import decisions, pipeline, release, sortmerge
+    from handoff import decisions, extract, pipeline, quarantine, release, snapshot, sortmerge
     from handoff.validate import SuiteValidator
 
     phases: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+
+    def add(key: str, wall: float, spent: float) -> None:
+        phases[key] = phases.get(key, 0.0) + wall
+        cpu[key] = cpu.get(key, 0.0) + spent
 
     def timed(owner: Any, attr: str, key: str) -> None:
         fn = getattr(owner, attr)
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             try:
                 return fn(*args, **kwargs)
             finally:
-                phases[key] = phases.get(key, 0.0) + time.perf_counter() - t
+                add(key, time.perf_counter() - t, time.thread_time() - c)
+
+        setattr(owner, attr, wrapper)
+
+    def timed_generator(owner: Any, attr: str, key: str) -> None:
+        fn = getattr(owner, attr)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            items = fn(*args, **kwargs)
+            while True:
+                t, c = time.perf_counter(), time.thread_time()
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+                finally:
+                    add(key, time.perf_counter() - t, time.thread_time() - c)
+                yield item
 
         setattr(owner, attr, wrapper)
 
     timed(pipeline, "prepare", "prepare")
-    timed(SuiteValidator, "validate", "gx_validate_thread_seconds")
+    timed(SuiteValidator, "validate", "gx_validate")
+    timed(quarantine, "split", "row_quarantine")
+    timed_generator(snapshot.PostgresSnapshot, "chunks", "source_read")
+    timed(extract, "read_counts", "exclusion_counts")
     timed(pipeline, "extract_validate_stage", "extract_validate_stage")
     timed(pipeline, "_stage_in_order", "merge_encode_hash_write")
     timed(sortmerge.SortedRuns, "add", "sort_and_spill_runs")
+    timed(pipeline, "parquet_bytes", "parquet_encode")
     timed(pipeline, "record", "record")
     timed(decisions.Decisions, "decide", "approve")
     timed(release.Release, "deliver", "deliver")
-    return phases
+    return phases, cpu
 
 
 def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
@@ -422,6 +453,7 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
                              workers=spec.get("workers", 2))  # fmt: skip
     if chunkcheck.use_processes(settings.check_processes, settings.workers):
         chunkcheck.start_server(wait=True)  # the check workers' library imports, like this child's above
+    phases, step_cpu = _time_phases()  # before Lifecycle binds the methods it passes through (decide, deliver)
     life = Lifecycle(settings)
     now = dt.datetime.now(dt.UTC)
     with life.engine.begin() as conn:  # the bench's own state DB: counsel's outcome, recorded up front
@@ -432,7 +464,6 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
     bucket = spec.get("bucket") or "handoff-bench-unused"
     request = StageRequest(source_url=spec["db_url"], bucket=bucket)
     request = dataclasses.replace(request, signed=keys.sign("operator", life.request_statement(request, bucket, now)))
-    phases = _time_phases()
     base = _peak_rss_mb()
     with _TreeWatch() as tree:
         t0 = time.perf_counter()
@@ -447,7 +478,8 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
     return {"engine": "handoff", "rows_out": batch.rows_extracted, "seconds": seconds, "base_rss_mb": base,
             "tree_peak_pss_mb": tree.peak_mb, "cpu": tree.profile(), "checked_in": batch.validation.get("checked_in"),
             "rows_staged": batch.rows_staged, "rows_quarantined": batch.rows_quarantined,
-            "status": batch.status, "batch_id": batch.id, "phases": phases,
+            "status": batch.status, "batch_id": batch.id, "phases": phases, "step_cpu": step_cpu,
+            "check_rows": life.settings.check_rows,
             "bytes_out": sum(f.bytes for f in batch.files)}  # fmt: skip
 
 
@@ -773,6 +805,8 @@ def _summary(rows: int, selected: int, runs: dict[str, dict[str, Any] | None],
         "handoff_status": hand["status"],
         "handoff_phase_seconds": hand.get("phases", {}),
         "handoff_checked_in": hand.get("checked_in"),
+        "handoff_check_rows": hand.get("check_rows"),
+        "handoff_step_cpu_seconds": hand.get("step_cpu", {}),
         "handoff_tree_peak_pss_mb": hand.get("tree_peak_pss_mb"),
         "handoff_cpu_seconds": hand.get("cpu", {}),
         "ratio_vs_floor": _ratio(hand_rate, floor_rate),
@@ -837,14 +871,22 @@ def render_table(result: dict) -> Table:
     return table
 
 
+_WALL_STEPS = ("prepare", "extract_validate_stage", "sort_and_spill_runs", "merge_encode_hash_write", "record",
+               "approve", "deliver")  # fmt: skip
+
+
 def profile_line(result: dict) -> str:
-    """Where handoff's seconds went: its phases, and whose CPU the machine spent in them."""
+    """Where handoff's seconds went: its phases, the CPU each step spent, and whose CPU the machine spent."""
     wall = result.get("handoff_seconds") or 0.0
     phases = result.get("handoff_phase_seconds") or {}
+    steps = result.get("handoff_step_cpu_seconds") or {}
     cpu = result.get("handoff_cpu_seconds") or {}
     text = f"handoff profile, {result['rows']:,} rows: {wall:.2f} s wall; " + ", ".join(
-        f"{k} {v:.2f} s" for k, v in phases.items()
+        f"{k} {phases[k]:.2f} s" for k in _WALL_STEPS if k in phases
     )
+    if steps:
+        busy = {k: v for k, v in steps.items() if k not in ("extract_validate_stage", "merge_encode_hash_write")}
+        text += "; CPU by step: " + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(busy.items(), key=lambda kv: -kv[1]))
     if cpu:
         capacity = cpu.get("cores", 1.0) * wall
         text += (
