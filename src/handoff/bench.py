@@ -450,7 +450,7 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
     settings = load_settings(home=home, state_url=spec["state_url"], policy_dir=policy_dir,
                              bucket=spec.get("bucket"), kms_key_id=spec.get("kms_key_id"),
                              audit_bucket=spec.get("audit_bucket"),
-                             workers=spec.get("workers", 2))  # fmt: skip
+                             **({"workers": spec["workers"]} if spec.get("workers") else {}))  # fmt: skip
     if chunkcheck.use_processes(settings.check_processes, settings.workers):
         chunkcheck.start_server(wait=True)  # the check workers' library imports, like this child's above
     phases, step_cpu = _time_phases()  # before Lifecycle binds the methods it passes through (decide, deliver)
