@@ -41,7 +41,7 @@ def test_run_bench_small(tmp_path):
 
     messages: list[str] = []
     result = run_bench(_bench_database(), 20_000, work_dir=tmp_path / "bench", include_dlt=False,
-                       progress=messages.append)  # fmt: skip
+                       progress=messages.append, repeat=2)  # fmt: skip
 
     assert result.keys() >= KEYS
     assert result["rows"] == 20_000
@@ -77,6 +77,11 @@ def test_run_bench_small(tmp_path):
     assert steps["gx_validate"] > 0 and steps["row_quarantine"] > 0 and steps["source_read"] > 0
     assert "CPU by step: " in profile and "gx_validate" in profile
     assert result["handoff_check_rows"] == 100_000
+    # --repeat 2: every SQL-level path and handoff ran twice, each try delivered, the fastest counts.
+    for path in ("floor_unsorted", "bound", "handoff"):
+        tries = result[f"{path}_tries"]
+        assert len(tries) == 2 and result[f"{path}_seconds"] == pytest.approx(min(tries), abs=1e-3)
+    assert result["handoff_status"] == "delivered"
     assert result["handoff_cpu_seconds"]["handoff_process_cpu_s"] > 0
 
     png = plot([result], tmp_path / "bench.png")

@@ -883,6 +883,15 @@ def bench(
     ] = None,
     no_dlt: Annotated[bool, typer.Option("--no-dlt", help="Skip the dlt comparison.")] = False,
     chart: Annotated[Path | None, typer.Option(help="Write a PNG chart (rows/s and peak RSS vs rows) here.")] = None,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=5,
+            help="Run each SQL-level path and handoff this many times "
+            "and keep the fastest (a machine whose speed wanders).",
+        ),
+    ] = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure rows/s and peak memory: raw floor vs dlt vs this governed path, side by side.
@@ -909,6 +918,7 @@ def bench(
                 work_dir=settings().home / "bench",
                 include_dlt=not no_dlt,
                 progress=lambda m: err.print(m, markup=False),
+                repeat=repeat,
             )
         )
     if chart:
