@@ -547,10 +547,9 @@ def run_bench(
     ``repeat``: run the SQL-level paths and handoff that many times each and keep the fastest
     (dlt runs once), for machines whose speed wanders from run to run.
     """
-    from handoff import extract
     from handoff.config import load_settings
     from handoff.order import PolicySet
-    from handoff.snapshot import libpq_uri, literal_sql
+    from handoff.snapshot import libpq_uri
 
     say = progress or (lambda _msg: None)
     work_dir = pathlib.Path(work_dir)
@@ -569,30 +568,14 @@ def run_bench(
     if not seeded:
         say(f"reusing {rows:,} seeded rows (seed {seed})")
 
-    # The extractor's statement for the current order, all in-scope jurisdictions. The bench
-    # gets its own throwaway home and SQLite state database, never the operator's (an inherited
-    # HANDOFF_STATE_URL must not receive bench batches), fresh each run.
+    # The bench gets its own throwaway home and SQLite state database, never the operator's (an
+    # inherited HANDOFF_STATE_URL must not receive bench batches), fresh each run.
     home = work_dir / "home"
     shutil.rmtree(home, ignore_errors=True)
     state_url = f"sqlite:///{(home / 'state.db').resolve()}"
     settings = load_settings(home=home, state_url=state_url)
     order = PolicySet(settings.policy_dir).current()
-    # Exactly what the PostgreSQL fast path runs: no watermark bound (its snapshot is the cut).
-    the_plan = extract.plan(engine, order, None)
-    stmt = the_plan.statement
-    sql = literal_sql(stmt, engine)  # what handoff runs: no ORDER BY
-    id_col = the_plan.table.c[order.source.id_column]
-    sorted_sql = literal_sql(stmt.order_by(id_col), engine)  # the earlier design's: the server sorts
-    pg_uri = libpq_uri(engine.url)
-    # The order's exclusion accounting in both forms: the per-row CASE (the earlier design) and the
-    # raw-grouped aggregate handoff runs now (reason derived per group in Python).
-    case_sql = literal_sql(extract.counts_statement(the_plan.table, order, the_plan.fips, form="case").statement,
-                           engine)  # fmt: skip
-    raw_sql = literal_sql(extract.counts_statement(the_plan.table, order, the_plan.fips, raw=the_plan.raw).statement,
-                          engine)  # fmt: skip
-    sqls = {"sql": sql, "sorted_sql": sorted_sql, "case_sql": case_sql, "raw_sql": raw_sql,
-            "where_sql": literal_sql(stmt.whereclause, engine) if stmt.whereclause is not None else "",
-            "order_sql": literal_sql(id_col, engine)}  # fmt: skip
+    sqls = _statements(engine, order)
     with engine.connect() as conn:  # warm the cache the same way for every path
         conn.exec_driver_sql(f'SELECT count(*) FROM "{SOURCE_TABLE}"').scalar()
     engine.dispose()
@@ -600,7 +583,7 @@ def run_bench(
     out_dir = work_dir / "out"
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    ctx = _Ctx(work_dir, out_dir, say, notes, pg_uri, sqls, repeat=max(1, repeat))
+    ctx = _Ctx(work_dir, out_dir, say, notes, libpq_uri(engine.url), sqls, repeat=max(1, repeat))
     if ctx.repeat > 1:
         notes.append(f"each SQL-level path and handoff ran {ctx.repeat} times; the fastest counts (tries in *_tries).")
 
@@ -618,6 +601,28 @@ def run_bench(
         if run is not None:
             result[f"{name}_tries"] = run.get("tries", [run["seconds"]])
     return result
+
+
+def _statements(engine: sa.Engine, order: Order) -> dict[str, str]:
+    """The SQL every path runs, as literal text: the extractor's statement for the current order
+    (all in-scope jurisdictions, no watermark bound: the fast path's snapshot is the cut), the same
+    sorted by the server (the earlier design), and the exclusion accounting in both forms."""
+    from handoff import extract
+    from handoff.snapshot import literal_sql
+
+    the_plan = extract.plan(engine, order, None)
+    stmt = the_plan.statement
+    id_col = the_plan.table.c[order.source.id_column]
+    case = extract.counts_statement(the_plan.table, order, the_plan.fips, form="case")  # per-row CASE
+    raw = extract.counts_statement(the_plan.table, order, the_plan.fips, raw=the_plan.raw)  # reason per group
+    return {
+        "sql": literal_sql(stmt, engine),  # what handoff runs: no ORDER BY
+        "sorted_sql": literal_sql(stmt.order_by(id_col), engine),
+        "case_sql": literal_sql(case.statement, engine),
+        "raw_sql": literal_sql(raw.statement, engine),
+        "where_sql": literal_sql(stmt.whereclause, engine) if stmt.whereclause is not None else "",
+        "order_sql": literal_sql(id_col, engine),
+    }
 
 
 @dataclasses.dataclass

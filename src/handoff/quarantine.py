@@ -66,15 +66,13 @@ def _column_checks(col: pa.ChunkedArray, rules: list[Rule], snapshot: dt.date) -
     alternation = "|".join(f"(?:{r.pattern})" for r in screened)
     suspect = pc.fill_null(pc.or_(pc.match_substring_regex(col, alternation), pc.invert(pc.string_is_ascii(col))),
                            False)  # fmt: skip
+    none = pa.array(np.zeros(len(col), dtype=bool))
     if not pc.any(suspect).as_py():
-        none = pa.array(np.zeros(len(col), dtype=bool))
         return out + [(r.id, none) for r in screened]
-    flat = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     flags = suspect.combine_chunks() if isinstance(suspect, pa.ChunkedArray) else suspect
-    few = pa.chunked_array([pc.filter(flat, flags)])
+    few = pa.chunked_array([pc.filter(col, flags)])
     for r in screened:
-        found = _violations(few, r, snapshot).combine_chunks()
-        out.append((r.id, pc.replace_with_mask(pa.array(np.zeros(len(flat), dtype=bool)), flags, found)))
+        out.append((r.id, pc.replace_with_mask(none, flags, _violations(few, r, snapshot).combine_chunks())))
     return out
 
 
