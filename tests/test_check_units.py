@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from support import INITIATOR, NOW, POLICY_DIR, build_settings, sha256_file, staged_paths
 
@@ -58,3 +59,22 @@ def test_a_failing_unit_stages_nothing_and_names_the_rule(
     assert out.chunks == 5 and out.rows_extracted == 2500
     assert [f.rule for f in out.failures] == ["test:no_rows_may_leave"] * 3  # one failure per unit: 2 + 2 + 1 chunks
     assert not stager.files and not list(tmp_path.rglob("*.parquet")) and not list(tmp_path.rglob("*.arrow"))
+
+
+def test_the_column_list_is_checked_on_every_unit_without_converting_its_rows(crowded_source_url: str) -> None:
+    """The exact-column expectation reads only column names, so GX gets the unit's columns with no
+    rows; a unit with an extra column, or one missing, still fails it by name."""
+    order = PolicySet(POLICY_DIR).current()
+    check = Checker(order, load_suite(PolicySet(POLICY_DIR), order), NOW.date())
+    read = open_read(extract.open_source(crowded_source_url), order, None, None, fast=False)
+    try:
+        chunk = next(iter(read.chunks(500)))
+    finally:
+        read.close()
+    clean = check(chunk).clean  # the rows that pass row quarantine and GX
+    assert clean is not None and clean.num_rows > 0
+    leaked = clean.append_column("ssn", pa.array(["000-00-0000"] * clean.num_rows))
+    missing = clean.drop_columns([order.columns[-1]])
+    for table in (leaked, missing):
+        verdict = check.validator().validate(table, NOW.date())
+        assert not verdict.passed and "exact_columns" in [f.rule for f in verdict.failures]

@@ -34,9 +34,9 @@ def row_quarantine_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let every row through row quarantine (as handoff.chunkcheck calls it), so only GX stands guard."""
 
     def let_everything_through(table, rules, id_column, snapshot, unreadable=None):  # type: ignore[no-untyped-def]
-        return table, quarantine.RowQuarantine()
+        return None, quarantine.RowQuarantine()
 
-    monkeypatch.setattr("handoff.chunkcheck.quarantine.split", let_everything_through)
+    monkeypatch.setattr("handoff.chunkcheck.quarantine.divert", let_everything_through)
 
 
 @pytest.mark.usefixtures("row_quarantine_disabled")

@@ -412,12 +412,13 @@ def _time_phases() -> tuple[dict[str, float], dict[str, float]]:
 
     timed(pipeline, "prepare", "prepare")
     timed(SuiteValidator, "validate", "gx_validate")
-    timed(quarantine, "split", "row_quarantine")
+    timed(quarantine, "divert", "row_quarantine")
+    timed(sortmerge, "in_key_order", "sort_rows_in_id_order")
     timed_generator(snapshot.PostgresSnapshot, "chunks", "source_read")
     timed(extract, "read_counts", "exclusion_counts")
     timed(pipeline, "extract_validate_stage", "extract_validate_stage")
     timed(pipeline, "_stage_in_order", "merge_encode_hash_write")
-    timed(sortmerge.SortedRuns, "add", "sort_and_spill_runs")
+    timed(sortmerge.SortedRuns, "add", "spill_runs")
     timed(pipeline, "parquet_bytes", "parquet_encode")
     timed(pipeline, "record", "record")
     timed(decisions.Decisions, "decide", "approve")
@@ -906,7 +907,7 @@ def render_table(result: dict) -> Table:
     return table
 
 
-_WALL_STEPS = ("prepare", "extract_validate_stage", "sort_and_spill_runs", "merge_encode_hash_write", "record",
+_WALL_STEPS = ("prepare", "extract_validate_stage", "spill_runs", "merge_encode_hash_write", "record",
                "approve", "deliver")  # fmt: skip
 
 

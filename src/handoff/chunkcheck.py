@@ -27,7 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from handoff import extract, quarantine, readable
+from handoff import extract, quarantine, readable, sortmerge
 from handoff.errors import CheckerDied
 from handoff.order import Order
 from handoff.rules import rules_for
@@ -44,7 +44,7 @@ class Checked:
     rows: int
     diverted: quarantine.RowQuarantine
     verdict: ChunkVerdict | None
-    clean: pa.Table | None  # the rows that passed, to be put in id order with the others
+    clean: pa.Table | None  # the rows that passed, in id order, to be merged with the others
     pid: int = field(default_factory=os.getpid)  # the process that checked it
 
 
@@ -80,13 +80,27 @@ class Checker:
         except Exception:  # noqa: BLE001 - the real validation raises it again, with context
             log.debug("validator warm-up failed", exc_info=True)
 
-    def __call__(self, chunk: pa.Table) -> Checked:
+    def __call__(self, unit: pa.Table | list[pa.Table]) -> Checked:
+        """Quarantine, then validate, one unit: a table, or a list of chunks that this call empties,
+        so that the read rows are freed once the rows that passed are copied out, in id order."""
+        chunk = unit if isinstance(unit, pa.Table) else _take(unit)
+        rows, key = chunk.num_rows, self.order.source.id_column
         typed, unreadable = readable.as_typed(chunk, self.schema)
-        clean, diverted = quarantine.split(typed, self.rules, self.order.source.id_column, self.day, unreadable)
+        del chunk
+        bad, diverted = quarantine.divert(typed, self.rules, key, self.day, unreadable)
+        clean = sortmerge.in_key_order(typed, key, bad)
+        del typed, unreadable, bad
         if not clean.num_rows:
-            return Checked(chunk.num_rows, diverted, None, None)
+            return Checked(rows, diverted, None, None)
         verdict = self.validator().validate(clean, self.day)
-        return Checked(chunk.num_rows, diverted, verdict, clean if verdict.passed else None)
+        return Checked(rows, diverted, verdict, clean if verdict.passed else None)
+
+
+def _take(chunks: list[pa.Table]) -> pa.Table:
+    """The chunks as one table; the list is emptied, so the caller no longer holds them."""
+    table = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks)
+    chunks.clear()
+    return table
 
 
 _WORKER: Checker | None = None

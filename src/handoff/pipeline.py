@@ -22,7 +22,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from handoff import batch as batches
-from handoff import extract, ledger
+from handoff import extract, heap, ledger
 from handoff.chunkcheck import Checked, Checker, CheckProcesses, checked, start_server, use_processes
 from handoff.config import Settings
 from handoff.errors import SourceError
@@ -147,7 +147,8 @@ def process_chunks(
     units cost less CPU, and more memory. Units are checked on one thread (GX holds the GIL,
     so more threads share one core), or with ``processes`` in ``workers`` worker processes
     (``chunkcheck``), with reading overlapping and at most one unit in flight per checker beyond
-    the one being filled. Each passing unit is sorted and spilled as a run, and once every unit
+    the one being filled. Each passing unit comes back in id order (its rows that passed copied
+    out once, the read chunks then freed) and is spilled as a run, and once every unit
     passed the runs are merged in id order into files of ``rows_per_file`` rows (``sortmerge``),
     encoded on ``workers`` threads. After the first failed unit nothing is staged (the batch
     will be quarantined), but every unit is still checked so the report is complete.
@@ -171,7 +172,7 @@ def process_chunks(
             if not got.verdict.passed:
                 out.failures.extend(got.verdict.failures)
             elif got.clean is not None and not out.failures:
-                runs.add(got.clean)
+                runs.add(got.clean, presorted=True)
         if progress:
             progress(out.rows_extracted)
 
@@ -183,8 +184,12 @@ def process_chunks(
             checker.submit(lambda: None)  # start the checking thread (and its warm-up) now
 
             def submit(unit: list[pa.Table]) -> None:
-                table = unit[0] if len(unit) == 1 else pa.concat_tables(unit)
-                in_flight.append((procs.submit(table) if procs else checker.submit(check, table), len(unit)))
+                parts = len(unit)
+                if procs:
+                    job = procs.submit(unit[0] if parts == 1 else pa.concat_tables(unit))
+                else:  # the check empties the list: the read chunks go once their clean rows are out
+                    job = checker.submit(check, unit)
+                in_flight.append((job, parts))
                 while len(in_flight) > checkers:
                     drain(*in_flight.popleft())
 
@@ -364,8 +369,12 @@ def stage_batch(
     """Run extract → validate → stage for one request and return the recorded batch."""
     prep = prepare(settings, request, now)
     batch_id = request.batch_id or new_batch_id(now)
-    out, stager = extract_validate_stage(settings, prep, batch_id, progress)
-    return record(settings, prep, batch_id, out, stager, now)
+    # Long-lived objects stay out of the collections the work triggers: those alive at the start,
+    # then those alive after the read (GX's, when it was first imported during the read).
+    with heap.frozen():
+        out, stager = extract_validate_stage(settings, prep, batch_id, progress)
+    with heap.frozen():
+        return record(settings, prep, batch_id, out, stager, now)
 
 
 def quarantined_rows(settings: Settings, batch_id: str) -> list[tuple[str, str]]:

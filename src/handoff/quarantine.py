@@ -78,7 +78,15 @@ def _column_checks(col: pa.ChunkedArray, rules: list[Rule], snapshot: dt.date) -
 
 def split(table: pa.Table, rules: list[Rule], id_column: str, snapshot: dt.date,
           unreadable: dict[str, pa.ChunkedArray] | None = None) -> tuple[pa.Table, RowQuarantine]:  # fmt: skip
-    """Return (rows that pass every rule, what was diverted).
+    """Return (rows that pass every rule, what was diverted); see ``divert``."""
+    bad, out = divert(table, rules, id_column, snapshot, unreadable)
+    return (table, out) if bad is None else (table.filter(pc.invert(bad)), out)
+
+
+def divert(table: pa.Table, rules: list[Rule], id_column: str, snapshot: dt.date,
+           unreadable: dict[str, pa.ChunkedArray] | None = None) -> tuple[pa.Array | pa.ChunkedArray | None,
+                                                                          RowQuarantine]:  # fmt: skip
+    """Return (mask of the rows to divert, None when there are none; what was diverted).
 
     ``unreadable``: per column, rows whose source value could not be read as its type
     (``readable.as_typed``); they are diverted as ``unreadable:COLUMN``. Diversions are listed
@@ -86,7 +94,7 @@ def split(table: pa.Table, rules: list[Rule], id_column: str, snapshot: dt.date,
     """
     out = RowQuarantine()
     if table.num_rows == 0:
-        return table, out
+        return None, out
     any_bad: pa.ChunkedArray | pa.Array = pa.array(np.zeros(table.num_rows, dtype=bool))
     ids = table.column(id_column)
     by_column: dict[str, list[Rule]] = {}
@@ -106,6 +114,4 @@ def split(table: pa.Table, rules: list[Rule], id_column: str, snapshot: dt.date,
         out.entries.extend((mask_id(i) if i is not None else NULL_ID, rule_id) for i in hit)
         any_bad = pc.or_(any_bad, bad)
     out.rows = pc.sum(any_bad).as_py() or 0
-    if out.rows == 0:
-        return table, out
-    return table.filter(pc.invert(any_bad)), out
+    return (any_bad if out.rows else None), out

@@ -22,19 +22,29 @@ import pyarrow.compute as pc
 RUN_BATCH_ROWS = 2048
 
 
+def in_key_order(table: pa.Table, key: str, drop: pa.Array | pa.ChunkedArray | None = None) -> pa.Table:
+    """``table``'s rows in ``key`` order (stable, as ``Table.sort_by``), without those ``drop`` marks:
+    one copy of the rows that stay, where filtering then sorting makes two."""
+    keys = table.column(key)
+    if drop is None:
+        return table.take(pc.sort_indices(keys))
+    kept = pc.indices_nonzero(pc.invert(drop))
+    return table.take(pc.take(kept, pc.sort_indices(pc.take(keys, kept))))
+
+
 class SortedRuns:
     def __init__(self, folder: Path, key: str) -> None:
         self.folder, self.key = folder, key
         self.paths: list[Path] = []
         self.schema: pa.Schema | None = None
 
-    def add(self, table: pa.Table) -> None:
-        """Sort one chunk by the key and spill it as a run."""
+    def add(self, table: pa.Table, presorted: bool = False) -> None:
+        """Spill one chunk as a run, sorted by the key first unless it is ``presorted`` (``in_key_order``)."""
         if table.num_rows == 0:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"run-{len(self.paths):06d}.arrow"
-        ordered = table.sort_by(self.key)
+        ordered = table if presorted else table.sort_by(self.key)
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, ordered.schema) as writer:
             writer.write_table(ordered, max_chunksize=RUN_BATCH_ROWS)
         self.schema = ordered.schema

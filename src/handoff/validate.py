@@ -26,6 +26,16 @@ from handoff.suite import SuiteDoc
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 MAX_IDS_PER_EXPECTATION = 1000
+# Table-level expectations that read only the frame's column names, never a row.
+SCHEMA_ONLY = frozenset(
+    {
+        "expect_table_columns_to_match_ordered_list",
+        "expect_table_columns_to_match_set",
+        "expect_table_column_count_to_equal",
+        "expect_table_column_count_to_be_between",
+        "expect_column_to_exist",
+    }
+)
 
 
 @dataclass
@@ -141,17 +151,16 @@ class SuiteValidator:
                                  for d, es in parts.items()}  # fmt: skip
         return self._suites[key]
 
-    def _validate_domains(self, frame: Any, snapshot: dt.date) -> list[Any]:
+    def _validate_domains(self, table: pa.Table, snapshot: dt.date) -> list[Any]:
         """Every expectation's result: a boolean-only pass per domain, COMPLETE (row IDs) where one failed.
 
-        GX filters the frame it is given once per column expectation (non-null rows), copying every
-        column; a frame of one column and the ID makes that copy a fraction of the chunk's.
+        Each domain's frame is converted from Arrow on its own (``_frame``), so pandas holds two
+        columns at a time, never the whole chunk: GX filters the frame it is given once per column
+        expectation (non-null rows), copying every column.
         """
         results = []
         for domain, suite in self.suite_for(snapshot).items():
-            cols = [] if domain is None else list(dict.fromkeys([self.id_column, domain]))
-            # A column the frame lacks: GX gets the whole frame, and its expectations fail there, by name.
-            part = frame[cols] if cols and set(cols) <= set(frame.columns) else frame
+            part = _frame(self._part(table, domain, suite))
             batch = self.batch_definition.get_batch(batch_parameters={"dataframe": part})
             # A passing chunk needs only booleans; GX's COMPLETE format filters the whole frame once
             # per expectation even when nothing failed. Only a failing domain is re-run for row IDs.
@@ -174,23 +183,26 @@ class SuiteValidator:
             results.extend(result.results)
         return results
 
-    def _frame(self, table: pa.Table) -> Any:
-        # Dates as datetime64[ns] so GX's vectorised between() applies (string bounds are parsed).
-        cols = []
-        for f in table.schema:
-            col = table.column(f.name)
-            if pa.types.is_date(f.type):
-                col = col.cast(pa.timestamp("ns"))
-            cols.append(col)
-        return pa.table(cols, names=table.column_names).to_pandas()
+    def _part(self, table: pa.Table, domain: str | None, suite: Any) -> pa.Table:
+        """The rows and columns one domain's expectations read.
+
+        A column's: that column and the ID, every row. The table's: every column, and no rows when
+        each of its expectations reads only the column list (``SCHEMA_ONLY``), so the whole chunk
+        is never converted at once. A column the table lacks: the whole table, where its
+        expectations fail by name.
+        """
+        if domain is None:
+            schema_only = all(e.expectation_type in SCHEMA_ONLY for e in suite.expectations)
+            return table.slice(0, 0) if schema_only else table
+        cols = list(dict.fromkeys([self.id_column, domain]))
+        return table.select(cols) if set(cols) <= set(table.column_names) else table
 
     def validate(self, table: pa.Table, snapshot: dt.date) -> ChunkVerdict:
         try:
-            frame = self._frame(table)
+            results = self._validate_domains(table, snapshot)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             failure = Failure("convert", "convert", None, None, [], error=type(exc).__name__)
             return ChunkVerdict(False, 0, self.size, table.num_rows, [failure])
-        results = self._validate_domains(frame, snapshot)
         failures: list[Failure] = []
         for r in results:
             raised = bool(r.exception_info and _raised(r.exception_info))
@@ -218,6 +230,13 @@ class SuiteValidator:
         if evaluated != self.size:
             failures.append(Failure("suite_size", "suite_size", None, None, [], error=f"{evaluated}/{self.size}"))
         return ChunkVerdict(passed, evaluated, self.size, table.num_rows, failures)
+
+
+def _frame(table: pa.Table) -> Any:
+    """``table`` as pandas, dates as datetime64[ns] so GX's vectorised between() applies (string
+    bounds are parsed)."""
+    cols = [c.cast(pa.timestamp("ns")) if pa.types.is_date(c.type) else c for c in table.columns]
+    return pa.table(cols, names=table.column_names).to_pandas()
 
 
 def _domain(expectation: Any) -> str | None:
