@@ -6,6 +6,8 @@ import pytest
 import sqlalchemy as sa
 from support import unavailable
 
+from handoff.config import Settings
+
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "handoff_bench_test"
 DB_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{DB_NAME}"
@@ -76,7 +78,7 @@ def test_run_bench_small(tmp_path):
     steps = result["handoff_step_cpu_seconds"]  # each step's own CPU, whichever thread ran it
     assert steps["gx_validate"] > 0 and steps["row_quarantine"] > 0 and steps["source_read"] > 0
     assert "CPU by step: " in profile and "gx_validate" in profile
-    assert result["handoff_check_rows"] == 100_000
+    assert result["handoff_check_rows"] == Settings.model_fields["check_rows"].default  # the default, reported
     # --repeat 2: every SQL-level path and handoff ran twice, each try delivered, the fastest counts.
     for path in ("floor_unsorted", "bound", "handoff"):
         tries = result[f"{path}_tries"]
