@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
 
 from handoff import heap
 
@@ -24,3 +29,24 @@ def test_frozen_hands_objects_back_when_the_work_fails() -> None:
     except RuntimeError:
         pass
     assert gc.get_freeze_count() == 0
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc (Linux)")
+def test_release_hands_freed_memory_back_to_the_system() -> None:
+    """Arrow's pool keeps what was freed (RSS stays up) until ``release`` returns it."""
+    before = _rss_mb()
+    buffers = [pa.array(np.arange(i, i + 20_000)) for i in range(0, 1200 * 20_000, 20_000)]  # ~190 MB, small buffers
+    grown = _rss_mb() - before
+    assert grown > 150
+    del buffers
+    gc.collect()
+    kept = _rss_mb() - before
+    heap.release()
+    assert _rss_mb() - before < kept - 100, "freed memory stayed with the allocator"

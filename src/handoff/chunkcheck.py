@@ -27,7 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from handoff import extract, quarantine, readable, sortmerge
+from handoff import extract, heap, quarantine, readable, sortmerge
 from handoff.errors import CheckerDied
 from handoff.order import Order
 from handoff.rules import rules_for
@@ -83,6 +83,7 @@ class Checker:
     def __call__(self, unit: pa.Table | list[pa.Table]) -> Checked:
         """Quarantine, then validate, one unit: a table, or a list of chunks that this call empties,
         so that the read rows are freed once the rows that passed are copied out, in id order."""
+        heap.release()  # what the last unit's checks freed, on this thread, before this one allocates
         chunk = unit if isinstance(unit, pa.Table) else _take(unit)
         rows, key = chunk.num_rows, self.order.source.id_column
         typed, unreadable = readable.as_typed(chunk, self.schema)

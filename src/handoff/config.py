@@ -57,7 +57,7 @@ class Settings(BaseSettings):
                          description="Worker processes checking units (with check_processes) and threads "
                          "encoding files; in threads, units are checked on one thread (GX holds the GIL). "
                          "Default: half the cores, at least one (the database needs the others).")  # fmt: skip
-    check_rows: int = Field(default=250_000, ge=1_000, le=5_000_000, description="Rows GX validates at once "
+    check_rows: int = Field(default=200_000, ge=1_000, le=5_000_000, description="Rows GX validates at once "
                             "(consecutive chunks are grouped up to this): GX's cost per validation is mostly fixed, "
                             "so larger units cost less CPU and more memory.")  # fmt: skip
     check_processes: bool | None = Field(default=None, description="Check chunks in HANDOFF_WORKERS worker "

@@ -1,4 +1,5 @@
-"""Keeping the garbage collector off the objects that live as long as the process.
+"""Keeping the garbage collector off the objects that live as long as the process, and handing
+memory the allocators keep but no longer use back to the system.
 
 GX, pandas and the rest leave about 300,000 long-lived objects (modules, registries, classes),
 and CPython's full collection walks every one of them: about 0.25 s each time one runs during a
@@ -11,9 +12,14 @@ frozen along with the rest.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import gc
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+import pyarrow as pa
 
 
 @contextmanager
@@ -28,3 +34,27 @@ def frozen() -> Iterator[None]:
     finally:
         if not already:
             gc.unfreeze()
+
+
+def release() -> None:
+    """Return freed memory that Arrow's pool and the C allocator still hold to the system.
+
+    Both keep what a unit's checks freed for reuse; when the next unit or the merge allocates in
+    other sizes and threads, that kept memory only adds to the peak: 64M source rows peaked at
+    665 MB without this and 601 MB with it (units of 250,000 rows), measured.
+    """
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS, Windows)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None

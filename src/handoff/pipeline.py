@@ -150,13 +150,12 @@ def process_chunks(
     the one being filled. Each passing unit comes back in id order (its rows that passed copied
     out once, the read chunks then freed) and is spilled as a run, and once every unit
     passed the runs are merged in id order into files of ``rows_per_file`` rows (``sortmerge``),
-    encoded on ``workers`` threads, at least two (every row is read by then). After the first failed unit nothing is staged (the batch
+    encoded on ``workers`` threads. After the first failed unit nothing is staged (the batch
     will be quarantined), but every unit is still checked so the report is complete.
     """
     out = ChunkOutcome()
     workers = max(1, workers)
     checkers = workers if processes else 1
-    encoders = max(2, workers)  # the merge starts once every row is read: the read's cores are free by then
     runs = SortedRuns(stager.partial / f"runs-{stager.prefix or 'batch'}", check.order.source.id_column)
     in_flight: deque[tuple[Future[Checked], int]] = deque()
 
@@ -181,7 +180,7 @@ def process_chunks(
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-check", initializer=None if procs else
                                 check.warm) as checker, \
-             ThreadPoolExecutor(max_workers=encoders, thread_name_prefix="handoff-encode") as pool:  # fmt: skip
+             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handoff-encode") as pool:  # fmt: skip
             checker.submit(lambda: None)  # start the checking thread (and its warm-up) now
 
             def submit(unit: list[pa.Table]) -> None:
@@ -199,7 +198,8 @@ def process_chunks(
             while in_flight:
                 drain(*in_flight.popleft())
             if not out.failures:
-                _stage_in_order(runs.merged(rows_per_file), stager, pool, encoders)
+                heap.release()  # what the checks freed goes back to the system before the merge allocates
+                _stage_in_order(runs.merged(rows_per_file), stager, pool, workers)
     finally:
         if procs:
             procs.close()
