@@ -117,7 +117,7 @@ def test_approver_resumes_from_the_prefect_ui(
     # A signature by a key nobody enrolled: the form comes back with the reason.
     _field(page, "Signature").locator("textarea, input").first.fill(signed_answer(statement, "mallory")["signature"])
     dialog.get_by_role("button", name="Submit").click()
-    expect(dialog).to_be_hidden()
+    expect(dialog).to_be_hidden(timeout=UI_TIMEOUT_MS)  # the server answers the resume first, slowly when loaded
     wait_for_run(run.id, lambda r: is_paused(r) and pause_key(r) == "approval-1", RUN_TIMEOUT,
                  "the form to come back after a bad signature", serve)  # fmt: skip
     page.goto(f"{prefect_server.url}/runs/flow-run/{run.id}")
@@ -130,7 +130,7 @@ def test_approver_resumes_from_the_prefect_ui(
     _field(page, "Signature").locator("textarea, input").first.fill(signed_answer(statement, "bo")["signature"])
     dialog.screenshot(path=str(screenshots / "2-approval-form.png"))
     dialog.get_by_role("button", name="Submit").click()
-    expect(dialog).to_be_hidden()
+    expect(dialog).to_be_hidden(timeout=UI_TIMEOUT_MS)  # the server answers the resume first, slowly when loaded
 
     final = wait_for_run(run.id, lambda r: r.state is not None and r.state.is_final(), RUN_TIMEOUT,
                          "the run to end after the UI approval", serve)  # fmt: skip
