@@ -84,7 +84,7 @@ class Checker:
         """Quarantine, then validate, one unit: a table, or a list of chunks that this call empties,
         so that the read rows are freed once the rows that passed are copied out, in id order."""
         heap.release()  # what the last unit's checks freed, on this thread, before this one allocates
-        chunk = unit if isinstance(unit, pa.Table) else _take(unit)
+        chunk = unit if isinstance(unit, pa.Table) else take_chunks(unit)
         rows, key = chunk.num_rows, self.order.source.id_column
         typed, unreadable = readable.as_typed(chunk, self.schema)
         del chunk
@@ -97,7 +97,7 @@ class Checker:
         return Checked(rows, diverted, verdict, clean if verdict.passed else None)
 
 
-def _take(chunks: list[pa.Table]) -> pa.Table:
+def take_chunks(chunks: list[pa.Table]) -> pa.Table:
     """The chunks as one table; the list is emptied, so the caller no longer holds them."""
     table = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks)
     chunks.clear()

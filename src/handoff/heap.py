@@ -24,8 +24,9 @@ import pyarrow as pa
 
 @contextmanager
 def frozen() -> Iterator[None]:
-    """Exclude every object alive now from garbage collection until the block ends (not nested:
-    an inner block's exit unfreezes the outer one's objects too, which only costs time)."""
+    """Exclude every object alive now from garbage collection until the block ends. Inside a block
+    already frozen (nested, or another thread's), this one neither freezes nor unfreezes: the
+    outermost block hands the objects back."""
     already = gc.get_freeze_count() > 0
     if not already:
         gc.freeze()

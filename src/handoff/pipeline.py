@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from handoff import batch as batches
 from handoff import extract, heap, ledger
-from handoff.chunkcheck import Checked, Checker, CheckProcesses, checked, start_server, use_processes
+from handoff.chunkcheck import Checked, Checker, CheckProcesses, checked, start_server, take_chunks, use_processes
 from handoff.config import Settings
 from handoff.errors import SourceError
 from handoff.order import Order, PolicySet
@@ -94,6 +94,23 @@ class ChunkOutcome:
     evaluated: int = 0
     checked_by: set[int] = field(default_factory=set)  # process ids that ran the checks
 
+    def absorb(self, got: Checked, parts: int, runs: SortedRuns) -> None:
+        """Count one checked unit of ``parts`` chunks; spill its passing rows (already in id order)
+        as a run while no unit has failed."""
+        self.chunks += parts
+        self.checked_by.add(got.pid)
+        self.rows_extracted += got.rows
+        self.rows_quarantined += got.diverted.rows
+        self.quarantined.extend(got.diverted.entries)
+        self.by_rule.update(got.diverted.by_rule)
+        if got.verdict is None:
+            return
+        self.evaluated += got.verdict.evaluated
+        if not got.verdict.passed:
+            self.failures.extend(got.verdict.failures)
+        elif got.clean is not None and not self.failures:
+            runs.add(got.clean, presorted=True)
+
     @property
     def checked_in(self) -> str:
         """Where GX ran, for the report: worker processes (one core each) or this process."""
@@ -160,19 +177,7 @@ def process_chunks(
     in_flight: deque[tuple[Future[Checked], int]] = deque()
 
     def drain(one: Future[Checked], parts: int) -> None:
-        got = checked(one)
-        out.chunks += parts
-        out.checked_by.add(got.pid)
-        out.rows_extracted += got.rows
-        out.rows_quarantined += got.diverted.rows
-        out.quarantined.extend(got.diverted.entries)
-        out.by_rule.update(got.diverted.by_rule)
-        if got.verdict is not None:
-            out.evaluated += got.verdict.evaluated
-            if not got.verdict.passed:
-                out.failures.extend(got.verdict.failures)
-            elif got.clean is not None and not out.failures:
-                runs.add(got.clean, presorted=True)
+        out.absorb(checked(one), parts, runs)
         if progress:
             progress(out.rows_extracted)
 
@@ -185,10 +190,8 @@ def process_chunks(
 
             def submit(unit: list[pa.Table]) -> None:
                 parts = len(unit)
-                if procs:
-                    job = procs.submit(unit[0] if parts == 1 else pa.concat_tables(unit))
-                else:  # the check empties the list: the read chunks go once their clean rows are out
-                    job = checker.submit(check, unit)
+                # A thread's check empties the list: the read chunks go once their clean rows are out.
+                job = procs.submit(take_chunks(unit)) if procs else checker.submit(check, unit)
                 in_flight.append((job, parts))
                 while len(in_flight) > checkers:
                     drain(*in_flight.popleft())
