@@ -17,7 +17,7 @@ from support import INITIATOR, NOW, POLICY_DIR, build_settings, sha256_file, sta
 from handoff import extract
 from handoff.chunkcheck import Checker
 from handoff.order import PolicySet
-from handoff.pipeline import StageRequest, process_chunks, quarantined_rows, stage_batch
+from handoff.pipeline import StageRequest, check_units, process_chunks, quarantined_rows, stage_batch
 from handoff.snapshot import open_read
 from handoff.stage import Stager
 from handoff.suite import load_suite
@@ -37,8 +37,26 @@ def test_check_units_stage_the_same_bytes_with_fewer_validations(crowded_source_
     chunks = one.validation["chunks"]
     assert units.validation["chunks"] == chunks == 3  # 2,500 rows read in chunks of 1,000
     suite_size = len(load_suite(PolicySet(POLICY_DIR), PolicySet(POLICY_DIR).current())["expectations"])
-    assert one.validation["expectations_evaluated"] == suite_size * 3  # one unit per chunk
+    # Units of one chunk, but the short last chunk joins the unit before it: 1,000 + 1,500 rows.
+    assert one.validation["expectations_evaluated"] == suite_size * 2
     assert units.validation["expectations_evaluated"] == suite_size * 1  # one unit of 2,500 rows
+
+
+def test_a_short_last_chunk_joins_the_unit_before_it() -> None:
+    """A unit of a few rows at the end would pay a whole validation's fixed cost; a full last chunk
+    still starts a unit of its own, and without ``check_rows`` every chunk is its own unit."""
+
+    def sizes(chunk_rows: list[int], check_rows: int | None) -> list[list[int]]:
+        chunks = iter(pa.table({"x": list(range(n))}) for n in chunk_rows)
+        return [[c.num_rows for c in unit] for unit in check_units(chunks, check_rows)]
+
+    assert sizes([3, 3, 3, 1], 6) == [[3, 3], [3, 1]]
+    assert sizes([3, 3, 3, 3, 2], 6) == [[3, 3], [3, 3, 2]]
+    assert sizes([3, 3, 3], 6) == [[3, 3], [3]]
+    assert sizes([3, 1], 3) == [[3, 1]]
+    assert sizes([2], 6) == [[2]]
+    assert sizes([3, 3, 1], None) == [[3], [3], [1]]
+    assert sizes([], 6) == []
 
 
 @pytest.mark.parametrize("processes", [False, True], ids=["thread", "processes"])

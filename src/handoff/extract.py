@@ -210,12 +210,21 @@ def counts_statement(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     raw: frozenset[str] = frozenset(),
-    form: str = "raw-grouped",
+    form: str = "case",
 ) -> CountsQuery:
-    """One aggregate: rows and newest change per group, each group's reason derived in Python.
+    """One aggregate: rows and newest change per (jurisdiction, reason).
 
-    ``form="case"`` is the earlier aggregate (a CASE per row giving the reason code), kept for the
-    benchmark and for the test that both give the same counts.
+    ``form="case"`` (what handoff runs): a CASE per row gives the reason code, with the order's
+    scope in the WHERE, so the CASE tests only the population's conditions (no jurisdiction list
+    per row unless an out-of-scope state is requested). ``form="raw-grouped"``: grouped on the
+    conditions' raw columns, the reason derived per group in Python (``population.grouping``),
+    kept for the benchmark and for the test that both count the same. Measured on this project's
+    2-core machine, one process (EXPLAIN ANALYZE, JIT off): the CASE form took 6.6-6.9 s against
+    8.2-8.4 s at 16M rows on PostgreSQL 15, 1.60 s against 1.97 s at 4M rows on PostgreSQL 18, and
+    0.29 s against 0.42 s at 300,000 rows on SQLite. Grouping on five raw columns hashes and
+    compares five values per row; the CASE stops at the first failed condition, which for most
+    rows is the first one. (The raw form won only against a CASE that tested the jurisdiction list
+    on every row.)
     """
     jur = table.c[order.source.jurisdiction_column]
     upd = order.source.updated_column
