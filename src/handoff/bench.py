@@ -364,11 +364,13 @@ def _child_dlt(spec: dict[str, Any]) -> dict[str, Any]:
             "bytes_out": sum(p.stat().st_size for p in files), "files": len(files)}  # fmt: skip
 
 
-def _time_phases() -> tuple[dict[str, float], dict[str, float]]:
-    """Wrap the governed path's steps with timers (this child only); return (wall, thread CPU) totals.
+def _time_phases() -> tuple[dict[str, float], dict[str, float], dict[str, list[float]]]:
+    """Wrap the governed path's steps with timers (this child only); return (wall, thread CPU)
+    totals and each step's span: when it first started and last ended (``perf_counter`` seconds).
 
     Thread CPU (``time.thread_time``) is what each step itself spent, whichever thread ran it, so
     the steps add up to most of handoff's process CPU; generators count only their own ``next``.
+    The spans show what ran last: the database's aggregate, the reading or the checks.
     """
 
     from handoff import decisions, extract, pipeline, quarantine, release, snapshot, sortmerge
@@ -376,10 +378,14 @@ def _time_phases() -> tuple[dict[str, float], dict[str, float]]:
 
     phases: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    spans: dict[str, list[float]] = {}
 
     def add(key: str, wall: float, spent: float) -> None:
         phases[key] = phases.get(key, 0.0) + wall
         cpu[key] = cpu.get(key, 0.0) + spent
+        end = time.perf_counter()
+        span = spans.setdefault(key, [end - wall, end])
+        span[0], span[1] = min(span[0], end - wall), max(span[1], end)
 
     def timed(owner: Any, attr: str, key: str) -> None:
         fn = getattr(owner, attr)
@@ -425,7 +431,7 @@ def _time_phases() -> tuple[dict[str, float], dict[str, float]]:
     timed(pipeline, "record", "record")
     timed(decisions.Decisions, "decide", "approve")
     timed(release.Release, "deliver", "deliver")
-    return phases, cpu
+    return phases, cpu, spans
 
 
 def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
@@ -456,7 +462,7 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
                              **({"workers": spec["workers"]} if spec.get("workers") else {}))  # fmt: skip
     if chunkcheck.use_processes(settings.check_processes, settings.workers):
         chunkcheck.start_server(wait=True)  # the check workers' library imports, like this child's above
-    phases, step_cpu = _time_phases()  # before Lifecycle binds the methods it passes through (decide, deliver)
+    phases, step_cpu, spans = _time_phases()  # before Lifecycle binds the methods it passes through (decide, deliver)
     life = Lifecycle(settings)
     now = dt.datetime.now(dt.UTC)
     with life.engine.begin() as conn:  # the bench's own state DB: counsel's outcome, recorded up front
@@ -483,6 +489,7 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
             "rows_staged": batch.rows_staged, "rows_quarantined": batch.rows_quarantined,
             "status": batch.status, "batch_id": batch.id, "phases": phases, "step_cpu": step_cpu,
             "check_rows": life.settings.check_rows,
+            "spans": {k: [round(a - t0, 3), round(b - t0, 3)] for k, (a, b) in spans.items()},
             "bytes_out": sum(f.bytes for f in batch.files)}  # fmt: skip
 
 
@@ -843,6 +850,7 @@ def _summary(rows: int, selected: int, runs: dict[str, dict[str, Any] | None],
         "handoff_checked_in": hand.get("checked_in"),
         "handoff_check_rows": hand.get("check_rows"),
         "handoff_step_cpu_seconds": hand.get("step_cpu", {}),
+        "handoff_step_spans": hand.get("spans", {}),
         "handoff_tree_peak_pss_mb": hand.get("tree_peak_pss_mb"),
         "handoff_cpu_seconds": hand.get("cpu", {}),
         "ratio_vs_floor": _ratio(hand_rate, floor_rate),
@@ -932,6 +940,11 @@ def profile_line(result: dict) -> str:
             f"; CPU: handoff process {cpu.get('handoff_process_cpu_s', 0):.2f} s, check workers "
             f"{cpu.get('check_workers_cpu_s', 0):.2f} s, rest of the machine (database, S3 endpoint) "
             f"{cpu.get('rest_of_machine_cpu_s', 0):.2f} s, of {capacity:.2f} core-seconds"
+        )
+    spans = result.get("handoff_step_spans") or {}
+    if spans:  # in the order they ended: what the end waited for
+        text += "; timeline (first start–last end, s): " + ", ".join(
+            f"{k} {a:.2f}–{b:.2f}" for k, (a, b) in sorted(spans.items(), key=lambda kv: kv[1][1])
         )
     return text
 
