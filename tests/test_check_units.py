@@ -8,6 +8,8 @@ A failing unit still quarantines the batch and names the rule.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,26 +39,31 @@ def test_check_units_stage_the_same_bytes_with_fewer_validations(crowded_source_
     chunks = one.validation["chunks"]
     assert units.validation["chunks"] == chunks == 3  # 2,500 rows read in chunks of 1,000
     suite_size = len(load_suite(PolicySet(POLICY_DIR), PolicySet(POLICY_DIR).current())["expectations"])
-    # Units of one chunk, but the short last chunk joins the unit before it: 1,000 + 1,500 rows.
-    assert one.validation["expectations_evaluated"] == suite_size * 2
+    assert one.validation["expectations_evaluated"] == suite_size * 3  # one unit per chunk
     assert units.validation["expectations_evaluated"] == suite_size * 1  # one unit of 2,500 rows
 
 
-def test_a_short_last_chunk_joins_the_unit_before_it() -> None:
-    """A unit of a few rows at the end would pay a whole validation's fixed cost; a full last chunk
-    still starts a unit of its own, and without ``check_rows`` every chunk is its own unit."""
+def test_a_unit_goes_to_the_checker_as_soon_as_it_is_full() -> None:
+    """Units close at ``check_rows`` without waiting for the next chunk (the read comes in bursts);
+    the last unit takes what is left, and without ``check_rows`` every chunk is its own unit."""
 
     def sizes(chunk_rows: list[int], check_rows: int | None) -> list[list[int]]:
         chunks = iter(pa.table({"x": list(range(n))}) for n in chunk_rows)
         return [[c.num_rows for c in unit] for unit in check_units(chunks, check_rows)]
 
     assert sizes([3, 3, 3, 1], 6) == [[3, 3], [3, 1]]
-    assert sizes([3, 3, 3, 3, 2], 6) == [[3, 3], [3, 3, 2]]
-    assert sizes([3, 3, 3], 6) == [[3, 3], [3]]
-    assert sizes([3, 1], 3) == [[3, 1]]
+    assert sizes([3, 3, 3, 3, 2], 6) == [[3, 3], [3, 3], [2]]
+    assert sizes([4, 4, 4], 5) == [[4, 4], [4]]
     assert sizes([2], 6) == [[2]]
     assert sizes([3, 3, 1], None) == [[3], [3], [1]]
     assert sizes([], 6) == []
+
+    def one_at_a_time() -> Iterator[pa.Table]:
+        yield pa.table({"x": [1, 2, 3]})
+        yield pa.table({"x": [4, 5, 6]})
+        raise AssertionError("the full unit waited for another chunk")
+
+    assert [u[0].num_rows for u in itertools.islice(check_units(one_at_a_time(), 3), 2)] == [3, 3]
 
 
 @pytest.mark.parametrize("processes", [False, True], ids=["thread", "processes"])
