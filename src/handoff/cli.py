@@ -896,7 +896,9 @@ def bench(
 ) -> None:
     """Measure rows/s and peak memory: raw floor vs dlt vs this governed path, side by side.
 
-    Also measured: the floor plus the order's exclusion aggregate, the least an export that counts exclusions does.
+    Also measured: the floor without ORDER BY, and the floor plus the exclusion aggregate.
+    The SQL-level bound: handoff's aggregate, the unsorted export and a sort in Arrow (and raw-grouped).
+    The profile line shows where handoff's time went and, in its timeline, what the end waited for.
     With several --rows, each size gets its own database (NAME_ROWS) and a scaling line is printed.
     Example: handoff bench --rows 1000000 --rows 16000000 --chart bench.png
     """
