@@ -210,21 +210,24 @@ def counts_statement(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     raw: frozenset[str] = frozenset(),
-    form: str = "case",
+    form: str = "raw-grouped",
 ) -> CountsQuery:
     """One aggregate: rows and newest change per (jurisdiction, reason).
 
-    ``form="case"`` (what handoff runs): a CASE per row gives the reason code, with the order's
-    scope in the WHERE, so the CASE tests only the population's conditions (no jurisdiction list
-    per row unless an out-of-scope state is requested). ``form="raw-grouped"``: grouped on the
-    conditions' raw columns, the reason derived per group in Python (``population.grouping``),
-    kept for the benchmark and for the test that both count the same. Measured on this project's
-    2-core machine, one process (EXPLAIN ANALYZE, JIT off): the CASE form took 6.6-6.9 s against
-    8.2-8.4 s at 16M rows on PostgreSQL 15, 1.60 s against 1.97 s at 4M rows on PostgreSQL 18, and
-    0.29 s against 0.42 s at 300,000 rows on SQLite. Grouping on five raw columns hashes and
-    compares five values per row; the CASE stops at the first failed condition, which for most
-    rows is the first one. (The raw form won only against a CASE that tested the jurisdiction list
-    on every row.)
+    ``form="raw-grouped"``: grouped on the conditions' raw columns, the reason derived per group
+    in Python (``population.grouping``). ``form="case"``: a CASE per row gives the reason code,
+    with the order's scope in the WHERE, so the CASE tests only the population's conditions. Both
+    count the same (tested on PostgreSQL, SQLite and MariaDB); ``counts_form`` picks one per
+    database, from measurements on this project's 2-core machine (EXPLAIN ANALYZE, JIT off):
+
+    * SQLite: the CASE, 0.29 s against 0.42 s at 300,000 rows.
+    * PostgreSQL: raw grouping. One query at a time the CASE costs less per row (16M rows,
+      PostgreSQL 15: 6.9-7.5 s against 8.2-8.4 s; PostgreSQL 18, 4M: 1.60 s against 1.97 s), but
+      the planner cannot estimate its groups: it multiplies the distinct values of every column
+      the CASE reads, the five-year-bar date included (100,000 groups estimated at 1M rows, 1.6
+      million at 16M, for about 400), and at 1M it sorts instead of hashing (0.56-0.61 s against
+      0.35 s). Beside the export, on two cores, the two forms' end-to-end bounds were equal within
+      the spread at every size, so the form with the sound plan is the one that runs.
     """
     jur = table.c[order.source.jurisdiction_column]
     upd = order.source.updated_column
@@ -255,6 +258,11 @@ def counts_statement(
     exprs = [e for _, e in named]
     return CountsQuery(sa.select(*(e.label(n) for n, e in named), *aggs).where(*where).group_by(*exprs), reason,
                        len(named))  # fmt: skip
+
+
+def counts_form(engine: Engine) -> str:
+    """The exclusion aggregate's form for this database (``counts_statement`` says why)."""
+    return "case" if engine.dialect.name == "sqlite" else "raw-grouped"
 
 
 def read_counts(conn: sa.Connection, query: CountsQuery) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
@@ -294,7 +302,8 @@ def exclusion_counts(
     """Rows per jurisdiction per reason (``included`` or why excluded), from one aggregate query."""
     table = source_table(engine, order)
     stmt = counts_statement(table, order, requested_fips, the_plan.since if the_plan else None,
-                            the_plan.watermark if the_plan else None, exact_text_columns(engine, order))  # fmt: skip
+                            the_plan.watermark if the_plan else None, exact_text_columns(engine, order),
+                            counts_form(engine))  # fmt: skip
     with engine.connect() as conn:
         return read_counts(conn, stmt)[0]
 
@@ -309,6 +318,6 @@ def totals(counts: dict[str, dict[str, int]]) -> dict[str, int]:
 
 
 __all__ = [
-    "INCLUDED", "CountsQuery", "ExtractPlan", "arrow_schema", "counts_statement", "exclusion_counts", "open_source", "plan",
-    "read_counts", "stream_on", "totals",
+    "INCLUDED", "CountsQuery", "ExtractPlan", "arrow_schema", "counts_form", "counts_statement", "exclusion_counts",
+    "open_source", "plan", "read_counts", "stream_on", "totals",
 ]  # fmt: skip

@@ -6,13 +6,11 @@ every excluded row gets exactly one reason (the first rule it fails), for counti
 
 Counting has two forms with the same answer: ``reason_code_expression`` (a CASE per row, grouped
 on the reason) and ``grouping`` + ``classify`` (group on the conditions' raw columns, derive the
-reason per group in Python). The first is the one handoff runs: with the order's scope in the
-WHERE, the CASE tests only the population's conditions and stops at the first that fails, which
-costs less per row than hashing five raw columns (``extract.counts_statement`` has the
-measurements); the second is kept for the benchmark and as the cross-check of the first. In the
-raw form a column is grouped raw only where the database compares text exactly (``raw``);
-elsewhere the database evaluates the condition (its truth value is grouped) so padding and
-collation rules stay the database's.
+reason per group in Python). ``extract.counts_form`` picks one per database: the CASE on SQLite,
+where it costs less per row; raw grouping elsewhere, whose groups the planner can estimate
+(``extract.counts_statement`` has the measurements). In the raw form a column is grouped raw
+only where the database compares text exactly (``raw``); elsewhere the database evaluates the
+condition (its truth value is grouped) so padding and collation rules stay the database's.
 """
 
 from __future__ import annotations

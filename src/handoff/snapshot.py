@@ -90,7 +90,7 @@ class PortableRead:
 
     def _count(self, until: dt.datetime | None) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
         stmt = extract.counts_statement(self.plan.table, self.order, self.fips or self.plan.fips,
-                                        self.plan.since, until, self.plan.raw)  # fmt: skip
+                                        self.plan.since, until, self.plan.raw, extract.counts_form(self.engine))  # fmt: skip
         with self.engine.connect() as conn:
             return extract.read_counts(self._setup(conn), stmt)
 
