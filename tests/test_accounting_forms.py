@@ -1,4 +1,4 @@
-"""The raw-grouped exclusion aggregate counts exactly what the per-row CASE aggregate counts.
+"""The raw-grouped and coded exclusion aggregates count exactly what the per-row CASE aggregate counts.
 
 Adversarial data on each source dialect: nulls in every condition's column and the jurisdiction,
 unknown codes (padded and case-shifted ones too, which MariaDB's collations compare loosely),
@@ -22,6 +22,12 @@ ORDER = PolicySet(POLICY_DIR).current()
 TX_OUT = ORDER.model_copy(
     update={"jurisdiction_scope": ORDER.jurisdiction_scope.model_copy(update={"overrides": {"TX": "excluded"}})}
 )
+# The null test first, the list conditions after: the coded form must still give each row the
+# first condition it fails, in the order's order.
+NULL_TEST_FIRST = ORDER.model_copy(
+    update={"population": ORDER.population.model_copy(
+        update={"all_of": [ORDER.population.all_of[-1], *ORDER.population.all_of[:-1]]})}
+)  # fmt: skip
 PLANTS = [
     ("ctznshp_ind", None), ("ctznshp_ind", "9"), ("ctznshp_ind", "0 "), ("imgrtn_stus_cd", None),
     ("imgrtn_stus_cd", "X"), ("imgrtn_stus_cd", "3 "), ("imgrtn_stus_cd", ""), ("imgrtn_vrfctn_ind", None),
@@ -50,11 +56,16 @@ def adversarial_url(request: pytest.FixtureRequest, make_source: Any) -> str:
 
 
 def _both(engine: sa.Engine, order: Any, requested: list[str] | None, **window: Any) -> tuple[Any, Any]:
+    """The per-row CASE's counts, and the raw-grouped ones (after checking the coded form's equal them)."""
     table = extract.source_table(engine, order)
     raw = extract.exact_text_columns(engine, order)
     with engine.connect() as conn:
         case = extract.read_counts(conn, extract.counts_statement(table, order, requested, form="case", **window))
         grouped = extract.read_counts(conn, extract.counts_statement(table, order, requested, raw=raw, **window))
+        coded = extract.read_counts(
+            conn, extract.counts_statement(table, order, requested, raw=raw, form="coded", **window)
+        )
+    assert coded == grouped, (requested, window)
     return case, grouped
 
 
@@ -65,10 +76,11 @@ def test_raw_grouped_counts_equal_the_case_aggregate(adversarial_url: str) -> No
         raw = extract.exact_text_columns(engine, ORDER)
         codes = {"ctznshp_ind", "imgrtn_stus_cd", "imgrtn_vrfctn_ind", "submtg_state_cd"}
         assert raw == (frozenset() if engine.dialect.name == "mysql" else codes), raw  # MariaDB: the DB judges
-        # handoff runs the CASE where it is cheaper (SQLite), raw grouping where the planner must estimate groups.
-        assert extract.counts_form(engine) == ("case" if engine.dialect.name == "sqlite" else "raw-grouped")
+        # handoff runs the coded form, except on MariaDB (its collations: the database judges each condition).
+        assert extract.counts_form(engine) == ("raw-grouped" if engine.dialect.name == "mysql" else "coded")
         requests: list[tuple[Any, list[str] | None]] = [
             (ORDER, None), (ORDER, ["06"]), (ORDER, ["06", "48"]), (TX_OUT, ["06", "48"]), (TX_OUT, None),
+            (NULL_TEST_FIRST, None),
         ]  # fmt: skip
         for order, requested in requests:
             case, grouped = _both(engine, order, requested)

@@ -57,8 +57,8 @@ def test_run_bench_small(tmp_path):
     # The floor is the faster of its two runs; accounting only adds work to it.
     assert result["floor_seconds"] == min(result["floor_runs_seconds"].values())
     assert result["accounted_rows_per_s"] > 0 and result["bound_rows_per_s"] > 0
-    # The bound runs handoff's form of the aggregate (raw grouping on PostgreSQL), the other beside it.
-    assert (result["bound_form"], result["bound_other_form"]) == ("raw-grouped", "CASE")
+    # The bound runs handoff's form of the aggregate (coded, on PostgreSQL), the raw-grouped one beside it.
+    assert (result["bound_form"], result["bound_other_form"]) == ("coded (CASE per row)", "raw-grouped")
     assert result["bound_other_rows_per_s"] > 0
     assert result["ratio_vs_bound_other"] == pytest.approx(
         result["handoff_rows_per_s"] / result["bound_other_rows_per_s"]
@@ -77,8 +77,8 @@ def test_run_bench_small(tmp_path):
     console.print(render_table(result))
     text = console.export_text()
     assert "floor" in text and "exclusion accounting (CASE per row)" in text and "handoff" in text
-    assert "floor, unsorted" in text and "SQL-level bound: raw-grouped accounting" in text
-    assert "the same with CASE accounting" in text
+    assert "floor, unsorted" in text and "SQL-level bound: coded (CASE per row) accounting" in text
+    assert "the same with raw-grouped accounting" in text
 
     profile = profile_line(result)
     assert "check workers" in profile and "extract_validate_stage" in profile

@@ -11,11 +11,11 @@ population out to Parquet, each in its own child process so peak RSS belongs to 
 * **floor + accounting**: the sorted floor's export while the per-row CASE exclusion aggregate
   runs on the same exported snapshot: the earlier design's least compliant export;
 * **SQL-level bound**: handoff's exclusion aggregate (``extract.counts_form``: on PostgreSQL,
-  grouped on the conditions' raw columns) on one snapshot with the unsorted export, whose rows
-  are then sorted client-side in Arrow: everything the database and Arrow must do for this
-  design and nothing else, so the gap between it and handoff is what row quarantine,
-  validation, hashing, upload, ledger and lineage cost; and the same with the other form of
-  the aggregate (a CASE per row), side by side (``extract.counts_statement`` says why);
+  "coded", a CASE per row over the list conditions) on one snapshot with the unsorted export,
+  whose rows are then sorted client-side in Arrow: everything the database and Arrow must do
+  for this design and nothing else, so the gap between it and handoff is what row quarantine,
+  validation, hashing, upload, ledger and lineage cost; and the same with the aggregate grouped
+  on the conditions' raw columns, side by side (``extract.counts_statement`` says why);
 * **dlt**: ``sql_table`` with the ``connectorx`` and ``pyarrow`` backends, the order's columns
   only and the same WHERE, to filesystem Parquet (optional: skipped when dlt is missing);
 * **handoff**: ``pipeline.stage_batch`` (plan, exclusion counts, extract, row quarantine,
@@ -626,8 +626,9 @@ def _statements(engine: sa.Engine, order: Order) -> dict[str, str]:
     id_col = the_plan.table.c[order.source.id_column]
     case = extract.counts_statement(the_plan.table, order, the_plan.fips, form="case")  # per-row CASE
     raw = extract.counts_statement(the_plan.table, order, the_plan.fips, raw=the_plan.raw)  # reason per group
+    coded = extract.counts_statement(the_plan.table, order, the_plan.fips, raw=the_plan.raw, form="coded")
+    forms = {"coded": ("coded (CASE per row)", coded), "raw-grouped": ("raw-grouped", raw)}
     mine = extract.counts_form(engine)
-    forms = {"case": ("CASE", case), "raw-grouped": ("raw-grouped", raw)}
     (label, counts), (other_label, other) = forms.pop(mine), next(iter(forms.values()))
     return {
         "form": label,  # the aggregate handoff runs on this database

@@ -214,20 +214,23 @@ def counts_statement(
 ) -> CountsQuery:
     """One aggregate: rows and newest change per (jurisdiction, reason).
 
-    ``form="raw-grouped"``: grouped on the conditions' raw columns, the reason derived per group
-    in Python (``population.grouping``). ``form="case"``: a CASE per row gives the reason code,
-    with the order's scope in the WHERE, so the CASE tests only the population's conditions. Both
-    count the same (tested on PostgreSQL, SQLite and MariaDB); ``counts_form`` picks one per
-    database, from measurements on this project's 2-core machine (EXPLAIN ANALYZE, JIT off):
+    Three forms, which count the same (tested on PostgreSQL, SQLite and MariaDB):
 
-    * SQLite: the CASE, 0.29 s against 0.42 s at 300,000 rows.
-    * PostgreSQL: raw grouping. One query at a time the CASE costs less per row (16M rows,
-      PostgreSQL 15: 6.9-7.5 s against 8.2-8.4 s; PostgreSQL 18, 4M: 1.60 s against 1.97 s), but
-      the planner cannot estimate its groups: it multiplies the distinct values of every column
-      the CASE reads, the five-year-bar date included (100,000 groups estimated at 1M rows, 1.6
-      million at 16M, for about 400), and at 1M it sorts instead of hashing (0.56-0.61 s against
-      0.35 s). Beside the export, on two cores, the two forms' end-to-end bounds were equal within
-      the spread at every size, so the form with the sound plan is the one that runs.
+    * ``raw-grouped``: grouped on the conditions' raw columns, each group's reason derived in
+      Python (``population.grouping``);
+    * ``coded``: the list conditions become one CASE per row giving the first that fails, the
+      null tests stay booleans, the reason is derived per group in Python;
+    * ``case``: one CASE per row gives the reason code (the earlier design's aggregate).
+
+    ``counts_form`` picks one per database, from measurements on this project's 2-core machine
+    (EXPLAIN ANALYZE, JIT off): at 16M rows on PostgreSQL 15 with 2 workers, coded 3.6-3.9 s, raw
+    4.1-4.3 s, case 3.5 s; at 1M rows coded 0.28-0.29 s, raw 0.28 s, case 0.43 s: the planner
+    cannot estimate the case form's groups (it multiplies the distinct values of every column the
+    CASE reads, the five-year-bar date included: 1.6 million groups estimated at 16M for about
+    400) and sorts at 1M, where the coded form reads only code columns and is estimated like the
+    raw one. On SQLite (300,000 rows) coded 0.31 s, case 0.28 s, raw 0.42-0.48 s. A CASE stops
+    at the first failed test; raw grouping hashes every column. (The harness's CASE, which tested
+    the jurisdiction list on every row, is what made raw grouping look faster.)
     """
     jur = table.c[order.source.jurisdiction_column]
     upd = order.source.updated_column
@@ -237,7 +240,7 @@ def counts_statement(
         named: list[tuple[str, Any]] = [("jurisdiction", jur), ("reason", code)]
         reason: Callable[[Sequence[Any]], str] = lambda row: reasons[int(row[1])]  # noqa: E731
     else:
-        groups = grouping(table, order, raw)
+        groups = grouping(table, order, raw, coded=form == "coded")
         named, reason = groups.expressions, groups.classify
     where = [jur.in_(requested_fips)] if requested_fips else []
     where.append(_since_clause(table, order, since, until))
@@ -261,8 +264,9 @@ def counts_statement(
 
 
 def counts_form(engine: Engine) -> str:
-    """The exclusion aggregate's form for this database (``counts_statement`` says why)."""
-    return "case" if engine.dialect.name == "sqlite" else "raw-grouped"
+    """The exclusion aggregate's form for this database (``counts_statement`` says why); on MariaDB,
+    whose collations pad and fold, the raw form (which there groups the conditions' truth values)."""
+    return "raw-grouped" if engine.dialect.name == "mysql" else "coded"
 
 
 def read_counts(conn: sa.Connection, query: CountsQuery) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
