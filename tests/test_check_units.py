@@ -9,7 +9,6 @@ A failing unit still quarantines the batch and names the rule.
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from support import INITIATOR, NOW, POLICY_DIR, build_settings, sha256_file, staged_paths
 
 from handoff import extract
-from handoff.chunkcheck import Checked, Checker, Screened
+from handoff.chunkcheck import Checker
 from handoff.order import PolicySet
 from handoff.pipeline import StageRequest, check_units, process_chunks, quarantined_rows, stage_batch
 from handoff.snapshot import open_read
@@ -85,39 +84,6 @@ def test_a_failing_unit_stages_nothing_and_names_the_rule(
     assert out.chunks == 5 and out.rows_extracted == 2500
     assert [f.rule for f in out.failures] == ["test:no_rows_may_leave"] * 3  # one failure per unit: 2 + 2 + 1 chunks
     assert not stager.files and not list(tmp_path.rglob("*.parquet")) and not list(tmp_path.rglob("*.arrow"))
-
-
-def test_the_next_unit_is_screened_while_gx_checks_the_one_before(crowded_source_url: str, tmp_path: Path) -> None:
-    """In threads, typing and row quarantine (Arrow, no GIL) run on the reading thread, GX on the check
-    thread, so two threads work where the scan's processes share the cores. GX on the first unit waits
-    here until the second unit has been screened: without the overlap it would wait forever."""
-    order = PolicySet(POLICY_DIR).current()
-    second = threading.Event()
-    screened: list[str] = []
-    validated: list[str] = []
-
-    class Probe(Checker):
-        def screen(self, unit: pa.Table | list[pa.Table]) -> Screened:
-            screened.append(threading.current_thread().name)
-            if len(screened) == 2:
-                second.set()
-            return super().screen(unit)
-
-        def validate(self, unit: Screened) -> Checked:
-            if not validated:
-                assert second.wait(20), "the second unit was not screened while GX checked the first"
-            validated.append(threading.current_thread().name)
-            return super().validate(unit)
-
-    check = Probe(order, load_suite(PolicySet(POLICY_DIR), order), NOW.date())
-    read = open_read(extract.open_source(crowded_source_url), order, None, None, fast=False)
-    try:
-        out = process_chunks(read.chunks(500), check, Stager(tmp_path, "u2"), 1, None, 1000, check_rows=1000)
-    finally:
-        read.close()
-    assert not out.failures and out.rows_extracted == 2500
-    assert screened == [threading.current_thread().name] * 3
-    assert len(validated) == 3 and all(name.startswith("handoff-check") for name in validated)
 
 
 def test_the_column_list_is_checked_on_every_unit_without_converting_its_rows(crowded_source_url: str) -> None:

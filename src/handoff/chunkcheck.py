@@ -95,8 +95,7 @@ class Checker:
         return self.validate(self.screen(unit))
 
     def screen(self, unit: pa.Table | list[pa.Table]) -> Screened:
-        """Type one unit, divert its bad rows and copy the rest out in id order (Arrow compute, which
-        runs without the GIL, so it can overlap another unit's GX on another thread)."""
+        """Type one unit, divert its bad rows and copy the rest out in id order."""
         heap.release()  # what the last unit freed, before this one allocates
         chunk = unit if isinstance(unit, pa.Table) else take_chunks(unit)
         rows, key = chunk.num_rows, self.order.source.id_column

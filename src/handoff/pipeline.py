@@ -161,15 +161,13 @@ def process_chunks(
     Chunks arrive in any order (the source query does not sort). Consecutive chunks are checked
     together, in units of ``check_rows`` rows or a little more (``check_units``; default: one
     chunk per unit): GX's cost per validation is mostly fixed (about 0.2 s for this suite, whatever
-    the rows), so fewer, larger units cost less CPU, and more memory. In threads, this thread
-    screens each unit (typing, row quarantine, id order: Arrow compute, without the GIL) and one
-    check thread runs GX on it (GX holds the GIL, so more GX threads would share one core), the
-    next unit's screening overlapping the last one's GX; with ``processes``, ``workers`` worker
-    processes do both (``chunkcheck``). Reading overlaps the checks, with at most one unit in
-    flight per checker beyond the one being filled. Each passing unit comes back in id order (its
-    rows that passed copied out once, the read chunks then freed) and is spilled as a run, and
-    once every unit passed the runs are merged in id order into files of ``rows_per_file`` rows
-    (``sortmerge``), encoded on ``workers`` threads. After the first failed unit nothing is staged
+    the rows), so fewer, larger units cost less CPU, and more memory. Units are checked on one
+    thread (GX holds the GIL, so more threads share one core), or with ``processes`` in
+    ``workers`` worker processes (``chunkcheck``). Reading overlaps the checks, with at most one
+    unit in flight per checker beyond the one being filled. Each passing unit comes back in id
+    order (its rows that passed copied out once, the read chunks then freed) and is spilled as a
+    run, and once every unit passed the runs are merged in id order into files of
+    ``rows_per_file`` rows (``sortmerge``), encoded on ``workers`` threads. After the first failed unit nothing is staged
     (the batch will be quarantined), but every unit is still checked so the report is complete.
     """
     out = ChunkOutcome()
@@ -192,10 +190,10 @@ def process_chunks(
 
             def submit(unit: list[pa.Table]) -> None:
                 parts = len(unit)
-                # Screening empties the list: the read chunks go once their clean rows are out. In
-                # threads, this thread screens (Arrow, without the GIL) while the check thread runs
-                # GX on the unit before: two threads of work, where a scan's processes share the cores.
-                job = procs.submit(take_chunks(unit)) if procs else checker.submit(check.validate, check.screen(unit))
+                # A check empties the list: the read chunks go once their clean rows are out. (Screening
+                # here, on the reading thread, overlapped the last unit's GX but stalled the read: the
+                # export then ended later, and the transfer with it; see the README's benchmark.)
+                job = procs.submit(take_chunks(unit)) if procs else checker.submit(check, unit)
                 in_flight.append((job, parts))
                 while len(in_flight) > checkers:
                     drain(*in_flight.popleft())
