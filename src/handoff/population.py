@@ -108,7 +108,7 @@ def reason_labels(order: Order) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Grouping:
-    """What the raw-grouped aggregate groups on, and how each group's reason is derived."""
+    """What the raw-grouped or coded aggregate groups on, and how each group's reason is derived."""
 
     order: Order
     raw: frozenset[str]  # columns grouped on their own values (the database compares them exactly)
