@@ -78,6 +78,11 @@ def test_raw_grouped_counts_equal_the_case_aggregate(adversarial_url: str) -> No
         assert raw == (frozenset() if engine.dialect.name == "mysql" else codes), raw  # MariaDB: the DB judges
         # handoff runs the coded form, except on MariaDB (its collations: the database judges each condition).
         assert extract.counts_form(engine) == ("raw-grouped" if engine.dialect.name == "mysql" else "coded")
+        # Every read counts through its plan, so the fast path and partitions run that form too.
+        the_plan = extract.plan(engine, ORDER, None)
+        assert the_plan.form == extract.counts_form(engine)
+        grouped_on = [c.name for c in the_plan.counts(ORDER, None).statement.selected_columns]
+        assert ("code" in grouped_on) == (engine.dialect.name != "mysql"), grouped_on
         requests: list[tuple[Any, list[str] | None]] = [
             (ORDER, None), (ORDER, ["06"]), (ORDER, ["06", "48"]), (TX_OUT, ["06", "48"]), (TX_OUT, None),
             (NULL_TEST_FIRST, None),

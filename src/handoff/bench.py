@@ -638,7 +638,6 @@ def _statements(engine: sa.Engine, order: Order) -> dict[str, str]:
         "sql": literal_sql(stmt, engine),  # what handoff runs: no ORDER BY
         "sorted_sql": literal_sql(stmt.order_by(id_col), engine),
         "case_sql": literal_sql(case.statement, engine),
-        "raw_sql": literal_sql(raw.statement, engine),
         "where_sql": literal_sql(stmt.whereclause, engine) if stmt.whereclause is not None else "",
         "order_sql": literal_sql(id_col, engine),
     }

@@ -48,15 +48,6 @@ class Checked:
     pid: int = field(default_factory=os.getpid)  # the process that checked it
 
 
-@dataclass
-class Screened:
-    """One unit after row quarantine, before GX: the rows that stay, in id order."""
-
-    rows: int
-    diverted: quarantine.RowQuarantine
-    clean: pa.Table
-
-
 class Checker:
     """Per-thread validators: GX assets must not be shared between threads (see TRAPS.md)."""
 
@@ -92,25 +83,18 @@ class Checker:
     def __call__(self, unit: pa.Table | list[pa.Table]) -> Checked:
         """Quarantine, then validate, one unit: a table, or a list of chunks that this call empties,
         so that the read rows are freed once the rows that passed are copied out, in id order."""
-        return self.validate(self.screen(unit))
-
-    def screen(self, unit: pa.Table | list[pa.Table]) -> Screened:
-        """Type one unit, divert its bad rows and copy the rest out in id order."""
-        heap.release()  # what the last unit freed, before this one allocates
+        heap.release()  # what the last unit's checks freed, on this thread, before this one allocates
         chunk = unit if isinstance(unit, pa.Table) else take_chunks(unit)
         rows, key = chunk.num_rows, self.order.source.id_column
         typed, unreadable = readable.as_typed(chunk, self.schema)
         del chunk
         bad, diverted = quarantine.divert(typed, self.rules, key, self.day, unreadable)
         clean = sortmerge.in_key_order(typed, key, bad)
-        return Screened(rows, diverted, clean)
-
-    def validate(self, screened: Screened) -> Checked:
-        """GX on a screened unit's rows, with this thread's validator."""
-        if not screened.clean.num_rows:
-            return Checked(screened.rows, screened.diverted, None, None)
-        verdict = self.validator().validate(screened.clean, self.day)
-        return Checked(screened.rows, screened.diverted, verdict, screened.clean if verdict.passed else None)
+        del typed, unreadable, bad
+        if not clean.num_rows:
+            return Checked(rows, diverted, None, None)
+        verdict = self.validator().validate(clean, self.day)
+        return Checked(rows, diverted, verdict, clean if verdict.passed else None)
 
 
 def take_chunks(chunks: list[pa.Table]) -> pa.Table:

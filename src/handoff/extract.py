@@ -109,6 +109,11 @@ class ExtractPlan:
     table: sa.TableClause
     fips: list[str]
     raw: frozenset[str] = frozenset()  # columns the aggregate may group on raw (``exact_text_columns``)
+    form: str = "raw-grouped"  # the aggregate's form on this database (``counts_form``)
+
+    def counts(self, order: Order, fips: list[str] | None, until: dt.datetime | None = None) -> CountsQuery:
+        """The exclusion aggregate of this plan's cut (``fips``: the requested states, else the plan's)."""
+        return counts_statement(self.table, order, fips or self.fips, self.since, until, self.raw, self.form)
 
 
 def _since_clause(table: sa.TableClause, order: Order, since: dt.datetime | None, until: dt.datetime | None):  # type: ignore[no-untyped-def]
@@ -170,7 +175,9 @@ def plan(
     params = {k: v for k, v in compiled.params.items()}
     sql = str(compiled)
     qhash = hashlib.sha256((sql + json.dumps(params, sort_keys=True, default=str)).encode()).hexdigest()
-    return ExtractPlan(stmt, sql, qhash, since, watermark, [STATES[f] for f in fips], table, fips, raw)
+    return ExtractPlan(
+        stmt, sql, qhash, since, watermark, [STATES[f] for f in fips], table, fips, raw, counts_form(engine)
+    )
 
 
 def stream_on(conn: sa.Connection, order: Order, statement: sa.Select, chunk_rows: int) -> Iterator[pa.Table]:

@@ -182,9 +182,7 @@ def stage_partitioned(
         # Plans the statement; off the fast path it also counts and fixes the upper watermark (the cut).
         read = PortableRead(engine, order, fips, request.since, bounded=not fast)
         if fast:  # the snapshot is the cut; its newest change is the watermark
-            stmt = extract.counts_statement(read.plan.table, order, fips or read.plan.fips, read.plan.since, None,
-                                            read.plan.raw)  # fmt: skip
-            counts, watermark = extract.read_counts(conn, stmt)
+            counts, watermark = extract.read_counts(conn, read.plan.counts(order, fips))
             read.plan.watermark = watermark
         else:
             counts, watermark = read.counts()

@@ -89,8 +89,7 @@ class PortableRead:
         return conn
 
     def _count(self, until: dt.datetime | None) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
-        stmt = extract.counts_statement(self.plan.table, self.order, self.fips or self.plan.fips,
-                                        self.plan.since, until, self.plan.raw, extract.counts_form(self.engine))  # fmt: skip
+        stmt = self.plan.counts(self.order, self.fips, until)
         with self.engine.connect() as conn:
             return extract.read_counts(self._setup(conn), stmt)
 
@@ -158,8 +157,7 @@ class PostgresSnapshot:
         except BaseException:
             self.conn.close()
             raise
-        stmt = extract.counts_statement(self.plan.table, order, fips or self.plan.fips, self.plan.since, None,
-                                        self.plan.raw)  # fmt: skip
+        stmt = self.plan.counts(order, fips)
         self._thread = threading.Thread(target=self._count, args=(stmt,), name="handoff-counts", daemon=True)
         self._thread.start()
 
