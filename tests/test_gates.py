@@ -16,11 +16,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from support import APPROVERS, COUNSEL, HEARING_ID, INITIATOR, NOW, POLICY_DIR, sign
 
-from handoff import approval, gates, hold, request
+from handoff import approval, gates, hold, request, validated
 from handoff.batch import Batch
 from handoff.deliver import Destination
 from handoff.hold import Stop, StopState
 from handoff.order import PolicySet
+from handoff.stage import StagedFile, content_hash
 from handoff.statement import Signed
 from handoff.trust import Signer, load_trust, trust_path
 
@@ -28,7 +29,9 @@ LA = ZoneInfo("America/Los_Angeles")
 ORDER = PolicySet(POLICY_DIR).current()
 TRUST = load_trust(trust_path(POLICY_DIR))
 BATCH_ID = "20260107T180000Z-abc123"
-DEST = Destination("agency-handoff", f"{ORDER.order_id}.v1/{BATCH_ID}/", "key-1")
+DEST = Destination("agency-handoff", f"{ORDER.order_id}.v1/{BATCH_ID}/", "key-1", "https://s3.example", "agency-audit")
+FILES = [StagedFile("part-00000.parquet", 6, 100, "a" * 64), StagedFile("part-00001.parquet", 4, 90, "b" * 64)]
+VALIDATED = validated.Validated(3, "e" * 64, content_hash(FILES), 10, validated.files_payload(FILES))
 
 
 def signer(principal: str) -> Signer:
@@ -47,8 +50,8 @@ def make_batch(**changes) -> Batch:  # type: ignore[no-untyped-def]
         initiator=INITIATOR, created_at=NOW.isoformat(), updated_at=NOW.isoformat(), jurisdictions=["CA"],
         source_url="sqlite:///x.db", source_tables=["enrollees"], query_sql="SELECT 1", query_hash="q" * 64,
         snapshot_at=NOW.isoformat(), since=None, watermark=None, rows_extracted=10, rows_quarantined=0,
-        rows_staged=10, excluded={}, quarantined_by_rule={}, validation={}, content_hash="c" * 64,
-        staging_path="/nowhere", flow_run_id=None, bucket="agency-handoff",
+        rows_staged=10, excluded={}, quarantined_by_rule={}, validation={}, content_hash=content_hash(FILES),
+        staging_path="/nowhere", flow_run_id=None, bucket="agency-handoff", files=list(FILES),
     )  # fmt: skip
     return replace(base, **changes)
 
@@ -72,7 +75,7 @@ def view(batch: Batch, decisions: list[Signed] | None = None, **changes: Any) ->
     base = gates.RuntimeView(
         trust=TRUST, hearings=[hearing("upheld")], stops=StopState([], []),
         decisions=[decision("ada", batch)] if decisions is None else decisions,
-        destination=DEST, initiator=INITIATOR_KEY, order_signoff=COUNSEL_KEY,
+        destination=DEST, initiator=INITIATOR_KEY, order_signoff=COUNSEL_KEY, validated=VALIDATED,
     )  # fmt: skip
     return replace(base, **changes)
 
@@ -109,7 +112,8 @@ def test_everything_open_means_approved() -> None:
     batch = make_batch()
     decisions = gates.evaluate(batch, ORDER, all_clear(batch), NOW)
     assert [d.gate for d in decisions] == ["effective_date", "pending_hearing", "emergency_stop",
-                                           "order_signature", "policy_version", "approval"]  # fmt: skip
+                                           "order_signature", "policy_version", "validated_content",
+                                           "approval"]  # fmt: skip
     assert gates.all_open(decisions)
     assert gates.status_for(decisions) == ("approved", None)
 
@@ -333,3 +337,51 @@ def test_re_evaluating_an_unchanged_hold_adds_no_ledger_entries(life, sqlite_sou
     for minutes in (1, 2, 3):
         assert life.refresh(batch.id, before_effective + dt.timedelta(minutes=minutes)).batch.status == "held"
     assert len(ledger_kinds(life, batch.id)) == count
+
+
+# ----- validated content (read from the ledger, never from the batch row) ----------------------------
+@pytest.mark.parametrize(
+    ("files", "batch_hash", "rows", "expect"),
+    [
+        pytest.param(
+            [replace(FILES[0], sha256="9" * 64), FILES[1]], None, 10, "part-00000.parquet differs", id="a-file-swapped"
+        ),
+        pytest.param([replace(FILES[0], rows=9), FILES[1]], None, 9, "part-00000.parquet differs", id="rows-cut"),
+        pytest.param(
+            [*FILES, StagedFile("part-00002.parquet", 1, 5, "c" * 64)],
+            None,
+            11,
+            "part-00002.parquet was not among",
+            id="a-file-added",
+        ),
+        pytest.param(FILES[:1], None, 6, "part-00001.parquet, recorded by validation", id="a-file-dropped"),
+        pytest.param(FILES, "d" * 64, 10, "content hash differs", id="only-the-hash-edited"),
+        pytest.param(FILES, None, 11, "11 rows, but validation recorded 10", id="only-the-row-count-edited"),
+    ],
+)
+def test_content_other_than_validation_recorded_holds(files: list[StagedFile], batch_hash: str | None, rows: int,
+                                                       expect: str) -> None:  # fmt: skip
+    batch = make_batch(files=files, content_hash=batch_hash or content_hash(files), rows_staged=rows)
+    gate = gates.validated_content(batch, VALIDATED)
+    assert not gate.open and expect in gate.reason and "ledger entry 3" in gate.reason
+    status, reason = gates.status_for(gates.evaluate(batch, ORDER, view(batch), NOW))
+    assert status == "held" and "validated_content" in reason
+
+
+def test_no_validation_entry_or_a_failed_one_holds() -> None:
+    batch = make_batch()
+    assert not gates.validated_content(batch, None).open
+    failed = dataclasses.replace(VALIDATED, content_hash=None)
+    assert "failed its checks" in gates.validated_content(batch, failed).reason
+    legacy = dataclasses.replace(VALIDATED, files=None)  # an entry written before files were recorded
+    assert gates.validated_content(batch, legacy).open
+    assert not gates.validated_content(make_batch(content_hash="d" * 64), legacy).open
+
+
+@pytest.mark.parametrize("field", ["bucket", "prefix", "kms_key_id", "endpoint", "audit_bucket"])
+def test_an_approval_binds_every_part_of_the_destination(field: str) -> None:
+    batch = make_batch()
+    other = replace(DEST, **{field: "something-else"})
+    gate = approval_gate(batch, view(batch, [decision("ada", batch, dest=other)]))
+    assert not gate.open
+    assert f"destination {field} 'something-else'" in gate.reason, gate.reason

@@ -68,7 +68,7 @@ SCRIPT = textwrap.dedent("""
         real_target = Context.target
         def small(self, batch):
             t = real_target(self, batch)
-            return deliver.Target(t.bucket, t.prefix, t.kms_key_id, t.region, 1)
+            return dataclasses.replace(t, multipart_threshold=1)
         Context.target = small
         real_client = deliver.s3_client
         def client(region):

@@ -2,7 +2,8 @@
 
 A decision is a signed statement (``statement.DECISION``, namespace ``handoff-approve``) naming
 the batch, its content hash and row count, the order version and policy hash, the exact
-destination (bucket, key prefix, KMS key), the decision, a note and an expiry. The principal
+destination (S3 endpoint, bucket, key prefix, KMS key, and the audit bucket whose stops it honours),
+the decision, a note and an expiry. The principal
 recorded is the one the trust file lists for the signing key, never typed text. The key that
 started the transfer, and any other key of the same person, cannot approve it.
 
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 
 from handoff import ledger
 from handoff import statement as st
+from handoff import validated as validation
 from handoff.batch import Batch, set_status
 from handoff.deliver import Destination
 from handoff.errors import GateError, SignatureError
@@ -87,9 +89,14 @@ def mismatch(doc: dict[str, Any], batch: Batch, order: Order, destination: Desti
         ("order_ref", order.ref), ("policy_hash", order.policy_hash), ("destination", destination.as_dict()),
     ]  # fmt: skip
     for name, want in checks:
-        if doc.get(name) != want:
-            what = "destination (bucket, prefix or KMS key)" if name == "destination" else name
-            return f"it names another {what} than this batch is to be delivered with"
+        got = doc.get(name)
+        if got == want:
+            continue
+        if name == "destination" and isinstance(got, dict) and isinstance(want, dict):
+            field = next(k for k in sorted(set(got) | set(want)) if got.get(k) != want.get(k))
+            return (f"it names destination {field} {got.get(field)!r}, but this batch is to be delivered with "
+                    f"{want.get(field)!r}; approve again for this destination or restore the configuration")  # fmt: skip
+        return f"it names another {name} than this batch is to be delivered with"
     return None
 
 
@@ -162,8 +169,9 @@ def decidable(batch_id: str, status: str | None) -> None:
         raise GateError(f"batch {batch_id} is {status}; only a staged, held or awaiting batch can be decided")
 
 
-def check(batch: Batch, order: Order, decision: Decision) -> None:
-    """Refuse a verified decision that may not be recorded: other policy, changed files, a closed batch.
+def check(batch: Batch, order: Order, decision: Decision, record: validation.Validated | None) -> None:
+    """Refuse a verified decision that may not be recorded: other policy, content other than validation
+    recorded in the ledger (``record``), changed files, a closed batch.
 
     Runs outside any transaction: re-hashing a large batch must not hold the writers' lock
     (and with it an emergency stop).
@@ -173,6 +181,9 @@ def check(batch: Batch, order: Order, decision: Decision) -> None:
         raise GateError(f"batch {batch.id} was validated under {batch.order_ref}, not {order.ref}; re-run transfer")
     if not batch.staging_path or not batch.content_hash:
         raise GateError(f"batch {batch.id} has no staged content to approve")
+    differs = validation.differs(batch.files, batch.content_hash, batch.rows_staged, record)
+    if differs:
+        raise GateError(f"batch {batch.id} is not the content validation recorded: {differs}; it cannot be approved")
     bad = verify_staged(Path(batch.staging_path), batch.files)
     if bad or content_hash(batch.files) != batch.content_hash:
         raise GateError(f"batch {batch.id} changed on disk since validation ({', '.join(bad)}); it cannot be approved")

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from handoff import batch as batches
 from handoff import evidence, ledger
 from handoff.config import Settings
-from handoff.deliver import Destination, Target
+from handoff.deliver import Destination, Target, endpoint_for
 from handoff.errors import HandoffError, StateError
 from handoff.order import Order, PolicySet
 from handoff.state import open_state
@@ -78,7 +78,8 @@ class Context:
         if not bucket:
             raise HandoffError(f"batch {batch.id} has no bucket; set HANDOFF_BUCKET")
         s = self.settings
-        return Target(bucket, s.prefix, s.kms_key_id, s.region, s.multipart_threshold_mb * 1024 * 1024)
+        return Target(bucket, s.prefix, s.kms_key_id, s.region, s.multipart_threshold_mb * 1024 * 1024,
+                      endpoint_for(s.region), s.audit_bucket)  # fmt: skip
 
     def destination(self, batch: batches.Batch) -> Destination | None:
         """Where this batch would be written now (bucket recorded with it, prefix and key configured)."""

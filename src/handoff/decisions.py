@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from handoff import approval, ledger
+from handoff import approval, ledger, validated
 from handoff import request as requests
 from handoff import statement as st
 from handoff.context import Context
@@ -43,6 +43,7 @@ class Decisions:
         batch = self.ctx.get(batch_id)
         with self.ctx.engine.connect() as conn:
             known = {s.signature.strip() for s in approval.signed_decisions(conn, batch.id)}
+            record = validated.record_for(conn, batch.id)
         if signed.signature.strip() in known:
             return self.gatekeeper.refresh(batch.id, now)  # already recorded (a woken flow hands it back)
         actor = "(signature not verified)"
@@ -54,7 +55,7 @@ class Decisions:
             initiator = requests.initiator(trust, batch, now)
             actor = st.verify(trust, signed, st.DECISION, now).principal
             decided = approval.judge(signed, trust, batch, order, destination, initiator, now)
-            approval.check(batch, order, decided)
+            approval.check(batch, order, decided, record)
             with self.ctx.write() as conn:
                 approval.record(conn, batch, order, decided, now)
         except GateError as exc:

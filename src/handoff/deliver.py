@@ -29,16 +29,29 @@ def _no_guard() -> None:
     return None
 
 
+def endpoint_for(region: str) -> str:
+    """The S3 endpoint boto3 talks to: ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``, else AWS's own."""
+    import os
+
+    named = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return (named or f"https://s3.{region}.amazonaws.com").rstrip("/")
+
+
 @dataclass(frozen=True)
 class Destination:
-    """Exactly where a batch goes: what an approval binds and what release checks before writing."""
+    """Exactly where a batch goes, and where its evidence goes: what an approval binds and what release
+    checks before writing. The endpoint and the audit bucket are bound too, so pointing the host at
+    another S3 service or another audit bucket (with its own stops) voids every approval."""
 
     bucket: str
     prefix: str  # the batch's own folder: [PREFIX/]ORDER.vN/BATCH/
     kms_key_id: str | None  # None: the bucket's default KMS key
+    endpoint: str = ""
+    audit_bucket: str | None = None
 
     def as_dict(self) -> dict[str, str | None]:
-        return {"bucket": self.bucket, "prefix": self.prefix, "kms_key_id": self.kms_key_id}
+        return {"bucket": self.bucket, "prefix": self.prefix, "kms_key_id": self.kms_key_id,
+                "endpoint": self.endpoint, "audit_bucket": self.audit_bucket}  # fmt: skip
 
     @property
     def url(self) -> str:
@@ -52,13 +65,16 @@ class Target:
     kms_key_id: str | None
     region: str
     multipart_threshold: int
+    endpoint: str = ""
+    audit_bucket: str | None = None
 
     def folder(self, order_id: str, version: int, batch_id: str) -> str:
         prefix = self.prefix.strip("/")
         return f"{prefix + '/' if prefix else ''}{order_id}.v{version}/{batch_id}/"
 
     def destination(self, order_id: str, version: int, batch_id: str) -> Destination:
-        return Destination(self.bucket, self.folder(order_id, version, batch_id), self.kms_key_id)
+        return Destination(self.bucket, self.folder(order_id, version, batch_id), self.kms_key_id, self.endpoint,
+                           self.audit_bucket)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from handoff import approval, court, gates, hold, ledger, signoff
+from handoff import approval, court, gates, hold, ledger, signoff, validated
 from handoff import batch as batches
 from handoff import request as requests
 from handoff.context import Context
@@ -71,6 +71,7 @@ class Gatekeeper:
             destination=self.ctx.destination(batch),
             initiator=_or_reason(lambda: requests.initiator(trust, batch, now)),
             order_signoff=_or_reason(lambda: signoff.verify_file(trust, order_file, now)),
+            validated=validated.record_for(conn, batch.id),
         )
 
     def evaluate(self, conn: sa.Connection, batch: batches.Batch, now: dt.datetime) -> list[gates.GateDecision]:

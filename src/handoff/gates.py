@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from handoff import approval as approvals
+from handoff import validated as validation
 from handoff.batch import Batch
 from handoff.court import HearingRecord
 from handoff.deliver import Destination
@@ -36,7 +37,8 @@ class GateDecision:
 class RuntimeView:
     """What the gates may look at besides the batch and the order, read in the acting transaction.
 
-    ``initiator`` and ``order_signoff`` are the verified signer, or why it could not be verified.
+    ``initiator`` and ``order_signoff`` are the verified signer, or why it could not be verified;
+    ``validated`` is the ledger entry that recorded the batch's validated content.
     """
 
     trust: Trust
@@ -47,6 +49,7 @@ class RuntimeView:
     destination: Destination | None = None
     initiator: Signer | str = "not read"
     order_signoff: Signer | str = "not read"
+    validated: validation.Validated | None = None
 
 
 def effective_date(order: Order, now: dt.datetime) -> GateDecision:
@@ -104,6 +107,15 @@ def policy_version(batch: Batch, order: Order) -> GateDecision:
     return GateDecision("policy_version", True, f"validated under {order.ref} (unchanged)")
 
 
+def validated_content(batch: Batch, record: validation.Validated | None) -> GateDecision:
+    """Open only when the batch's files are exactly those its anchored validation entry recorded."""
+    why = validation.differs(batch.files, batch.content_hash, batch.rows_staged, record)
+    if why:
+        return GateDecision("validated_content", False, f"{why}; re-run the transfer (never edit staged files)")
+    assert record is not None
+    return GateDecision("validated_content", True, f"content as validated (ledger entry {record.seq})")
+
+
 def approval(batch: Batch, order: Order, view: RuntimeView, now: dt.datetime) -> GateDecision:
     """Open when enough different people's signed approvals bind this content, order and destination now."""
     if isinstance(view.initiator, str):
@@ -134,6 +146,7 @@ def evaluate(batch: Batch, order: Order, view: RuntimeView, now: dt.datetime) ->
         emergency_stop(view.stops),
         order_signature(order, view.order_signoff),
         policy_version(batch, order),
+        validated_content(batch, view.validated),
         approval(batch, order, view, now),
     ]
 

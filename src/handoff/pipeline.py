@@ -22,7 +22,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from handoff import batch as batches
-from handoff import extract, heap, ledger
+from handoff import extract, heap, ledger, validated
 from handoff.chunkcheck import Checked, Checker, CheckProcesses, checked, start_server, take_chunks, use_processes
 from handoff.config import Settings
 from handoff.errors import SourceError
@@ -368,7 +368,8 @@ def record(
             conn, status, prep.request.initiator, batch_id=batch_id, order_ref=prep.order.ref, at=now,
             payload={"rows_extracted": out.rows_extracted, "rows_staged": record_row["rows_staged"],
                      "rows_quarantined": out.rows_quarantined, "content_hash": record_row["content_hash"],
-                     "failed_expectations": [f.rule for f in out.failures]},
+                     "files": validated.files_payload(stager.files) if not failed else [],
+                     "suite_hash": prep.suite_hash, "failed_expectations": [f.rule for f in out.failures]},
         )  # fmt: skip
         result = batches.get(conn, batch_id)
     engine.dispose()

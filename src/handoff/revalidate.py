@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from handoff import batch as batches
-from handoff import ledger
+from handoff import ledger, validated
 from handoff import request as requests
 from handoff.chunkcheck import Checker, use_processes
 from handoff.config import Settings
@@ -109,7 +109,9 @@ def revalidate(
     batches.set_status(conn, old.id, Status.SUPERSEDED, f"re-validated under {new.ref} as {new_id}", now)
     ledger.append(conn, "revalidated", request.principal, batch_id=new_id, order_ref=new.ref, at=now,
                   payload={"from_batch": old.id, "from_order": old.order_ref, "result": report["result"],
-                           "content_hash": row["content_hash"]})  # fmt: skip
+                           "content_hash": row["content_hash"], "rows_staged": row["rows_staged"],
+                           "files": [] if failed else validated.files_payload(stager.files),
+                           "suite_hash": row["suite_hash"]})  # fmt: skip
     return batches.get(conn, new_id)
 
 

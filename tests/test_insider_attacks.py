@@ -1,0 +1,129 @@
+"""An insider with shell access to the sender's host tries to get records out, or to hide that they left.
+
+Each test plays one attack from "Proof that travels with the data" with the tools an insider has:
+a database client on the state database, the staging and policy folders, the host's S3
+credentials (boto3), and the CLI; never anyone else's private key. Each attack must either
+deliver nothing, or be named by ``handoff audit verify`` and by the recipient's ``handoff verify``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+from support import NOW, approve, decide, ledger_kinds, record_upheld, sign, transfer
+
+from handoff import ledger
+from handoff.errors import GateError
+from handoff.state import batch_files, batches
+
+LATER = NOW + dt.timedelta(hours=1)
+
+
+def _swap_in_rows(batch: Any, engine: sa.Engine) -> str:
+    """Add rows to the first staged file and make the batch's rows agree: the insider's swap."""
+    folder = Path(batch.staging_path)
+    first = batch.files[0]
+    path = folder / first.name
+    table = pq.read_table(path)
+    extra = table.slice(0, 3)
+    ids = pa.array([f"ZZ{i:010d}" for i in range(extra.num_rows)], type=table.schema.field(0).type)
+    extra = extra.set_column(0, table.schema.field(0).name, ids)
+    pq.write_table(pa.concat_tables([table, extra]), path)
+    body = path.read_bytes()
+    digest = hashlib.sha256(body).hexdigest()
+    rows = table.num_rows + extra.num_rows
+    files = [(f.name, rows if f.name == first.name else f.rows, digest if f.name == first.name else f.sha256)
+             for f in batch.files]  # fmt: skip
+    new_hash = hashlib.sha256("".join(f"{n}\t{r}\t{s}\n" for n, r, s in sorted(files)).encode()).hexdigest()
+    with engine.begin() as conn:
+        conn.execute(batch_files.update().where(batch_files.c.batch_id == batch.id)
+                     .where(batch_files.c.name == first.name).values(sha256=digest, rows=rows, bytes=len(body)))  # fmt: skip
+        conn.execute(batches.update().where(batches.c.id == batch.id)
+                     .values(content_hash=new_hash, rows_staged=batch.rows_staged + extra.num_rows))  # fmt: skip
+    return new_hash
+
+
+def test_content_swapped_after_validation_is_never_approved_or_delivered(life, sqlite_source_url, s3) -> None:
+    batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
+    record_upheld(life)
+    swapped = _swap_in_rows(batch, life.engine)
+    assert life.get(batch.id).content_hash == swapped
+
+    # A real approver signs exactly what `approve --statement` shows: handoff refuses to record it.
+    with pytest.raises(GateError, match="not the content validation recorded"):
+        approve(life, batch.id, "ada")
+    assert "approval-refused" in ledger_kinds(life, batch.id)
+
+    # The insider records the approver's signature behind handoff's back (a valid ledger append).
+    doc = life.decision_statement(batch.id, "approve", None, NOW)
+    signed = sign("ada", doc)
+    with life.ctx.write() as conn:
+        ledger.append(conn, "approved", "Ada Approver", batch_id=batch.id, order_ref=batch.order_ref, at=NOW,
+                      payload={**signed.as_dict(), "content_hash": swapped})  # fmt: skip
+    [out] = life.release(LATER)
+    assert out.batch.status == "held"
+    gate = next(g for g in out.gates if g.gate == "validated_content")
+    assert not gate.open and "differs from the file validation recorded" in gate.reason
+    assert s3.object_keys() == [], "nothing may leave once the content differs from what was validated"
+
+
+def test_an_untouched_batch_passes_the_validated_content_gate(life, sqlite_source_url, s3) -> None:
+    batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
+    record_upheld(life)
+    decide(life, batch.id, "ada")
+    [out] = life.release(LATER)
+    assert out.batch.status == "delivered", out.batch.status_reason
+    gate = next(g for g in out.gates if g.gate == "validated_content")
+    assert gate.open
+    with life.engine.connect() as conn:
+        staged = ledger.entries(conn, batch_id=batch.id, kinds=["staged"])[0]
+    assert [f["name"] for f in staged.payload["files"]] == sorted(f.name for f in batch.files)
+    assert json.dumps(staged.payload["files"])  # recorded as plain JSON
+
+
+def test_a_stop_is_not_bypassed_with_a_copied_ledger_and_another_audit_bucket(life, sqlite_source_url, s3, s3_server,
+                                                                             tmp_path) -> None:  # fmt: skip
+    import shutil
+    import uuid
+
+    from support import build_settings, set_stop
+
+    from handoff import emulator
+    from handoff.transfer import Lifecycle
+
+    batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
+    record_upheld(life)
+    approve(life, batch.id, "ada")
+    set_stop(life, "counsel says wait")
+    [held] = life.release(LATER)
+    assert held.batch.status == "held" and s3.object_keys() == []
+
+    # The insider copies the state database, cuts the ledger before the stop, and points the host at
+    # an Object Lock bucket of their own, which holds no stop marker.
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(Path(life.settings.home) / "state.db", copy)
+    engine = sa.create_engine(f"sqlite:///{copy}")
+    with engine.begin() as conn:
+        cut = conn.execute(sa.select(ledger.ledger.c.seq).where(ledger.ledger.c.kind == "hold-set")).scalar_one()
+        conn.execute(ledger.ledger.delete().where(ledger.ledger.c.seq >= cut))
+    engine.dispose()
+    own = f"handoff-own-{uuid.uuid4().hex[:10]}"
+    emulator.create_bucket(s3_server, own, object_lock=True)
+    rogue = Lifecycle(build_settings(tmp_path / "rogue", bucket=s3.name, kms_key_id=s3.kms_key_id,
+                                     audit_bucket=own, state_url=f"sqlite:///{copy}"))  # fmt: skip
+    try:
+        [out] = rogue.release(LATER)
+    finally:
+        rogue.engine.dispose()
+    assert out.batch.status != "delivered"
+    gate = next(g for g in out.gates if g.gate == "approval")
+    assert not gate.open and f"destination audit_bucket {life.settings.audit_bucket!r}" in gate.reason
+    assert s3.object_keys() == [], "the approval binds the audit bucket whose stops it honours"
