@@ -197,3 +197,18 @@ def test_a_narrowed_order_supersedes_old_batches_and_a_fresh_transfer_delivers_o
         body = s3.client.get_object(Bucket=s3.name, Key=entry["key"])["Body"].read()
         assert "elgbl_phne_num_home" not in pq.read_schema(pa.BufferReader(body)).names
     assert all(f"/{old.id}/" not in k for k in s3.object_keys())
+
+
+def test_a_refused_narrowed_outcome_leaves_no_counsel_signature_beside_the_wider_file(tmp_path: Path) -> None:
+    """`court outcome --key` signs the new file only once it is shown to narrow."""
+    from support import cli_env, run_cli
+
+    policy_dir = tmp_path / "expectations"
+    shutil.copytree(POLICY_DIR, policy_dir)
+    wider = narrowed_file(tmp_path, drop="", extra={"name_flag: false": "name_flag: true"}, signed_by=None)
+    env = cli_env(tmp_path / "home", HANDOFF_POLICY_DIR=str(policy_dir))
+    res = run_cli("court", "outcome", HEARING_ID, "--result", "narrowed", "--order-file", str(wider),
+                  "--key", str(KEYS.key("counsel")), env=env, cwd=tmp_path)  # fmt: skip
+    assert res.returncode != 0 and "not narrower" in res.stderr + res.stdout, res.stderr
+    assert "Traceback" not in res.stderr
+    assert not signoff.signature_path(wider).exists(), "a refused wider file must not be left signed by counsel"

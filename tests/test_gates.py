@@ -112,8 +112,8 @@ def test_everything_open_means_approved() -> None:
     batch = make_batch()
     decisions = gates.evaluate(batch, ORDER, all_clear(batch), NOW)
     assert [d.gate for d in decisions] == ["effective_date", "pending_hearing", "emergency_stop",
-                                           "order_signature", "policy_version", "validated_content",
-                                           "approval"]  # fmt: skip
+                                           "order_signature", "order_in_force", "policy_version",
+                                           "validated_content", "approval"]  # fmt: skip
     assert gates.all_open(decisions)
     assert gates.status_for(decisions) == ("approved", None)
 
@@ -385,3 +385,37 @@ def test_an_approval_binds_every_part_of_the_destination(field: str) -> None:
     gate = approval_gate(batch, view(batch, [decision("ada", batch, dest=other)]))
     assert not gate.open
     assert f"destination {field} 'something-else'" in gate.reason, gate.reason
+
+
+# ----- the order version in force comes from the ledger ------------------------------------------------
+def accepted(version: int, sha: str | None = "f" * 64) -> Any:
+    from handoff.in_force import Accepted
+
+    return Accepted(f"{ORDER.order_id}@v{version}", version, sha, 7, "first used")
+
+
+def test_a_policy_folder_behind_the_ledger_holds_and_never_supersedes() -> None:
+    batch = make_batch(order_ref=f"{ORDER.order_id}@v2", policy_hash="p" * 64)  # validated under v2
+    v = view(batch, accepted=accepted(2), order_file_sha256="f" * 64)
+    decisions = gates.evaluate(batch, ORDER, v, NOW)
+    gate = next(d for d in decisions if d.gate == "order_in_force")
+    assert not gate.open and f"{ORDER.order_id}@v2's file is missing" in gate.reason and "entry 7" in gate.reason
+    status, reason = gates.status_for(decisions)
+    assert status == "held" and reason.startswith("order_in_force:")
+
+
+@pytest.mark.parametrize(
+    ("record", "file_sha", "is_open"),
+    [
+        pytest.param(None, "a" * 64, True, id="nothing-accepted-yet"),
+        pytest.param(accepted(1), "f" * 64, True, id="the-accepted-file"),
+        pytest.param(accepted(1), "a" * 64, False, id="the-accepted-version-edited"),
+        pytest.param(accepted(1, None), "a" * 64, True, id="accepted-without-a-file-hash"),
+        pytest.param(accepted(0), "a" * 64, True, id="a-newer-file-not-used-yet"),
+        pytest.param(accepted(2), "f" * 64, False, id="the-newest-accepted-file-missing"),
+    ],
+)
+def test_the_order_in_force_is_the_newest_the_ledger_accepted(record: Any, file_sha: str, is_open: bool) -> None:
+    batch = make_batch()
+    gate = gates.order_in_force(ORDER, view(batch, accepted=record, order_file_sha256=file_sha))
+    assert gate.open is is_open, gate.reason

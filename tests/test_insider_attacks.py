@@ -127,3 +127,95 @@ def test_a_stop_is_not_bypassed_with_a_copied_ledger_and_another_audit_bucket(li
     gate = next(g for g in out.gates if g.gate == "approval")
     assert not gate.open and f"destination audit_bucket {life.settings.audit_bucket!r}" in gate.reason
     assert s3.object_keys() == [], "the approval binds the audit bucket whose stops it honours"
+
+
+def test_an_order_version_rolled_back_by_deleting_its_files_holds_everything(tmp_path, sqlite_source_url, s3,
+                                                                            audit_bucket) -> None:  # fmt: skip
+    import shutil
+
+    from support import HEARING_ID, POLICY_DIR, build_settings, record_outcome
+    from test_court_outcomes import narrowed_file
+
+    from handoff.errors import PolicyError
+    from handoff.transfer import Lifecycle
+
+    policy_dir = tmp_path / "expectations"
+    shutil.copytree(POLICY_DIR, policy_dir)
+    settings = build_settings(tmp_path / "home", policy_dir=policy_dir, bucket=s3.name, kms_key_id=s3.kms_key_id,
+                              audit_bucket=audit_bucket)  # fmt: skip
+    life = Lifecycle(settings)
+    wide = transfer(life, sqlite_source_url, s3.name, NOW).batch
+    assert wide.order_ref.endswith("@v1")
+    record_outcome(life, HEARING_ID, "narrowed", order_file=narrowed_file(tmp_path))
+
+    # The insider deletes v2's files: v1 is the newest file again, and the hearing reads "narrowed" (open).
+    for path in (policy_dir / "orders").glob("*.v2.yaml*"):
+        path.unlink()
+    life = Lifecycle(settings)
+    assert life.policies.current().ref.endswith("@v1")
+    approve(life, wide.id, "ada")
+    [out] = life.release(LATER)
+    assert out.batch.status == "held", "a rolled-back policy folder holds; it never supersedes or delivers"
+    gate = next(g for g in out.gates if g.gate == "order_in_force")
+    assert not gate.open and "@v2" in gate.reason and "file is missing" in gate.reason
+    assert s3.object_keys() == []
+    with pytest.raises(PolicyError, match="file is missing"):
+        transfer(life, sqlite_source_url, s3.name, LATER)
+
+
+def _recipient_verify(url: str, published: Path, tmp_path: Path) -> tuple[int, list[str]]:
+    from support import cli_env, run_cli
+
+    env = cli_env(tmp_path / "recipient-home")  # the recipient has no state database of the sender's
+    res = run_cli("verify", url, "--trust", str(published), "--json", env=env, cwd=tmp_path)
+    assert "Traceback" not in res.stderr, res.stderr
+    return res.returncode, [p["problem"] for p in json.loads(res.stdout)["problems"]]
+
+
+@pytest.fixture
+def own_policy(tmp_path, s3, audit_bucket) -> Any:
+    """A lifecycle over its own copy of the signed policy folder, and the agency's published trust file."""
+    import shutil
+
+    from support import POLICY_DIR, build_settings
+
+    from handoff.transfer import Lifecycle
+    from handoff.trust import trust_path
+
+    policy_dir = tmp_path / "expectations"
+    shutil.copytree(POLICY_DIR, policy_dir)
+    published = tmp_path / "published_allowed_signers"
+    shutil.copyfile(trust_path(policy_dir), published)
+    life = Lifecycle(build_settings(tmp_path / "home", policy_dir=policy_dir, bucket=s3.name,
+                                    kms_key_id=s3.kms_key_id, audit_bucket=audit_bucket))  # fmt: skip
+    yield life, published
+    life.engine.dispose()
+
+
+def test_a_swapped_sender_trust_file_is_named_by_the_recipient(own_policy, sqlite_source_url, s3, tmp_path) -> None:
+    from support import HEARING_ID, KEYS, record_outcome
+
+    from handoff import signoff
+    from handoff.trust import COUNSEL, trust_path
+
+    life, published = own_policy
+    batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
+    # The insider enrols a key of their own as counsel on the host, re-signs the order and records the outcome.
+    kind, blob = (KEYS.folder / "mallory.pub").read_text().split()[:2]
+    with trust_path(life.settings.policy_dir).open("a") as fh:
+        fh.write(f'"Mallory" namespaces="{COUNSEL}" {kind} {blob}\n')
+    order_file = life.policies.file_for(life.policies.current())
+    signoff.sign_file(order_file, KEYS.key("mallory"))
+    record_outcome(life, HEARING_ID, "upheld", label="mallory")
+    approve(life, batch.id, "ada")  # a real approver approves what approve shows
+    [done] = life.release(LATER)
+    assert done.batch.status == "delivered"
+
+    url = f"s3://{s3.name}/{done.manifest_key.rsplit('/', 1)[0]}/"
+    code, problems = _recipient_verify(url, published, tmp_path)
+    assert code == 1
+    assert any(p.startswith("order: ") and "not signed by counsel under this trust file" in p for p in problems)
+    assert any(p.startswith(f"court: hearing {HEARING_ID}") and "no outcome signed by counsel" in p for p in problems)
+    # Against the host's own (swapped) trust file the chain holds: the published file is what decides.
+    code, problems = _recipient_verify(url, trust_path(life.settings.policy_dir), tmp_path)
+    assert code == 0, problems

@@ -27,6 +27,8 @@ STEPS = ["after-staging-check", "mid-part", "between-objects", "before-manifest"
 
 SCRIPT = textwrap.dedent("""
     import datetime as dt, os, signal, sys
+    import dataclasses
+
     from handoff import deliver, upload
     from handoff.config import load_settings
     from handoff.context import Context

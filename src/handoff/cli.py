@@ -635,7 +635,7 @@ def court_outcome(
     everything. Example: handoff court outcome cand-2026-01-02 --result upheld --key ~/.ssh/counsel_ed25519
     """
     from handoff import signoff
-    from handoff.court import calendar, outcome_statement, record_outcome
+    from handoff.court import calendar, check_narrower, outcome_statement, record_outcome
 
     life = _lifecycle()
     trust = life.trust()
@@ -646,6 +646,7 @@ def court_outcome(
     doc = outcome_statement(known[hearing], result, order_file, now())
     outcome = _signed(doc, statement, key, signature, signed)
     if order_file is not None and key is not None and not signoff.signature_path(order_file).exists():
+        check_narrower(life.policies.current(known[hearing].order_id), order_file)  # never sign a wider file
         signoff.sign_file(order_file, key)
     with life.ctx.write() as conn:
         h = record_outcome(conn, life.policies, trust, outcome, now(), order_file)

@@ -122,8 +122,11 @@ def outcome_statement(hearing: HearingRecord, result: str, order_file: Path | No
     return doc
 
 
-def install_order_version(policies: PolicySet, trust: Trust, current: Order, path: Path, now: dt.datetime) -> Order:
-    """Check a narrowed order version (narrower, signed by counsel) and copy it, its signature and suite in."""
+def check_narrower(current: Order, path: Path) -> Order:
+    """The order version in ``path``, once it is shown to only narrow ``current``; ``PolicyError`` says how not.
+
+    Runs before counsel's key signs the file, so a refused file is never left signed beside it.
+    """
     new = load_order_file(path)
     if new.order_id != current.order_id:
         raise PolicyError(f"{path}: order_id {new.order_id!r} is not {current.order_id!r}; "
@@ -136,6 +139,12 @@ def install_order_version(policies: PolicySet, trust: Trust, current: Order, pat
     if wider:
         raise PolicyError(f"{path} is not narrower than {current.ref}: it {'; '.join(wider)}. "
                           "A wider order needs a new order id and counsel's signature, never `--result narrowed`")  # fmt: skip
+    return new
+
+
+def install_order_version(policies: PolicySet, trust: Trust, current: Order, path: Path, now: dt.datetime) -> Order:
+    """Check a narrowed order version (narrower, signed by counsel) and copy it, its signature and suite in."""
+    new = check_narrower(current, path)
     signoff.verify_file(trust, path, now)
     target = policies.orders_dir / f"{new.signed_date.isoformat()}.v{new.version}.yaml"
     if target.exists():

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from handoff import approval, court, gates, hold, ledger, signoff, validated
+from handoff import approval, court, gates, hold, in_force, ledger, signoff, validated
 from handoff import batch as batches
 from handoff import request as requests
 from handoff.context import Context
@@ -61,7 +61,8 @@ class Gatekeeper:
     def view(self, conn: sa.Connection, batch: batches.Batch, now: dt.datetime) -> gates.RuntimeView:
         trust = self.ctx.trust()
         signed = approval.signed_decisions(conn, batch.id)
-        order_file = self.ctx.policies.file_for(self.ctx.order_for(batch))
+        order = self.ctx.order_for(batch)
+        order_file = self.ctx.policies.file_for(order)
         return gates.RuntimeView(
             trust=trust,
             hearings=court.calendar(conn, self.ctx.policies, trust, now),
@@ -72,6 +73,8 @@ class Gatekeeper:
             initiator=_or_reason(lambda: requests.initiator(trust, batch, now)),
             order_signoff=_or_reason(lambda: signoff.verify_file(trust, order_file, now)),
             validated=validated.record_for(conn, batch.id),
+            accepted=in_force.accepted(conn, order.order_id),
+            order_file_sha256=court.file_sha256(order_file),
         )
 
     def evaluate(self, conn: sa.Connection, batch: batches.Batch, now: dt.datetime) -> list[gates.GateDecision]:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from handoff import approval as approvals
+from handoff import in_force
 from handoff import validated as validation
 from handoff.batch import Batch
 from handoff.court import HearingRecord
@@ -38,7 +39,8 @@ class RuntimeView:
     """What the gates may look at besides the batch and the order, read in the acting transaction.
 
     ``initiator`` and ``order_signoff`` are the verified signer, or why it could not be verified;
-    ``validated`` is the ledger entry that recorded the batch's validated content.
+    ``validated`` is the ledger entry that recorded the batch's validated content; ``accepted`` the
+    newest order version the ledger accepted, and ``order_file_sha256`` the order file's hash on disk.
     """
 
     trust: Trust
@@ -50,6 +52,8 @@ class RuntimeView:
     initiator: Signer | str = "not read"
     order_signoff: Signer | str = "not read"
     validated: validation.Validated | None = None
+    accepted: in_force.Accepted | None = None
+    order_file_sha256: str = ""
 
 
 def effective_date(order: Order, now: dt.datetime) -> GateDecision:
@@ -96,6 +100,14 @@ def order_signature(order: Order, signoff: Signer | str) -> GateDecision:
     if isinstance(signoff, str):
         return GateDecision("order_signature", False, signoff)
     return GateDecision("order_signature", True, f"{order.ref} signed by counsel {signoff.principal}")
+
+
+def order_in_force(order: Order, view: RuntimeView) -> GateDecision:
+    """Open when the policy folder's order version is the one the ledger accepted (never an older one)."""
+    why = in_force.problem(order, view.order_file_sha256, view.accepted)
+    if why:
+        return GateDecision("order_in_force", False, why)
+    return GateDecision("order_in_force", True, f"{order.ref} is the newest version the ledger accepted")
 
 
 def policy_version(batch: Batch, order: Order) -> GateDecision:
@@ -145,6 +157,7 @@ def evaluate(batch: Batch, order: Order, view: RuntimeView, now: dt.datetime) ->
         pending_hearing(order, view.hearings),
         emergency_stop(view.stops),
         order_signature(order, view.order_signoff),
+        order_in_force(order, view),
         policy_version(batch, order),
         validated_content(batch, view.validated),
         approval(batch, order, view, now),
@@ -160,11 +173,12 @@ def status_for(decisions: list[GateDecision]) -> tuple[str, str | None]:
     (validated under an order version no longer in force: only a new transfer or revalidation helps)."""
     closed = [d for d in decisions if not d.open]
     policy = next((d for d in closed if d.gate == "policy_version"), None)
-    if policy is not None:
+    # A policy folder behind the ledger holds: the batch is not superseded by a rolled-back order.
+    if policy is not None and not any(d.gate == "order_in_force" for d in closed):
         return "superseded", policy.reason
     if not closed:
         return "approved", None
     if all(d.gate == "approval" for d in closed):
         reason = closed[0].reason
         return ("rejected", reason) if reason.startswith("rejected") else ("awaiting-approval", reason)
-    return "held", "; ".join(f"{d.gate}: {d.reason}" for d in closed if d.gate != "approval")
+    return "held", "; ".join(f"{d.gate}: {d.reason}" for d in closed if d.gate not in ("approval", "policy_version"))

@@ -3,7 +3,9 @@
 Minimum necessary outward: the order version and the columns it permits, every file with its
 size, rows and SHA-256, the batch content hash, the approvals exactly as signed (statement,
 signature, and the principal the trust file names), the trust file's SHA-256 and the ledger
-head at delivery. Internal lineage (source, SQL, initiator, exclusions by reason) stays in the
+head at delivery, and the proof of the chain of authority (``proof``: the order version's text
+and counsel's signature, the signed hearing outcomes, the signed transfer request, the validation
+summary bound to the content hash). Internal lineage (source, SQL, initiator, exclusions by reason) stays in the
 state database and the OpenLineage events. ``handoff verify`` checks a manifest with no state
 database: every field is either recomputed from the objects or bound by a signature.
 """
@@ -19,7 +21,7 @@ from handoff.deliver import DeliveredObject, Destination
 from handoff.ledger import Head
 from handoff.order import Order
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
 NAME = "manifest.json"
 
 
@@ -32,6 +34,7 @@ def build(
     trust_sha256: str,
     ledger_head: Head,
     delivered_at: str,
+    proof: dict[str, Any],
 ) -> dict[str, Any]:
     rows = {f.name: f.rows for f in batch.files}
     return {
@@ -60,6 +63,7 @@ def build(
             }
             for d in approvals
         ],  # fmt: skip
+        "proof": proof,
         "trust_sha256": trust_sha256,
         "ledger_head": ledger_head.as_dict(),
         "delivered_at": delivered_at,

@@ -244,9 +244,16 @@ def _describe(exc: ValidationError) -> str:
 def load_order_file(path: Path) -> Order:
     """Parse and check one order file; raise ``PolicyError`` naming file, field and problem."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PolicyError(f"{path}: no such order file") from None
+    return parse_order(text, str(path))
+
+
+def parse_order(text: str, path: str) -> Order:
+    """Parse and check an order version's text (``path`` names it in errors); ``PolicyError`` if it is not one."""
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

@@ -12,11 +12,11 @@ import datetime as dt
 from typing import Any
 
 from handoff import batch as batches
-from handoff import court, ledger, signoff
+from handoff import court, in_force, ledger, signoff
 from handoff import request as requests
 from handoff import statement as st
 from handoff.context import Context
-from handoff.errors import GateError, HandoffError
+from handoff.errors import GateError, HandoffError, PolicyError
 from handoff.gatekeeper import Gatekeeper, Outcome
 from handoff.pipeline import Progress, StageRequest, new_batch_id, parse_states, stage_batch
 from handoff.status import Status
@@ -60,6 +60,9 @@ class Requests:
         order_file = self.ctx.policies.file_for(order)
         counsel = signoff.verify_file(trust, order_file, now)
         with self.ctx.write() as conn:
+            behind = in_force.problem(order, court.file_sha256(order_file), in_force.accepted(conn, order.order_id))
+            if behind:
+                raise PolicyError(behind)
             signoff.check_fixed(conn, order)
             signoff.record_first_use(conn, order, counsel, court.file_sha256(order_file), now)
         return dataclasses.replace(request, batch_id=verified.doc["batch_id"], initiator=verified.principal,

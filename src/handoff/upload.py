@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from handoff import approval, deliver, ledger, manifest
+from handoff import approval, deliver, ledger, manifest, proof
 from handoff import batch as batches
 from handoff import request as requests
 from handoff.context import Context
@@ -53,10 +53,11 @@ def upload_batch(ctx: Context, batch: batches.Batch, order: Order, target: Targe
     with ctx.engine.connect() as conn:  # the approvals the gate accepted, as the gate judges them
         signed = approval.signed_decisions(conn, batch.id)
         head = ledger.head(conn)
+        evidence = proof.gather(conn, batch, order, ctx.policies.file_for(order))
     found = approval.binding(signed, trust, batch, order, dest, requests.initiator(trust, batch, now), now)
     if existing is None:
         guard()
-        doc = manifest.build(batch, order, dest, objects, found.approvals, trust.sha256, head, iso(now))
+        doc = manifest.build(batch, order, dest, objects, found.approvals, trust.sha256, head, iso(now), evidence)
         objects.append(deliver.write_manifest(s3, target, manifest_key, doc))
     else:
         objects.append(deliver.existing_object(s3, target, manifest_key))

@@ -6,8 +6,10 @@ prefix holds exactly the files the manifest lists and each one's bytes, SHA-256,
 columns are what it says; that the content hash follows from the files; and that every
 approval is a signature by a key the trust file lists for ``handoff-approve``, over a statement
 naming this batch, this content, this order version and this exact destination, made before
-it lapsed. Where the bucket keeps versions, an overwritten object is named too. Every problem
-names the object it was found in.
+it lapsed. Then the whole chain of authority the manifest's proof carries (``chain``): counsel's
+signature on the order version, the court's signed outcomes, the operator's signed request, the
+validation summary and the number of distinct approvers. Where the bucket keeps versions, an
+overwritten object is named too. Every problem names the object it was found in.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from handoff import chain
 from handoff import manifest as manifests
 from handoff import statement as st
 from handoff.errors import HandoffError, SignatureError
@@ -97,7 +100,9 @@ def check(url: str, manifest_body: bytes | None, objects: dict[str, Seen], trust
         if not isinstance(doc, dict):
             return report
     _files(doc, prefix, objects, report)
-    _approvals(doc, bucket, prefix, objects.get(name), trust, report)
+    delivered = _delivered_at(doc, objects.get(name), name, report)
+    _approvals(doc, bucket, prefix, delivered, trust, report)
+    report.problems += [Problem(name, what) for what in chain.check(doc, trust, delivered, report.approvers)]
     kms = str((doc.get("destination") or {}).get("kms_key_id") or "")
     for seen in objects.values():
         if seen.versions > 1:
@@ -139,10 +144,9 @@ def _files(doc: dict[str, Any], prefix: str, objects: dict[str, Seen], report: R
         report.problems.append(Problem(name, f"says {doc.get('rows')} rows; the files hold {report.rows}"))
 
 
-def _approvals(doc: dict[str, Any], bucket: str, prefix: str, manifest: Seen | None, trust: Trust,
+def _approvals(doc: dict[str, Any], bucket: str, prefix: str, delivered: dt.datetime, trust: Trust,
                report: Report) -> None:  # fmt: skip
     name = prefix + manifests.NAME
-    delivered = _delivered_at(doc, manifest, name, report)
     order = doc.get("order") or {}
     expect = {"decision": "approve", "batch_id": doc.get("batch_id"), "content_hash": doc.get("content_hash"),
               "rows": doc.get("rows"), "order_ref": order.get("ref"), "policy_hash": order.get("policy_hash"),

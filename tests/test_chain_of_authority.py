@@ -1,0 +1,142 @@
+"""The recipient's check of the chain of authority: each broken link is named, an intact chain passes.
+
+The manifest is built from real pieces (the shipped order file and counsel's signature over it,
+outcomes and requests signed with ssh-keygen) and checked with ``chain.check`` against the trust
+file the agency publishes.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+from typing import Any
+
+import pytest
+from support import APPROVERS, HEARING_ID, INITIATOR, KEYS, NOW, POLICY_DIR, sign
+
+from handoff import chain, signoff
+from handoff import request as requests
+from handoff import statement as st
+from handoff.order import PolicySet
+from handoff.trust import COUNSEL, load_trust, trust_path
+
+POLICIES = PolicySet(POLICY_DIR)
+ORDER = POLICIES.current()
+TRUST = load_trust(trust_path(POLICY_DIR))
+BATCH = "20260107T180000Z-abc123"
+DELIVERED = NOW + dt.timedelta(hours=1)
+
+
+def outcome(result: str, label: str = "counsel", at: dt.datetime = NOW, **extra: Any) -> dict[str, str]:
+    doc = {"kind": st.HEARING_OUTCOME, "version": 1, "hearing_id": HEARING_ID, "order_id": ORDER.order_id,
+           "result": result, "issued_at": st.stamp(at), **extra}  # fmt: skip
+    return {"hearing": HEARING_ID, **sign(label, doc).as_dict()}
+
+
+def good() -> dict[str, Any]:
+    path = POLICIES.file_for(ORDER)
+    body = path.read_bytes()
+    request = requests.statement_for(BATCH, None, ["06"], "sqlite:///src.db", "agency", False, NOW)
+    return {
+        "batch_id": BATCH,
+        "content_hash": "c" * 64,
+        "rows": 10,
+        "order": {"ref": ORDER.ref, "policy_hash": ORDER.policy_hash, "columns": ORDER.columns},
+        "proof": {
+            "order_file": {
+                "name": path.name,
+                "sha256": hashlib.sha256(body).hexdigest(),
+                "text": body.decode(),
+                "signature": signoff.signature_path(path).read_text(),
+            },  # fmt: skip
+            "hearing_outcomes": [outcome("upheld")],
+            "hearings_added": [],
+            "request": sign("operator", request).as_dict(),
+            "validation": {"result": "passed", "content_hash": "c" * 64, "rows": 10},
+        },
+    }
+
+
+GOOD = good()
+
+
+def test_an_intact_chain_holds() -> None:
+    assert chain.check(copy.deepcopy(GOOD), TRUST, DELIVERED, [APPROVERS[0]]) == []
+
+
+def _edit(path: str, value: Any) -> Any:
+    def apply(doc: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = doc
+        for p in parents:
+            node = node[p]
+        node[last] = value
+
+    return apply
+
+
+WIDER = GOOD["proof"]["order_file"]["text"].replace("name_flag: false", "name_flag: true")
+# The shipped order's exact bytes, signed in counsel's namespace by a key the agency never enrolled.
+MALLORY_ON_ORDER = st.sign_with_key(GOOD["proof"]["order_file"]["text"].encode(), KEYS.key("mallory"), COUNSEL)
+
+
+@pytest.mark.parametrize(
+    ("edit", "approvers", "when", "expect"),
+    [
+        pytest.param(_edit("proof", None), [APPROVERS[0]], DELIVERED, "carries no proof", id="no-proof"),
+        pytest.param(_edit("proof.order_file.text", WIDER), [APPROVERS[0]], DELIVERED,
+                     "order: the order text does not hash", id="order-text-swapped"),
+        pytest.param(_edit("proof.order_file.signature", MALLORY_ON_ORDER), [APPROVERS[0]],
+                     DELIVERED, "not signed by counsel", id="order-signed-by-an-unlisted-key"),
+        pytest.param(_edit("order.columns", [*ORDER.columns, "ssn_num"]), [APPROVERS[0]], DELIVERED,
+                     "delivered columns are not the columns", id="columns-beyond-the-order"),
+        pytest.param(_edit("order.columns", ORDER.columns[:-1]), [APPROVERS[0]], DELIVERED,
+                     "delivered columns are not the columns", id="columns-other-than-the-order"),
+        pytest.param(_edit("order.ref", f"{ORDER.order_id}@v9"), [APPROVERS[0]], DELIVERED,
+                     "the manifest names", id="another-version-named"),
+        pytest.param(lambda d: None, [APPROVERS[0]], dt.datetime(2026, 1, 6, 7, 59, tzinfo=dt.UTC),
+                     "before", id="delivered-before-the-effective-instant"),
+        pytest.param(_edit("proof.hearing_outcomes", []), [APPROVERS[0]], DELIVERED,
+                     f"court: hearing {HEARING_ID}", id="hearing-due-without-outcome"),
+        pytest.param(_edit("proof.hearing_outcomes", [outcome("upheld", "mallory")]), [APPROVERS[0]], DELIVERED,
+                     f"court: hearing {HEARING_ID}", id="outcome-signed-by-an-unlisted-key"),
+        pytest.param(_edit("proof.hearing_outcomes", [outcome("upheld", at=DELIVERED + dt.timedelta(days=1))]),
+                     [APPROVERS[0]], DELIVERED, f"court: hearing {HEARING_ID}", id="outcome-signed-after-delivery"),
+        pytest.param(_edit("proof.hearing_outcomes", [outcome("enjoined")]), [APPROVERS[0]], DELIVERED,
+                     "enjoined", id="enjoined"),
+        pytest.param(_edit("proof.hearing_outcomes", [outcome("vacated")]), [APPROVERS[0]], DELIVERED,
+                     "vacated", id="vacated"),
+        pytest.param(_edit("proof.hearing_outcomes", [outcome("narrowed", new_order_ref=f"{ORDER.order_id}@v2",
+                                                              order_file_sha256="a" * 64)]),
+                     [APPROVERS[0]], DELIVERED, "was no longer permitted", id="narrowed-to-a-newer-version"),
+        pytest.param(_edit("proof.request", sign("ada", {"kind": st.TRANSFER_REQUEST, "batch_id": BATCH}).as_dict()),
+                     [APPROVERS[0]], DELIVERED, "request: ", id="request-by-a-non-operator"),
+        pytest.param(_edit("batch_id", "20260107T180000Z-other"), [APPROVERS[0]], DELIVERED,
+                     "request: the signed transfer request names batch", id="request-for-another-batch"),
+        pytest.param(lambda d: None, [], DELIVERED, "needs 1 approval", id="no-approver"),
+        pytest.param(lambda d: None, [INITIATOR], DELIVERED, "asked for this transfer and cannot also approve",
+                     id="initiator-approves"),
+        pytest.param(_edit("proof.validation.result", "failed"), [APPROVERS[0]], DELIVERED,
+                     "validation: the checks did not pass", id="validation-failed"),
+        pytest.param(_edit("proof.validation.content_hash", "d" * 64), [APPROVERS[0]], DELIVERED,
+                     "validation: the validation summary is about other content", id="validation-of-other-content"),
+        pytest.param(_edit("proof.validation", None), [APPROVERS[0]], DELIVERED, "no validation summary",
+                     id="no-validation"),
+    ],
+)  # fmt: skip
+def test_each_broken_link_is_named(edit: Any, approvers: list[str], when: dt.datetime, expect: str) -> None:
+    doc = copy.deepcopy(GOOD)
+    edit(doc)
+    problems = chain.check(doc, TRUST, when, approvers)
+    assert any(expect in p for p in problems), problems
+
+
+def test_approvals_required_counts_people_other_than_the_one_who_asked() -> None:
+    two = POLICIES.file_for(ORDER).read_text().replace("approvals_required: 1", "approvals_required: 2")
+    assert two != POLICIES.file_for(ORDER).read_text(), "the shipped order names approvals_required"
+    doc = copy.deepcopy(GOOD)
+    doc["proof"]["order_file"]["text"] = two  # (also breaks the hash and the signature: named separately)
+    problems = chain.check(doc, TRUST, DELIVERED, [APPROVERS[0]])
+    assert any("needs 2 approval(s)" in p for p in problems), problems
+    assert not any("needs 2" in p for p in chain.check(doc, TRUST, DELIVERED, APPROVERS))
