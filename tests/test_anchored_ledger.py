@@ -48,14 +48,14 @@ def test_every_committed_entry_is_anchored_and_the_anchors_cannot_be_erased(life
 
     s3 = boto3.client("s3", region_name="us-east-1")
     bucket = life.settings.audit_bucket
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=ANCHORS)["Contents"]]
     with life.engine.connect() as conn:
-        head = ledger.head(conn)
-    assert f"{ANCHORS}{head.seq:012d}-{head.hash}.json" in keys
-    assert len(keys) == head.seq, "one anchor per committed entry"
+        head, name = ledger.head(conn), ledger.ledger_id(conn)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"{ANCHORS}{name}/")["Contents"]]
+    assert f"{ANCHORS}{name}/{head.seq:012d}-{head.hash}.json" in keys
+    assert len(keys) == head.seq - 1, "one anchor per committed entry (ledger-opened commits with the first)"
     res = _audit(life, tmp_path, "--json")
     assert res.returncode == 0, res.stdout
-    assert json.loads(res.stdout)["anchors"] == head.seq
+    assert json.loads(res.stdout)["anchors"] == head.seq - 1
 
     version = s3.head_object(Bucket=bucket, Key=keys[0])["VersionId"]
     with pytest.raises(Exception, match="AccessDenied|locked|retention|WORM"):
@@ -151,4 +151,29 @@ def test_concurrent_appends_on_a_server_database_never_collide(server_state_url:
         v = ledger.verify(conn)
     engine.dispose()
     assert errors == []
-    assert seqs == list(range(1, 161)) and v.ok
+    assert seqs == list(range(1, 162)) and v.ok  # 160 appends after the ledger-opened entry
+
+
+def test_two_state_databases_share_one_audit_bucket_and_honour_each_others_stops(life, delivered, sqlite_source_url,
+                                                                                s3, tmp_path) -> None:  # fmt: skip
+    from support import build_settings, set_stop
+
+    from handoff.transfer import Lifecycle
+
+    other = Lifecycle(build_settings(tmp_path / "other", bucket=s3.name, kms_key_id=s3.kms_key_id,
+                                     audit_bucket=life.settings.audit_bucket))  # fmt: skip
+    try:
+        waiting = transfer(other, sqlite_source_url, s3.name, NOW).batch
+        record_upheld(other)
+        approve(other, waiting.id, "ada")
+        stop = set_stop(life, "the first state's counsel says wait")  # pulled on the other database
+        life.ctx.store.mark_stop(stop.id, stop.reason, stop.set_by, NOW)  # what `handoff hold set` writes
+        [held] = other.release(LATER)
+        assert held.batch.status == "held" and "emergency stop" in (held.batch.status_reason or "")
+        for lc in (life, other):
+            res = _audit(lc, tmp_path, "--json")
+            assert res.returncode == 0, res.stdout
+            report = json.loads(res.stdout)
+            assert report["anchors"] > 0 and any("other ledger" in n for n in report["notes"]), report
+    finally:
+        other.engine.dispose()

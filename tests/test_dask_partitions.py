@@ -65,6 +65,8 @@ def _normalise(doc: dict[str, Any]) -> dict[str, Any]:
     batch_id = doc.pop("batch_id")
     for volatile in ("destination", "approvals", "ledger_head", "delivered_at"):
         doc.pop(volatile)
+    proof = doc.pop("proof")  # the signed request and the validation entry name the batch; the order does not
+    doc["order_file"] = proof["order_file"]
     for f in doc["files"]:
         assert f"/{batch_id}/" in f["key"]
         f["key"] = f["key"].replace(f"/{batch_id}/", "/BATCH/")

@@ -69,7 +69,10 @@ def test_batch_is_held_then_approved_then_delivered(life, sqlite_source_url: str
     assert manifest["content_hash"] == batch.content_hash
     assert manifest["rows"] == batch.rows_staged
     # Minimum necessary: nothing internal goes to the recipient.
-    text = json.dumps(manifest)
+    # The order version travels whole (public court data, the first link of the proof); nothing else internal.
+    order_file = manifest["proof"]["order_file"]
+    assert order_file["text"] == life.policies.file_for(order).read_text()
+    text = json.dumps({**manifest, "proof": {**manifest["proof"], "order_file": None}})
     assert INITIATOR not in text and "sqlite" not in text and "SELECT" not in text and "excluded" not in text
 
     local = {p.name: sha256_file(p) for p in staged_paths(batch)}

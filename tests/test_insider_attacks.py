@@ -219,3 +219,95 @@ def test_a_swapped_sender_trust_file_is_named_by_the_recipient(own_policy, sqlit
     # Against the host's own (swapped) trust file the chain holds: the published file is what decides.
     code, problems = _recipient_verify(url, trust_path(life.settings.policy_dir), tmp_path)
     assert code == 0, problems
+
+
+def _audit_verify(life: Any, tmp_path: Path) -> tuple[int, list[str]]:
+    from support import cli_env, run_cli
+
+    env = cli_env(life.settings.home, HANDOFF_AUDIT_BUCKET=life.settings.audit_bucket,
+                  HANDOFF_BUCKET=str(life.settings.bucket), HANDOFF_POLICY_DIR=str(life.settings.policy_dir))  # fmt: skip
+    res = run_cli("audit", "verify", "--json", env=env, cwd=tmp_path)
+    assert "Traceback" not in res.stderr, res.stderr
+    return res.returncode, [f"{f['where']}: {f['problem']}" for f in json.loads(res.stdout)["findings"]]
+
+
+def test_a_delivery_by_hand_is_named_by_the_audit_and_by_the_recipient(own_policy, sqlite_source_url, s3,
+                                                                       tmp_path) -> None:  # fmt: skip
+    from handoff import manifest, proof
+
+    life, published = own_policy
+    batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
+    approve(life, batch.id, "ada")  # allowed while the hearing is pending: the batch waits
+    [waiting] = life.release(LATER)
+    assert waiting.batch.status == "held" and s3.object_keys() == []
+    code, _ = _audit_verify(life, tmp_path)
+    assert code == 0, "nothing has left yet"
+
+    # The insider uploads the staged files and a manifest with the host's S3 credentials.
+    order = life.order_for(batch)
+    dest = life.destination(batch)
+    objects = []
+    for f in batch.files:
+        body = (Path(batch.staging_path) / f.name).read_bytes()
+        s3.client.put_object(Bucket=s3.name, Key=dest.prefix + f.name, Body=body, ServerSideEncryption="aws:kms",
+                             SSEKMSKeyId=s3.kms_key_id)  # fmt: skip
+        objects.append(type("O", (), {"key": dest.prefix + f.name, "bytes": len(body), "sha256": f.sha256})())
+    with life.engine.connect() as conn:
+        from handoff import approval
+
+        signed = approval.signed_decisions(conn, batch.id)
+        found = approval.binding(signed, life.trust(), batch, order, dest, None, LATER)
+        doc = manifest.build(batch, order, dest, objects, found.approvals, life.trust().sha256, ledger.head(conn),
+                             LATER.isoformat(), proof.gather(conn, batch, order, life.policies.file_for(order)))  # fmt: skip
+    s3.client.put_object(Bucket=s3.name, Key=dest.prefix + manifest.NAME, Body=manifest.dumps(doc),
+                         ServerSideEncryption="aws:kms", SSEKMSKeyId=s3.kms_key_id)  # fmt: skip
+
+    code, findings = _audit_verify(life, tmp_path)
+    assert code == 1
+    assert any(f.startswith(f"s3://{s3.name}/{dest.prefix}{manifest.NAME}: no recorded delivery") for f in findings)
+    code, problems = _recipient_verify(dest.url, published, tmp_path)
+    assert code == 1
+    assert any("court: hearing" in p and "no outcome signed by counsel" in p for p in problems), problems
+
+
+def test_anchors_and_objects_hidden_by_delete_markers_are_named(life, sqlite_source_url, s3, tmp_path) -> None:
+    import boto3
+
+    from handoff.evidence import ANCHORS
+
+    batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
+    record_upheld(life)
+    approve(life, batch.id, "ada")
+    [done] = life.release(LATER)
+    assert done.batch.status == "delivered"
+
+    # The insider truncates the ledger at the batch's first entry, deletes the batch's rows, and puts
+    # delete markers on the newer anchors and on the delivered objects (Object Lock allows a marker).
+    with life.engine.begin() as conn:
+        name = ledger.ledger_id(conn)
+        cut = conn.execute(sa.select(sa.func.min(ledger.ledger.c.seq)).where(ledger.ledger.c.batch_id == batch.id)
+                           ).scalar_one()  # fmt: skip
+        conn.execute(ledger.ledger.delete().where(ledger.ledger.c.seq >= cut))
+        for table in ("approvals", "deliveries", "batch_files", "row_quarantine"):
+            conn.execute(sa.text(f"DELETE FROM {table} WHERE batch_id = :b"), {"b": batch.id})
+        conn.execute(sa.text("DELETE FROM batches WHERE id = :b"), {"b": batch.id})
+    audit = boto3.client("s3", region_name="us-east-1")
+    bucket = life.settings.audit_bucket
+    hidden = []
+    for o in audit.list_objects_v2(Bucket=bucket, Prefix=f"{ANCHORS}{name}/")["Contents"]:
+        seq = int(o["Key"].rsplit("/", 1)[-1].split("-")[0])
+        if seq >= cut:
+            audit.delete_object(Bucket=bucket, Key=o["Key"])
+            hidden.append(o["Key"])
+    assert hidden and not [o for o in audit.list_objects_v2(Bucket=bucket, Prefix=f"{ANCHORS}{name}/")["Contents"]
+                           if o["Key"] in hidden], "plain listings no longer show them"  # fmt: skip
+    for key in s3.object_keys():
+        s3.client.delete_object(Bucket=s3.name, Key=key)
+    assert s3.object_keys() == []
+
+    code, findings = _audit_verify(life, tmp_path)
+    assert code == 1
+    text = "\n".join(findings)
+    assert all(f"{key}: hidden by a delete marker" in text for key in hidden), text
+    assert "truncated" in text
+    assert f"{done.manifest_key}: no recorded delivery accounts for this object (now hidden by a delete marker)" in text

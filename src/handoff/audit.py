@@ -6,9 +6,12 @@ Checks, each finding naming the row or object:
 * the chain against every anchor in the write-once audit bucket: a row whose hash differs from
   its anchor was rewritten (even if the chain was recomputed after), a missing row was deleted,
   a database that ends before the newest anchor was truncated; entries after the newest anchor
-  are reported as not yet anchored;
+  are reported as not yet anchored; an anchor hidden by a delete marker, or a delivery's start
+  that no anchor covers, is tampering;
 * the ``approvals``, ``deliveries`` and ``batches`` tables against the ledger, so a row written
-  outside it is named; and every recorded delivery against its manifest in S3.
+  outside it is named; every recorded delivery against its manifest in S3; and the handoff
+  bucket itself, listed with versions: an object (or hidden object) no recorded delivery
+  accounts for is a disclosure outside handoff.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from handoff import ledger
-from handoff.evidence import Anchor, AuditStore
+from handoff.evidence import Anchor, AuditStore, Listed, list_versions
 from handoff.state import approvals, batches, deliveries
 
 
@@ -50,9 +53,14 @@ class AuditReport:
                 "findings": [{"where": f.where, "problem": f.problem} for f in self.findings], "notes": self.notes}  # fmt: skip
 
 
-def against_anchors(rows: dict[int, str], anchors: list[Anchor]) -> list[Finding]:
-    """Pure: every anchor must find its row, with its hash."""
-    out: list[Finding] = []
+def against_anchors(rows: dict[int, str], anchors: list[Anchor], started: list[int] | None = None) -> list[Finding]:
+    """Pure: every anchor must find its row, with its hash; no anchor may be hidden; every entry that
+    started a delivery (``started``: their sequence numbers) must be covered by an anchor."""
+    out: list[Finding] = [Finding(a.key, "hidden by a delete marker: someone deleted this anchor (it still stands, "
+                                         "read through its version)") for a in anchors if a.hidden]  # fmt: skip
+    newest = max((a.seq for a in anchors), default=0)
+    out += [Finding(f"ledger entry {seq}", "started a delivery but no anchor covers it: the anchor written before "
+                                           "any byte moved is missing") for seq in started or [] if seq > newest]  # fmt: skip
     last = max(rows, default=0)
     for a in anchors:
         if a.seq > last:
@@ -82,26 +90,81 @@ def tables_against_ledger(conn: sa.Connection) -> list[Finding]:
 
 
 def manifests_in_s3(conn: sa.Connection, region: str) -> tuple[list[Finding], list[str]]:
-    """Every delivered entry's manifest, fetched and hashed: gone or changed is a finding."""
+    """Every delivered entry's manifest (withdrawn batches aside), fetched and hashed: gone, unreadable
+    or changed is a finding, since what could not be checked is not shown intact."""
     from handoff.deliver import s3_client
 
-    findings, notes = [], []
+    findings: list[Finding] = []
     s3 = s3_client(region)
+    withdrawn = {e.batch_id for e in ledger.entries(conn, kinds=["withdrawn"])}
     for e in ledger.entries(conn, kinds=["delivered"]):
+        if e.batch_id in withdrawn:
+            continue
         url = str(e.payload.get("recipient", ""))
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
         key = prefix + "manifest.json"
         try:
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except Exception as exc:  # noqa: BLE001 - withdrawn, or no read access: a note, the ledger still stands
-            notes.append(f"could not read s3://{bucket}/{key} ({type(exc).__name__})")
+        except Exception as exc:  # noqa: BLE001 - any failure means this delivery could not be checked
+            findings.append(Finding(f"s3://{bucket}/{key}", f"could not be read ({_why(exc)}); the delivery "
+                                    f"ledger entry {e.seq} recorded cannot be checked"))  # fmt: skip
             continue
         if hashlib.sha256(body).hexdigest() != e.payload.get("manifest_sha256"):
             findings.append(Finding(f"s3://{bucket}/{key}", f"differs from the manifest ledger entry {e.seq} recorded"))
-    return findings, notes
+    return findings, []
 
 
-def verify(conn: sa.Connection, store: AuditStore | None, region: str, check_s3: bool = True) -> AuditReport:
+def _why(exc: Exception) -> str:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        return f"S3 answered {exc.response.get('Error', {}).get('Code', '?')}"
+    return type(exc).__name__
+
+
+def unaccounted(listed: dict[str, list[Listed]], started: dict[tuple[str, str], str]) -> list[Finding]:
+    """Pure: objects in the handoff bucket(s) that no recorded delivery accounts for, and delivered
+    objects hidden by a delete marker (deleted outside handoff, which withdraws by removing versions).
+
+    ``listed``: each bucket's keys as its version listing shows them; ``started``: (bucket, prefix)
+    of every ``delivery-started`` entry, with its batch."""
+    out = []
+    for bucket, items in sorted(listed.items()):
+        prefixes = [p for (b, p) in started if b == bucket]
+        for item in items:
+            where = f"s3://{bucket}/{item.key}"
+            if not any(item.key.startswith(p) for p in prefixes):
+                hidden = " (now hidden by a delete marker)" if item.hidden else ""
+                out.append(Finding(where, f"no recorded delivery accounts for this object{hidden}: it was "
+                                          "uploaded outside handoff, a disclosure the ledger does not list"))  # fmt: skip
+            elif item.hidden:
+                out.append(Finding(where, "hidden by a delete marker: a delivered object was deleted outside "
+                                          "handoff (a withdrawal removes every version and is recorded)"))  # fmt: skip
+    return out
+
+
+def handoff_bucket(conn: sa.Connection, buckets: list[str], prefix: str, region: str) -> list[Finding]:
+    """List every handoff bucket (with versions) and name what no recorded delivery accounts for."""
+    from handoff.deliver import s3_client
+
+    started = {(str(e.payload.get("bucket")), str(e.payload.get("prefix"))): str(e.batch_id)
+               for e in ledger.entries(conn, kinds=["delivery-started"])}  # fmt: skip
+    names = sorted({*buckets, *(b for b, _ in started)} - {"", "None"})
+    s3 = s3_client(region)
+    listed: dict[str, list[Listed]] = {}
+    findings: list[Finding] = []
+    for bucket in names:
+        try:
+            listed[bucket] = list_versions(s3, bucket, prefix.strip("/"))
+        except Exception as exc:  # noqa: BLE001 - not listable means not checked: say so, exit 1
+            findings.append(Finding(f"s3://{bucket}/", f"could not be listed with its versions ({_why(exc)}); "
+                                    "objects uploaded outside handoff cannot be ruled out"))  # fmt: skip
+    return findings + unaccounted(listed, started)
+
+
+def verify(conn: sa.Connection, store: AuditStore | None, region: str, check_s3: bool = True,
+           buckets: list[str] | None = None, prefix: str = "") -> AuditReport:  # fmt: skip
+    """``buckets``: the handoff bucket(s) to list besides those the ledger names; ``prefix`` their key prefix."""
     report = AuditReport()
     chain = ledger.verify(conn)
     report.entries = chain.checked
@@ -112,9 +175,15 @@ def verify(conn: sa.Connection, store: AuditStore | None, region: str, check_s3:
     if store is None:
         report.notes.append("no HANDOFF_AUDIT_BUCKET: the chain is checked, but nothing proves it was not rewritten")
     else:
-        anchors = store.anchors()
+        name = ledger.ledger_id(conn) or ""
+        anchors = store.anchors(name) if name else []
         report.anchors = len(anchors)
-        report.findings += against_anchors(rows, anchors)
+        started = [e.seq for e in ledger.entries(conn, kinds=["delivery-started"])]
+        report.findings += against_anchors(rows, anchors, started)
+        others = [n for n in store.ledgers() if n != name]
+        if others:
+            report.notes.append(f"the audit bucket also holds the anchors of {len(others)} other ledger(s) "
+                                f"({', '.join(others[:5])}); this ledger is {name or '(empty)'}")  # fmt: skip
         newest = max((a.seq for a in anchors), default=0)
         report.unanchored = sum(1 for s in rows if s > newest)
         if report.unanchored:
@@ -123,6 +192,6 @@ def verify(conn: sa.Connection, store: AuditStore | None, region: str, check_s3:
     report.findings += tables_against_ledger(conn)
     if check_s3:
         found, notes = manifests_in_s3(conn, region)
-        report.findings += found
+        report.findings += found + handoff_bucket(conn, buckets or [], prefix, region)
         report.notes += notes
     return report

@@ -795,15 +795,18 @@ def audit_verify(
 ) -> None:
     """Check the ledger against its write-once anchors, and every table and manifest against the ledger.
 
-    Names each rewritten, missing or truncated ledger entry, each row written outside the ledger
-    and each manifest that changed in S3; exits 1 when anything is found.
+    Names each rewritten, missing or truncated ledger entry, each anchor hidden by a delete marker,
+    each row written outside the ledger, each manifest that changed in S3 (or could not be read),
+    and each object in the handoff bucket (HANDOFF_BUCKET and every bucket the ledger delivered to,
+    listed with versions) that no recorded delivery accounts for; exits 1 when anything is found.
     Example: handoff audit verify
     """
     from handoff.audit import verify
 
     life = _lifecycle()
     with life.engine.connect() as conn:
-        report = verify(conn, life.ctx.store, life.settings.region, check_s3=not no_s3)
+        report = verify(conn, life.ctx.store, life.settings.region, check_s3=not no_s3,
+                        buckets=[life.settings.bucket] if life.settings.bucket else [], prefix=life.settings.prefix)  # fmt: skip
     if as_json:
         emit_json(report.as_dict())
     elif report.ok:

@@ -53,10 +53,11 @@ class Context:
             return
         with self.engine.connect() as conn:
             head = ledger.head(conn)
-        if head == self._anchored:
-            return  # nothing appended since (a status refresh that changed nothing)
+            name = ledger.ledger_id(conn)
+        if head == self._anchored or name is None:
+            return  # nothing appended since (a status refresh that changed nothing), or nothing ever
         try:
-            self.store.anchor(head, now or dt.datetime.now(dt.UTC))
+            self.store.anchor(name, head, now or dt.datetime.now(dt.UTC))
             self._anchored = head
         except StateError:
             if required:

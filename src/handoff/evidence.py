@@ -1,13 +1,17 @@
 """Write-once evidence: ledger anchors and emergency-stop markers in an Object Lock bucket.
 
 After each committed ledger append the chain head (seq, hash, time) is written to the audit
-bucket (``HANDOFF_AUDIT_BUCKET``) under a key that never repeats, with ``If-None-Match: *`` and
+bucket (``HANDOFF_AUDIT_BUCKET``) under a key that never repeats and names the ledger
+(``anchors/LEDGER_ID/SEQ-HASH.json``, so several state databases share one bucket), with ``If-None-Match: *`` and
 an Object Lock retention in COMPLIANCE mode, so nobody with write access to the state database
 (or to the bucket) can rewrite or erase what the ledger said. ``hold set`` also writes a stop
 marker there, and its signed clearing a clear marker: every release, against any state database,
 honours a stop it finds in the bucket.
 
-This module writes and lists objects; ``audit`` decides what they prove.
+Everything is read through the bucket's version listing: a plain DELETE adds a delete marker
+that hides an object from ``list_objects_v2``, so a hidden anchor or stop is still seen (and
+``audit`` names the marker as tampering). This module writes and lists objects; ``audit``
+decides what they prove.
 """
 
 from __future__ import annotations
@@ -34,6 +38,17 @@ class Anchor:
     hash: str
     at: str
     key: str
+    hidden: bool = False  # a delete marker is its latest version: someone tried to make it disappear
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One key as the bucket's version listing shows it: its newest object version, and whether a
+    delete marker stands in front of it (hiding it from plain listings and GETs)."""
+
+    key: str
+    version_id: str | None
+    hidden: bool
 
 
 class WriteOnceBucket:
@@ -72,37 +87,50 @@ class WriteOnceBucket:
             raise StateError(f"cannot reach the audit bucket {self.bucket}: {type(exc).__name__}") from None
         return True
 
-    def _list(self, prefix: str) -> list[str]:
-        keys: list[str] = []
+    def _list(self, prefix: str) -> list[Listed]:
+        """Every key under ``prefix`` with its versions: a delete marker never hides evidence from us."""
         try:
-            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-                keys += [o["Key"] for o in page.get("Contents", [])]
+            return list_versions(self.s3, self.bucket, prefix)
         except Exception as exc:
             raise StateError(f"cannot list the audit bucket {self.bucket}: {type(exc).__name__}") from None
-        return sorted(keys)
 
-    def _get(self, key: str) -> dict[str, Any]:
-        return dict(json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()))
+    def _get(self, item: Listed) -> dict[str, Any]:
+        args = {"VersionId": item.version_id} if item.version_id else {}
+        return dict(json.loads(self.s3.get_object(Bucket=self.bucket, Key=item.key, **args)["Body"].read()))
 
 
 class AuditStore(WriteOnceBucket):
     """The audit bucket's two kinds of evidence: ledger anchors and emergency-stop markers."""
 
-    def anchor(self, head: Head, now: dt.datetime) -> None:
-        """Anchor the chain head (idempotent: the key is the head itself)."""
+    def anchor(self, ledger_id: str, head: Head, now: dt.datetime) -> None:
+        """Anchor the chain head of ledger ``ledger_id`` (idempotent: the key is the head itself)."""
         if head.seq == 0:
             return
-        self._put_once(f"{ANCHORS}{head.seq:012d}-{head.hash}.json",
-                       {"seq": head.seq, "hash": head.hash, "at": now.astimezone(dt.UTC).isoformat()}, now)  # fmt: skip
+        self._put_once(f"{ANCHORS}{ledger_id}/{head.seq:012d}-{head.hash}.json",
+                       {"ledger": ledger_id, "seq": head.seq, "hash": head.hash,
+                        "at": now.astimezone(dt.UTC).isoformat()}, now)  # fmt: skip
 
-    def anchors(self) -> list[Anchor]:
+    def anchors(self, ledger_id: str) -> list[Anchor]:
+        """This ledger's anchors, hidden ones included (flagged)."""
         out = []
-        for key in self._list(ANCHORS):
-            name = key[len(ANCHORS) :].removesuffix(".json")
+        prefix = f"{ANCHORS}{ledger_id}/"
+        for item in self._list(prefix):
+            name = item.key[len(prefix) :].removesuffix(".json")
             seq, _, digest = name.partition("-")
             if seq.isdigit() and len(digest) == 64:
-                out.append(Anchor(int(seq), digest, self._get(key).get("at", ""), key))
+                at = self._get(item).get("at", "") if item.version_id else ""
+                out.append(Anchor(int(seq), digest, at, item.key, item.hidden))
         return sorted(out, key=lambda a: (a.seq, a.key))
+
+    def ledgers(self) -> list[str]:
+        """Every ledger that anchors in this bucket (several state databases may share it)."""
+        try:
+            pages = self.s3.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=ANCHORS,
+                                                                           Delimiter="/")  # fmt: skip
+            return sorted(p["Prefix"][len(ANCHORS) :].strip("/") for page in pages
+                          for p in page.get("CommonPrefixes", []))  # fmt: skip
+        except Exception as exc:
+            raise StateError(f"cannot list the audit bucket {self.bucket}: {type(exc).__name__}") from None
 
     # ----- stop markers ----------------------------------------------------------------------------
     def mark_stop(self, stop_id: str, reason: str, set_by: str, now: dt.datetime) -> None:
@@ -114,15 +142,37 @@ class AuditStore(WriteOnceBucket):
         self._put_once(f"{STOPS}clear-{digest}.json", {**signed.as_dict(), "stops": stops}, now)
 
     def stop_markers(self) -> tuple[list[dict[str, Any]], list[Signed]]:
-        """Stops set, and clearings (as signed), from the bucket."""
+        """Stops set, and clearings (as signed), from the bucket: a stop hidden by a delete marker still holds."""
         stops, clears = [], []
-        for key in self._list(STOPS):
-            doc = self._get(key)
-            if key.startswith(f"{STOPS}clear-"):
-                clears.append(Signed.from_dict(doc))
+        for item in self._list(STOPS):
+            if item.version_id is None:
+                continue
+            doc = self._get(item)
+            if item.key.startswith(f"{STOPS}clear-"):
+                if not item.hidden:  # a hidden clearing clears nothing: fail closed
+                    clears.append(Signed.from_dict(doc))
             else:
                 stops.append(doc)
         return stops, clears
+
+
+def list_versions(s3: Any, bucket: str, prefix: str) -> list[Listed]:
+    """Every key under ``prefix``: its newest object version and whether a delete marker hides it."""
+    versions: dict[str, list[dict[str, Any]]] = {}
+    hidden: set[str] = set()
+    markers: set[str] = set()
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for v in page.get("Versions", []):
+            versions.setdefault(v["Key"], []).append(v)
+        for m in page.get("DeleteMarkers", []):
+            markers.add(m["Key"])
+            if m.get("IsLatest"):
+                hidden.add(m["Key"])
+    out = []
+    for key in sorted(set(versions) | markers):
+        newest = max(versions[key], key=lambda v: v["LastModified"]) if key in versions else None
+        out.append(Listed(key, newest.get("VersionId") if newest else None, key in hidden))
+    return out
 
 
 def store_for(bucket: str | None, retention_days: int, region: str) -> AuditStore | None:

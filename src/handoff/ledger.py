@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from handoff.state import iso, ledger, lock_for_decision, utcnow
 
 GENESIS = "0" * 64
+OPENED = "ledger-opened"  # the first entry of every ledger: a random id that names it in a shared audit bucket
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,13 @@ def append(
 ) -> Entry:
     """Append one event inside the caller's transaction, serialised against every other writer."""
     lock_for_decision(conn)
-    last = conn.execute(sa.select(ledger.c.seq, ledger.c.hash).order_by(ledger.c.seq.desc()).limit(1)).first()
-    seq = (last.seq + 1) if last else 1
-    prev = last.hash if last else GENESIS
+    row = conn.execute(sa.select(ledger.c.seq, ledger.c.hash).order_by(ledger.c.seq.desc()).limit(1)).first()
+    last: tuple[int, str] | None = (int(row.seq), str(row.hash)) if row else None
+    if last is None and kind != OPENED:
+        opened = append(conn, OPENED, "handoff", payload={"ledger_id": secrets.token_hex(8)}, at=at)
+        last = (opened.seq, opened.hash)
+    seq = (last[0] + 1) if last else 1
+    prev = last[1] if last else GENESIS
     stamp = iso(at or utcnow())
     body = json.dumps(payload or {}, sort_keys=True, separators=(",", ":"), default=str)
     digest = _digest(seq, stamp, kind, actor, batch_id, order_ref, body, prev)
@@ -82,6 +88,19 @@ class Head:
 def head(conn: sa.Connection) -> Head:
     last = conn.execute(sa.select(ledger.c.seq, ledger.c.hash).order_by(ledger.c.seq.desc()).limit(1)).first()
     return Head(last.seq, last.hash) if last else Head(0, GENESIS)
+
+
+def ledger_id(conn: sa.Connection) -> str | None:
+    """This ledger's name in a shared audit bucket: the random id its first entry (``ledger-opened``)
+    drew, or, for a ledger opened before that entry existed, its first entry's hash cut to 16 digits.
+
+    Fixed once the first entry is written (rewriting it breaks the chain and every anchor)."""
+    first = conn.execute(sa.select(ledger.c.kind, ledger.c.payload, ledger.c.hash).where(ledger.c.seq == 1)).first()
+    if first is None:
+        return None
+    if first.kind == OPENED:
+        return str(json.loads(first.payload).get("ledger_id") or first.hash[:16])
+    return str(first.hash)[:16]
 
 
 def _entry(row: Any) -> Entry:

@@ -1,7 +1,8 @@
 """Who started a transfer: a request signed by an operator key (or a scheduled deployment's service key).
 
 The request (``statement.TRANSFER_REQUEST``, namespace ``handoff-operator``) names the batch id it
-creates, the order, the states, the source (without credentials), the bucket and whether it is
+creates, the order, the states, the source (by the SHA-256 of its address without credentials: the
+request travels to the recipient in the delivery's proof), the bucket and whether it is
 incremental, and expires an hour after it is signed. It is stored with the batch, so the
 two-person rule compares keys and principals from signatures, never from an editable column:
 the approving key must differ from the initiating key, and its principal from the initiator's.
@@ -10,6 +11,7 @@ the approving key must differ from the initiating key, and its principal from th
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 from handoff import statement as st
@@ -32,7 +34,9 @@ def statement_for(batch_id: str, order: str | None, fips: list[str], source_url:
         "batch_id": batch_id,
         "order": order or "(the order in force)",
         "states": sorted(STATES[f] for f in fips),
-        "source": safe_url(source_url),
+        # A digest, not the address: the request travels to the recipient with the delivery's proof,
+        # and where the state keeps its database is none of the recipient's business.
+        "source_sha256": hashlib.sha256(safe_url(source_url).encode()).hexdigest(),
         "bucket": bucket,
         "incremental": incremental,
         "issued_at": st.stamp(now),
