@@ -219,14 +219,19 @@ def test_a_swapped_sender_trust_file_is_named_by_the_recipient(own_policy, sqlit
     # Against the host's own (swapped) trust file the chain holds: the published file is what decides.
     code, problems = _recipient_verify(url, trust_path(life.settings.policy_dir), tmp_path)
     assert code == 0, problems
+    code, findings = _audit_verify(life, tmp_path)
+    assert code == 0, findings
+    code, findings = _audit_verify(life, tmp_path, "--trust", str(published))
+    assert code == 1
+    assert any("hearing-outcome recorded for Mallory does not verify" in f for f in findings), findings
 
 
-def _audit_verify(life: Any, tmp_path: Path) -> tuple[int, list[str]]:
+def _audit_verify(life: Any, tmp_path: Path, *args: str) -> tuple[int, list[str]]:
     from support import cli_env, run_cli
 
     env = cli_env(life.settings.home, HANDOFF_AUDIT_BUCKET=life.settings.audit_bucket,
                   HANDOFF_BUCKET=str(life.settings.bucket), HANDOFF_POLICY_DIR=str(life.settings.policy_dir))  # fmt: skip
-    res = run_cli("audit", "verify", "--json", env=env, cwd=tmp_path)
+    res = run_cli("audit", "verify", "--json", *args, env=env, cwd=tmp_path)
     assert "Traceback" not in res.stderr, res.stderr
     return res.returncode, [f"{f['where']}: {f['problem']}" for f in json.loads(res.stdout)["findings"]]
 

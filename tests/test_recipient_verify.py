@@ -100,3 +100,18 @@ def test_an_approval_by_a_key_the_recipient_does_not_trust_fails(delivered: dict
     problems = json.loads(res.stdout)["problems"]
     assert any("not in the trust file" in p["problem"] for p in problems)
     assert any("no valid approval" in p["problem"] for p in problems)
+
+
+def test_the_demo_ends_verified_then_refused_after_a_counsel_key_swap(tmp_path: Path) -> None:
+    """The README's first command: the honest delivery verifies against the published trust file; the
+    insider's, after counsel's key was swapped on the sender's host, is refused with the link named."""
+    env = cli_env(tmp_path / "home")
+    for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        env.pop(k, None)  # the demo starts its own endpoint
+    res = run_cli("demo", "--rows", "600", env=env, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    text = " ".join(res.stdout.split())
+    first, _, second = text.partition("An insider swaps counsel's key")
+    assert "verified: 1 file(s)" in first and "NOT verified" not in first
+    assert "NOT verified" in second and "order: 2025-12-29.yaml is not signed by counsel under this trust file" in second

@@ -8,6 +8,9 @@ Checks, each finding naming the row or object:
   a database that ends before the newest anchor was truncated; entries after the newest anchor
   are reported as not yet anchored; an anchor hidden by a delete marker, or a delivery's start
   that no anchor covers, is tampering;
+* every signed entry (decisions, outcomes, stop clearings, transfer requests, order versions
+  first use) against a trust file: run with the agency's published one, it names what a key
+  enrolled only on this host signed;
 * the ``approvals``, ``deliveries`` and ``batches`` tables against the ledger, so a row written
   outside it is named; every recorded delivery against its manifest in S3; and the handoff
   bucket itself, listed with versions: an object (or hidden object) no recorded delivery
@@ -16,6 +19,7 @@ Checks, each finding naming the row or object:
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +27,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from handoff import ledger
+from handoff import statement as st
+from handoff.errors import SignatureError
 from handoff.evidence import Anchor, AuditStore, Listed, list_versions
 from handoff.state import approvals, batches, deliveries
+from handoff.trust import COUNSEL, Trust
 
 
 @dataclass(frozen=True)
@@ -162,9 +169,44 @@ def handoff_bucket(conn: sa.Connection, buckets: list[str], prefix: str, region:
     return findings + unaccounted(listed, started)
 
 
+SIGNED_KINDS = {"approved": st.DECISION, "rejected": st.DECISION, "hearing-outcome": st.HEARING_OUTCOME,
+                "hold-cleared": st.HOLD_CLEAR}  # fmt: skip
+
+
+def signatures(conn: sa.Connection, trust: Trust) -> list[Finding]:
+    """Every signed decision in the ledger, and every batch's transfer request, re-verified against
+    ``trust`` as of when it was recorded; and every order version's first use by a counsel key in it.
+
+    Run with the agency's published trust file, this names what a key enrolled only on this host signed."""
+    out: list[Finding] = []
+    for e in ledger.entries(conn, kinds=[*SIGNED_KINDS, "order-version"]):
+        where = f"ledger entry {e.seq}"
+        if e.kind == "order-version":
+            signer = next((x for x in trust.signers if x.fingerprint == e.payload.get("key")), None)
+            if signer is None or COUNSEL not in signer.namespaces:
+                out.append(Finding(where, f"{e.payload.get('order_ref')} was first used under a counsel signature by "
+                                          f"key {e.payload.get('key')}, which {trust.path} does not list for counsel"))  # fmt: skip
+            continue
+        try:
+            st.verify(trust, st.Signed.from_dict(e.payload), SIGNED_KINDS[e.kind], dt.datetime.fromisoformat(e.at))
+        except (SignatureError, ValueError) as exc:
+            out.append(Finding(where, f"{e.kind} recorded for {e.actor} does not verify under {trust.path} ({exc})"))
+    rows = conn.execute(sa.select(batches.c.id, batches.c.created_at, batches.c.request_statement,
+                                  batches.c.request_signature))  # fmt: skip
+    for r in rows:
+        try:
+            at = dt.datetime.fromisoformat(str(r.created_at))
+            st.verify(trust, st.Signed((r.request_statement or "").encode(), r.request_signature or ""),
+                      st.TRANSFER_REQUEST, at)  # fmt: skip
+        except (SignatureError, ValueError) as exc:
+            out.append(Finding(f"batches row {r.id}", f"its transfer request does not verify under {trust.path} ({exc})"))
+    return out
+
+
 def verify(conn: sa.Connection, store: AuditStore | None, region: str, check_s3: bool = True,
-           buckets: list[str] | None = None, prefix: str = "") -> AuditReport:  # fmt: skip
-    """``buckets``: the handoff bucket(s) to list besides those the ledger names; ``prefix`` their key prefix."""
+           buckets: list[str] | None = None, prefix: str = "", trust: Trust | None = None) -> AuditReport:  # fmt: skip
+    """``buckets``: the handoff bucket(s) to list besides those the ledger names; ``prefix`` their key prefix;
+    ``trust``: the trust file every signed entry is re-verified against (the published one, ideally)."""
     report = AuditReport()
     chain = ledger.verify(conn)
     report.entries = chain.checked
@@ -190,6 +232,8 @@ def verify(conn: sa.Connection, store: AuditStore | None, region: str, check_s3:
             report.notes.append(f"{report.unanchored} newest entr{'y is' if report.unanchored == 1 else 'ies are'} "
                                 "not anchored yet (the next write anchors them)")  # fmt: skip
     report.findings += tables_against_ledger(conn)
+    if trust is not None:
+        report.findings += signatures(conn, trust)
     if check_s3:
         found, notes = manifests_in_s3(conn, region)
         report.findings += found + handoff_bucket(conn, buckets or [], prefix, region)

@@ -791,6 +791,8 @@ def verify_cmd(
 @audit_app.command("verify")
 def audit_verify(
     no_s3: Annotated[bool, typer.Option("--no-s3", help="Skip fetching each delivered manifest from S3.")] = False,
+    trust: Annotated[Path | None, typer.Option("--trust", help="Re-verify every signed entry against this trust "
+                                               "file (the agency's published one; default: this host's).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check the ledger against its write-once anchors, and every table and manifest against the ledger.
@@ -803,9 +805,12 @@ def audit_verify(
     """
     from handoff.audit import verify
 
+    from handoff.trust import load_trust
+
     life = _lifecycle()
+    signers = load_trust(trust) if trust is not None else life.trust()
     with life.engine.connect() as conn:
-        report = verify(conn, life.ctx.store, life.settings.region, check_s3=not no_s3,
+        report = verify(conn, life.ctx.store, life.settings.region, check_s3=not no_s3, trust=signers,
                         buckets=[life.settings.bucket] if life.settings.bucket else [], prefix=life.settings.prefix)  # fmt: skip
     if as_json:
         emit_json(report.as_dict())
@@ -868,8 +873,10 @@ def demo(
 ) -> None:
     """Tell the whole story on embedded defaults: seed, held transfer, outcome, approval, delivery, lineage.
 
-    Uses SQLite, a local S3-compatible endpoint with KMS on loopback, and a DEMO approver;
-    everything lives under HANDOFF_HOME/demo and is recreated on each run.
+    Uses SQLite, a local S3-compatible endpoint with KMS on loopback, and DEMO keys; ends with the
+    recipient's check against the published trust file, passing, then failing for a second batch
+    sent after an insider swapped counsel's key on the sender's host.
+    Everything lives under HANDOFF_HOME/demo and is recreated on each run.
     Example: handoff demo --rows 50000
     """
     from handoff.demo import run_demo

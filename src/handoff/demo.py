@@ -4,7 +4,9 @@ Generates throwaway keys and a trust file (DEMO ONLY), seeds a SQLite source, st
 S3-compatible endpoint with a KMS key on loopback, runs a transfer requested by the demo
 operator's signature that is held (hearing pending), records the outcome signed by demo counsel,
 approves with the demo approver's signature, delivers, then prints counts, the manifest, the
-lineage walk, the ledger check and the recipient's ``handoff verify``. Everything lives under
+lineage walk, the ledger check and the recipient's ``handoff verify`` against the published trust
+file; then an insider swaps counsel's key on the sender's host and sends a second batch, which the
+same recipient check refuses, naming the broken links. Everything lives under
 ``HANDOFF_HOME/demo`` and is recreated on each run.
 """
 
@@ -27,7 +29,9 @@ from handoff.extract import open_source
 from handoff.pipeline import StageRequest
 from handoff.report import gate_table
 from handoff.seed import seed_database
+from handoff.signoff import sign_file
 from handoff.transfer import Lifecycle
+from handoff.trust import COUNSEL, load_trust, trust_path
 from handoff.verify import verify_prefix
 from handoff.walk import walk
 
@@ -44,9 +48,11 @@ def run_demo(base: Settings, rows: int, console: Console) -> None:
 
     keys = demokeys.make_keyring(home / "keys")
     policy_dir = demokeys.signed_policy_dir(base.policy_dir, home / "policy", keys)
+    published = home / "published_allowed_signers"  # what the agency publishes; the recipient checks against it
+    shutil.copyfile(trust_path(policy_dir), published)
     step("Throwaway keys and a trust file (DEMO ONLY)",
-         f"{len(keys.people)} ed25519 keys in {keys.folder}; trust file {policy_dir / 'trust' / 'allowed_signers'}; "
-         f"order files signed by {keys.principal('counsel')}")  # fmt: skip
+         f"{len(keys.people)} ed25519 keys in {keys.folder}; trust file {policy_dir / 'trust' / 'allowed_signers'} "
+         f"(published as {published}); order files signed by {keys.principal('counsel')}")  # fmt: skip
 
     step("Seed a synthetic SQLite source", f"{rows:,} enrollees, every T-MSIS column incl. denied ones")
     seed_database(open_source(source, must_exist=False), rows, seed=42, replace=True)
@@ -61,14 +67,18 @@ def run_demo(base: Settings, rows: int, console: Console) -> None:
                                  audit_bucket=AUDIT_BUCKET, audit_retention_days=1, chunk_rows=base.chunk_rows)  # fmt: skip
         life = Lifecycle(settings)
         now = dt.datetime.now(dt.UTC)
-        _story(console, step, life, keys, source, now)
+        first = _story(console, step, life, keys, source, now)
+        _recipient(console, step, first, published, expect_ok=True)
+        second = _insider(console, step, life, keys, source, now)
+        _recipient(console, step, second, published, expect_ok=False)
     finally:
         local.stop()
     console.print(f"\n[bold green]Done.[/] State, staging, keys and lineage events are under {home}/")
 
 
 def _story(console: Console, step: Any, life: Lifecycle, keys: demokeys.Keyring, source: str,
-           now: dt.datetime) -> None:  # fmt: skip
+           now: dt.datetime) -> str:  # fmt: skip
+    """The honest path; returns the delivered prefix's address."""
     step("Transfer, requested by the demo operator's signature",
          "extract only permitted columns and people, validate, stage, evaluate gates")  # fmt: skip
     request = StageRequest(source, bucket=BUCKET)
@@ -99,6 +109,49 @@ def _story(console: Console, step: Any, life: Lifecycle, keys: demokeys.Keyring,
         console.print("[red]nothing was delivered; see the gates above[/]")
         raise SystemExit(1)
     _evidence(console, step, life, delivered[0], now)
+    return f"s3://{BUCKET}/{delivered[0].manifest_key.rsplit('/', 1)[0]}/"
+
+
+def _insider(console: Console, step: Any, life: Lifecycle, keys: demokeys.Keyring, source: str,
+             now: dt.datetime) -> str:  # fmt: skip
+    """An insider on the sender's host swaps counsel's key, then drives a second batch out; returns its address."""
+    counsel = keys.principal("counsel")
+    insider = demokeys.make_keyring(keys.folder.parent / "insider-keys", {"insider": (counsel, (COUNSEL,))})
+    path = trust_path(life.settings.policy_dir)
+    lines = [x for x in path.read_text().splitlines(keepends=True) if not x.startswith(f'"{counsel}"')]
+    path.write_text("".join(lines) + insider.trust_line("insider"))
+    for order_file in sorted((life.settings.policy_dir / "orders").glob("*.yaml")):
+        sign_file(order_file, insider.key("insider"))
+    step("An insider swaps counsel's key on the sender's host",
+         f"{path} now lists the insider's key under {counsel!r}; the insider re-signs the order and the hearing "
+         "outcome, then a real operator and approver send a second batch")  # fmt: skip
+    request = StageRequest(source, bucket=BUCKET)
+    request = dataclasses.replace(request, signed=keys.sign("operator", life.request_statement(request, BUCKET, now)))
+    second = life.transfer(request, BUCKET, now)
+    with life.engine.connect() as conn:
+        hearing = next(h for h in calendar(conn, life.policies, life.trust(), now) if not h.outcome)
+    with life.ctx.write() as conn:
+        record_outcome(conn, life.policies, life.trust(),
+                       insider.sign("insider", outcome_statement(hearing, "upheld", None, now)), now)  # fmt: skip
+    life.decide(second.batch.id, keys.sign("approver", life.decision_statement(second.batch.id, "approve", None, now)),
+                now)  # fmt: skip
+    done = next(r for r in life.release(now) if r.batch.id == second.batch.id)
+    _outcome(console, done)
+    if done.batch.status != "delivered":
+        raise SystemExit("the insider's batch was not delivered; the demo expected the sender's host to be fooled")
+    return f"s3://{BUCKET}/{done.manifest_key.rsplit('/', 1)[0]}/"
+
+
+def _recipient(console: Console, step: Any, url: str, published: Any, expect_ok: bool) -> None:
+    step("The recipient verifies against the agency's published trust file",
+         f"handoff verify {url} --trust {published}  (no state database)")  # fmt: skip
+    report = verify_prefix(url, load_trust(published))
+    for p in report.problems:
+        console.print(f"  [red]FAIL[/] {p}", highlight=False)
+    console.print(f"  {'[green]verified[/]' if report.ok else '[red]NOT verified[/]'}: {report.files} file(s), "
+                  f"{report.rows:,} rows, approved by {', '.join(report.approvers) or 'nobody'}")  # fmt: skip
+    if report.ok != expect_ok:
+        raise SystemExit(1)
 
 
 def _evidence(console: Console, step: Any, life: Lifecycle, d: Any, now: dt.datetime) -> None:
@@ -128,16 +181,6 @@ def _evidence(console: Console, step: Any, life: Lifecycle, d: Any, now: dt.date
         console.print(f"  [red]{f}[/]")
     again = life.release(now)
     console.print(f"  re-running release delivers nothing new: {len([r for r in again if r.objects])} batches")
-
-    url = f"s3://{BUCKET}/{d.manifest_key.rsplit('/', 1)[0]}/"
-    step("The recipient verifies", f"handoff verify {url} --trust allowed_signers  (no state database)")
-    report = verify_prefix(url, life.trust())
-    for p in report.problems:
-        console.print(f"  [red]FAIL[/] {p}")
-    console.print(f"  {'[green]verified[/]' if report.ok else '[red]NOT verified[/]'}: {report.files} file(s), "
-                  f"{report.rows:,} rows, approved by {', '.join(report.approvers) or 'nobody'}")  # fmt: skip
-    if not report.ok:
-        raise SystemExit(1)
 
 
 def _stepper(console: Console):  # type: ignore[no-untyped-def]
