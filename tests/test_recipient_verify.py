@@ -114,4 +114,6 @@ def test_the_demo_ends_verified_then_refused_after_a_counsel_key_swap(tmp_path: 
     text = " ".join(res.stdout.split())
     first, _, second = text.partition("An insider swaps counsel's key")
     assert "verified: 1 file(s)" in first and "NOT verified" not in first
-    assert "NOT verified" in second and "order: 2025-12-29.yaml is not signed by counsel under this trust file" in second
+    assert (
+        "NOT verified" in second and "order: 2025-12-29.yaml is not signed by counsel under this trust file" in second
+    )

@@ -199,7 +199,9 @@ def signatures(conn: sa.Connection, trust: Trust) -> list[Finding]:
             st.verify(trust, st.Signed((r.request_statement or "").encode(), r.request_signature or ""),
                       st.TRANSFER_REQUEST, at)  # fmt: skip
         except (SignatureError, ValueError) as exc:
-            out.append(Finding(f"batches row {r.id}", f"its transfer request does not verify under {trust.path} ({exc})"))
+            out.append(
+                Finding(f"batches row {r.id}", f"its transfer request does not verify under {trust.path} ({exc})")
+            )
     return out
 
 

@@ -791,8 +791,14 @@ def verify_cmd(
 @audit_app.command("verify")
 def audit_verify(
     no_s3: Annotated[bool, typer.Option("--no-s3", help="Skip fetching each delivered manifest from S3.")] = False,
-    trust: Annotated[Path | None, typer.Option("--trust", help="Re-verify every signed entry against this trust "
-                                               "file (the agency's published one; default: this host's).")] = None,
+    trust: Annotated[
+        Path | None,
+        typer.Option(
+            "--trust",
+            help="Re-verify every signed entry against this trust "
+            "file (the agency's published one; default: this host's).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check the ledger against its write-once anchors, and every table and manifest against the ledger.
@@ -804,7 +810,6 @@ def audit_verify(
     Example: handoff audit verify
     """
     from handoff.audit import verify
-
     from handoff.trust import load_trust
 
     life = _lifecycle()

@@ -109,7 +109,7 @@ def _story(console: Console, step: Any, life: Lifecycle, keys: demokeys.Keyring,
         console.print("[red]nothing was delivered; see the gates above[/]")
         raise SystemExit(1)
     _evidence(console, step, life, delivered[0], now)
-    return f"s3://{BUCKET}/{delivered[0].manifest_key.rsplit('/', 1)[0]}/"
+    return f"s3://{BUCKET}/{str(delivered[0].manifest_key).rsplit('/', 1)[0]}/"
 
 
 def _insider(console: Console, step: Any, life: Lifecycle, keys: demokeys.Keyring, source: str,
@@ -139,7 +139,7 @@ def _insider(console: Console, step: Any, life: Lifecycle, keys: demokeys.Keyrin
     _outcome(console, done)
     if done.batch.status != "delivered":
         raise SystemExit("the insider's batch was not delivered; the demo expected the sender's host to be fooled")
-    return f"s3://{BUCKET}/{done.manifest_key.rsplit('/', 1)[0]}/"
+    return f"s3://{BUCKET}/{str(done.manifest_key).rsplit('/', 1)[0]}/"
 
 
 def _recipient(console: Console, step: Any, url: str, published: Any, expect_ok: bool) -> None:
