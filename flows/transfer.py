@@ -242,7 +242,7 @@ def transfer_flow(
     """Transfer one batch under the order in force, pausing for a signed approval.
 
     The request is signed with this deployment's service key (HANDOFF_SIGNING_KEY), whose
-    principal the trust file must list for handoff-operator; it can never approve the batch.
+    principal the trust file lists for handoff-service (scheduled requests only); it can never approve the batch.
 
     Ends Completed with a state name that says where the batch stands: Quarantined, Held,
     AwaitingApproval, Rejected or Delivered. Nothing is delivered unless every gate is open.

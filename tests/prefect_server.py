@@ -223,7 +223,7 @@ def handoff_env(
     env = {
         "HANDOFF_HOME": str(home),
         "HANDOFF_POLICY_DIR": str(POLICY_DIR),
-        "HANDOFF_SIGNING_KEY": str(KEYS.key("scheduler")),  # the deployment's service key (handoff-operator)
+        "HANDOFF_SIGNING_KEY": str(KEYS.key("scheduler")),  # the deployment's service key (handoff-service)
         "HANDOFF_KMS_KEY_ID": key_id,
         "HANDOFF_AUDIT_BUCKET": audit,
         "HANDOFF_CHUNK_ROWS": "1000",

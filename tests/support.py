@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from handoff import demokeys  # noqa: E402
-from handoff.trust import APPROVE, OPERATOR  # noqa: E402
+from handoff.trust import APPROVE, OPERATOR, SERVICE  # noqa: E402
 from handoff.trust import COUNSEL as COUNSEL_ROLE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +40,8 @@ PEOPLE: dict[str, tuple[str, tuple[str, ...]]] = {
     "counsel": (COUNSEL, (COUNSEL_ROLE,)),
     "ops": ("Ops On-call", (OPERATOR,)),
     "dual": ("Di Dual", (OPERATOR, APPROVE)),
-    "scheduler": ("handoff-scheduler", (OPERATOR,)),
+    "dual-second": ("Di Dual", (APPROVE,)),  # the same person's second key
+    "scheduler": ("handoff-scheduler", (SERVICE,)),  # a scheduled deployment: its own requests only
     "mallory": ("Mallory", (APPROVE, OPERATOR, COUNSEL_ROLE)),  # has keys, never enrolled
 }
 ENROLLED = [label for label in PEOPLE if label != "mallory"]

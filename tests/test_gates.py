@@ -419,3 +419,37 @@ def test_the_order_in_force_is_the_newest_the_ledger_accepted(record: Any, file_
     batch = make_batch()
     gate = gates.order_in_force(ORDER, view(batch, accepted=record, order_file_sha256=file_sha))
     assert gate.open is is_open, gate.reason
+
+
+# ----- people, not keys; statements in their schema ---------------------------------------------------
+def test_the_initiators_second_key_cannot_approve_and_one_person_counts_once() -> None:
+    batch = make_batch()
+    first, second = (s for s in TRUST.signers if s.principal == "Di Dual")
+    assert first.fingerprint != second.fingerprint
+    g = approval_gate(batch, view(batch, [decision("dual-second", batch)], initiator=first))
+    assert not g.open and "Di Dual started batch" in g.reason
+    two = ORDER.model_copy(update={"approvals_required": 2})
+    both = [decision("dual", batch, order=two), decision("dual-second", batch, order=two)]
+    g = approval_gate(batch, view(batch, both), order=two)
+    assert not g.open and "needs 2 approvals by different people" in g.reason
+    g = approval_gate(batch, view(batch, [decision("dual", batch, order=two), decision("ada", batch, order=two)]),
+                      order=two)  # fmt: skip
+    assert g.open, g.reason
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        pytest.param({"decision": "yes"}, "decision is not acceptable", id="a-decision-outside-the-set"),
+        pytest.param({"issued_at": "2027-01-07T18:00:00Z", "expires_at": "2027-01-08T18:00:00Z"},
+                     "is in the future", id="issued-a-year-ahead"),
+        pytest.param({"approved_by": "Ada"}, "approved_by is not acceptable", id="a-field-the-kind-lacks"),
+        pytest.param({"rows": "10"}, "rows is not acceptable", id="a-number-as-text"),
+        pytest.param({"expires_at": "2026-01-07T17:00:00Z"}, "not after its issued_at", id="expires-before-issued"),
+    ],
+)  # fmt: skip
+def test_a_statement_outside_its_schema_approves_nothing(changes: dict[str, Any], why: str) -> None:
+    batch = make_batch()
+    doc = {**approval.statement_for(batch, ORDER, DEST, "approve", None, NOW), **changes}
+    g = approval_gate(batch, view(batch, [sign("ada", doc)]))
+    assert not g.open and why in g.reason, g.reason

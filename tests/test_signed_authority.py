@@ -237,3 +237,41 @@ def test_a_transfer_request_must_be_signed_by_an_operator(life, sqlite_source_ur
     forever = dataclasses.replace(signed, signed=sign("operator", {**doc, "expires_at": "2099-01-01T00:00:00Z"}))
     with pytest.raises(SignatureError, match="claims to last longer"):
         life.transfer(forever, s3.name, NOW)
+
+
+def test_the_service_key_starts_scheduled_transfers_and_nothing_else(tmp_path, sqlite_source_url: str, s3,
+                                                                     audit_bucket: str) -> None:  # fmt: skip
+    import dataclasses
+
+    from handoff import hold
+    from handoff import statement as st
+    from handoff.pipeline import StageRequest
+    from handoff.trust import SERVICE
+
+    life = Lifecycle(build_settings(tmp_path / "home", bucket=s3.name, kms_key_id=s3.kms_key_id,
+                                    audit_bucket=audit_bucket, signing_key=KEYS.key("scheduler")))  # fmt: skip
+    try:
+        scheduled = life.service_request(StageRequest(sqlite_source_url), s3.name, NOW)
+        assert json.loads(scheduled.signed.statement)["scheduled"] is True
+        batch = life.transfer(scheduled, s3.name, NOW).batch
+        assert batch.initiator == "handoff-scheduler"
+
+        # The same key cannot sign as a person: a request without the scheduled flag, or in the operator's role.
+        plain = life.request_statement(StageRequest(sqlite_source_url), s3.name, NOW)
+        data = st.canonical(plain)
+        unscheduled = dataclasses.replace(StageRequest(sqlite_source_url, bucket=s3.name),
+                                          signed=st.Signed(data, st.sign_with_key(data, KEYS.key("scheduler"), SERVICE)))  # fmt: skip
+        with pytest.raises(SignatureError, match="signs only scheduled transfer requests"):
+            life.transfer(unscheduled, s3.name, NOW)
+        as_operator = dataclasses.replace(
+            StageRequest(sqlite_source_url, bucket=s3.name), signed=sign("scheduler", plain)
+        )
+        with pytest.raises(SignatureError, match="does not hold the operator role"):
+            life.transfer(as_operator, s3.name, NOW)
+
+        # Nor can it clear an emergency stop: that needs a person with the operator role.
+        stop = set_stop(life, "counsel asked")
+        with life.ctx.write() as conn, pytest.raises(SignatureError, match="does not hold the operator role"):
+            hold.clear(conn, life.trust(), sign("scheduler", hold.clear_statement([stop], "resume", NOW)), NOW)
+    finally:
+        life.engine.dispose()

@@ -70,7 +70,8 @@ class Settings(BaseSettings):
     signing_key: Path | None = Field(
         default=None,
         description="SSH key a scheduled deployment signs its transfer requests with (its service principal "
-        "must hold handoff-operator in the trust file). Grants nothing by itself: the trust file decides.",
+        "holds handoff-service in the trust file: it signs scheduled requests and nothing else). Grants nothing "
+        "by itself: the trust file decides.",
     )
     bucket: str | None = Field(default=None, description="S3 handoff bucket.")
     prefix: str = Field(default="", description="Key prefix inside the bucket.")

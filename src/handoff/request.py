@@ -22,7 +22,7 @@ from handoff.state import safe_url
 from handoff.trust import Signer, Trust
 
 TTL = dt.timedelta(hours=1)
-VOLATILE = ("batch_id", "issued_at", "expires_at")
+VOLATILE = ("batch_id", "issued_at", "expires_at", "scheduled")  # scheduled: checked against the key's role
 
 
 def statement_for(batch_id: str, order: str | None, fips: list[str], source_url: str, bucket: str,

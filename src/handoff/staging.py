@@ -20,6 +20,7 @@ from handoff.errors import GateError, HandoffError, PolicyError
 from handoff.gatekeeper import Gatekeeper, Outcome
 from handoff.pipeline import Progress, StageRequest, new_batch_id, parse_states, stage_batch
 from handoff.status import Status
+from handoff.trust import SERVICE
 
 
 class Requests:
@@ -41,11 +42,12 @@ class Requests:
         key, target = self.ctx.settings.signing_key, bucket or self.ctx.settings.bucket
         if key is None:
             raise GateError("a scheduled transfer signs its request with the deployment's service key: set "
-                            "HANDOFF_SIGNING_KEY to a key the trust file lists for handoff-operator")  # fmt: skip
+                            f"HANDOFF_SIGNING_KEY to a key the trust file lists for {SERVICE}")  # fmt: skip
         if not target:
             raise HandoffError("give the bucket (or set HANDOFF_BUCKET)")
-        doc = self.request_statement(request, target, now)
-        return dataclasses.replace(request, bucket=target, signed=st.obtain(doc, key, None, None))
+        doc = {**self.request_statement(request, target, now), "scheduled": True}
+        data = st.canonical(doc)
+        return dataclasses.replace(request, bucket=target, signed=st.Signed(data, st.sign_with_key(data, key, SERVICE)))
 
     def authorise(self, request: StageRequest, now: dt.datetime) -> StageRequest:
         """Verify the signed request and the order's signature; the request then names who started it."""

@@ -2,7 +2,9 @@
 
 One line per person (or service) and key. The ``namespaces="..."`` option names the roles a key
 holds: ``handoff-approve`` (approvers), ``handoff-counsel`` (hearing outcomes and order versions)
-and ``handoff-operator`` (starting transfers, clearing an emergency stop). A signature verifies
+``handoff-operator`` (starting transfers, clearing an emergency stop) and ``handoff-service`` (a
+scheduled deployment's key: it signs the transfer requests of scheduled runs and nothing else, so
+anyone on the host who can read it can neither clear a stop nor sign as a person). A signature verifies
 only against a key listed for its namespace, and the principal recorded is the one written in
 this file, never a name someone typed. Nothing in the environment grants authority: the file is
 reviewed and merged like the court order next to it.
@@ -23,7 +25,8 @@ from handoff.errors import PolicyError, SignatureError
 APPROVE = "handoff-approve"
 COUNSEL = "handoff-counsel"
 OPERATOR = "handoff-operator"
-ROLES = {APPROVE: "approver", COUNSEL: "counsel", OPERATOR: "operator"}
+SERVICE = "handoff-service"  # a scheduled deployment's key: signs its own transfer requests, nothing else
+ROLES = {APPROVE: "approver", COUNSEL: "counsel", OPERATOR: "operator", SERVICE: "service"}
 TRUST_FILE = Path("trust") / "allowed_signers"
 
 _PRINCIPAL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 ._@+'()-]{0,118}[A-Za-z0-9.)])?$")
