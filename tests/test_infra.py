@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import re
 import shutil
@@ -264,6 +265,74 @@ def test_policy_denies_puts_with_another_kms_key(tf: dict[str, Any]) -> None:
         if s["effect"] == "Deny" and "s3:PutObject" in s["actions"] and condition in _conditions(s)
     ]
     assert len(deny) == 1 and _everyone(deny[0])
+
+
+def test_audit_bucket_denies_deletes_to_everyone_but_the_break_glass_role(tf: dict[str, Any]) -> None:
+    deny = [
+        s
+        for s in _bucket_policy(tf, "audit")
+        if s["effect"] == "Deny" and {"s3:DeleteObject", "s3:DeleteObjectVersion"} <= set(s["actions"])
+    ]
+    assert len(deny) == 1 and _everyone(deny[0])
+    assert _conditions(deny[0]) == [("ArnNotEquals", "aws:PrincipalArn", [_ref("var.break_glass_role_arn")])]
+    assert "break_glass_role_arn" in tf["variable"]
+
+
+# The emulator ignores bucket policies, so the requests handoff really sends are checked against the
+# policy conditions read from the HCL. S3 evaluates the SSE condition keys on the requests that set
+# encryption: PutObject and CreateMultipartUpload (parts and completion inherit the upload's).
+_SSE_KEYS = {"s3:x-amz-server-side-encryption": "ServerSideEncryption",
+             "s3:x-amz-server-side-encryption-aws-kms-key-id": "SSEKMSKeyId"}  # fmt: skip
+
+
+def _denied(statements: list[dict[str, Any]], params: dict[str, Any], kms_arn: str) -> list[str]:
+    """The Sids of Deny statements on s3:PutObject whose StringNotEquals conditions this request meets."""
+    out = []
+    for stmt in statements:
+        if stmt["effect"] != "Deny" or "s3:PutObject" not in stmt["actions"]:
+            continue
+        conditions = [c for c in _conditions(stmt) if c[1] in _SSE_KEYS]
+        assert all(test == "StringNotEquals" for test, _, _ in conditions), "extend _denied for this condition"
+        if not conditions:
+            continue
+        values = {var: [kms_arn if v == _ref("aws_kms_key.handoff.arn") else v for v in vals]
+                  for _, var, vals in conditions}  # fmt: skip
+        if all(params.get(_SSE_KEYS[var]) not in vals for var, vals in values.items()):
+            out.append(stmt["sid"])
+    return out
+
+
+def test_every_write_handoff_sends_meets_the_terraform_bucket_policies(tf: dict[str, Any], life: Any,
+                                                                       sqlite_source_url: str, s3: Any) -> None:  # fmt: skip
+    import boto3
+    from support import NOW, approve, record_upheld, set_stop, transfer
+
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name in ("PutObject", "CreateMultipartUpload"):
+            sent.append((model.name, dict(params)))
+
+    session = boto3._get_default_session()
+    session.events.register("before-parameter-build.s3", record)
+    try:
+        batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
+        record_upheld(life)
+        approve(life, batch.id, "ada")
+        [done] = life.release(NOW + dt.timedelta(hours=1))
+        assert done.batch.status == "delivered"
+        stop = set_stop(life, "policy check")
+        life.ctx.store.mark_stop(stop.id, stop.reason, stop.set_by, NOW)
+        life.withdraw(batch.id, "policy check", "Ops On-call", NOW + dt.timedelta(hours=2))
+    finally:
+        session.events.unregister("before-parameter-build.s3", record)
+    buckets = {s3.name: "handoff", life.settings.audit_bucket: "audit"}
+    kms_arn = s3.kms_key_id  # the key the deployment configures: aws_kms_key.handoff in production
+    seen = {buckets[p["Bucket"]] for _, p in sent}
+    assert seen == {"handoff", "audit"}, "the check saw writes to both buckets"
+    for op, params in sent:
+        denied = _denied(_bucket_policy(tf, buckets[params["Bucket"]]), params, kms_arn)
+        assert denied == [], f"{op} s3://{params['Bucket']}/{params['Key']} would be refused on AWS by {denied}"
 
 
 def test_recipient_gets_read_only_on_the_bucket(tf: dict[str, Any]) -> None:

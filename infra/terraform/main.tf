@@ -388,6 +388,26 @@ data "aws_iam_policy_document" "audit_bucket" {
       values   = ["aws:kms"]
     }
   }
+
+  # Object Lock refuses deleting a locked version, but a plain DELETE still adds a delete marker that
+  # hides an anchor or a stop from ordinary listings. Nobody but the break-glass role deletes here.
+  statement {
+    sid       = "DenyDeleteExceptBreakGlass"
+    effect    = "Deny"
+    actions   = ["s3:DeleteObject", "s3:DeleteObjectVersion"]
+    resources = ["${aws_s3_bucket.audit.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "ArnNotEquals"
+      variable = "aws:PrincipalArn"
+      values   = [var.break_glass_role_arn]
+    }
+  }
 }
 
 resource "aws_s3_bucket_policy" "audit" {

@@ -73,3 +73,13 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "break_glass_role_arn" {
+  description = "The only IAM role that may delete objects (or add delete markers) in the audit bucket."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-zA-Z-]*:iam::[0-9]{12}:role/.+$", var.break_glass_role_arn))
+    error_message = "break_glass_role_arn must be an IAM role ARN, e.g. arn:aws:iam::123456789012:role/audit-break-glass."
+  }
+}

@@ -75,8 +75,9 @@ class WriteOnceBucket:
         body = (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode()
         until = now.astimezone(dt.UTC) + dt.timedelta(days=self.retention_days)
         try:
+            # SSE-KMS is asked for explicitly: the audit bucket's policy (infra/terraform) denies any put without it.
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*", ContentType="application/json",
-                               ChecksumAlgorithm="SHA256", ObjectLockMode="COMPLIANCE",
+                               ChecksumAlgorithm="SHA256", ObjectLockMode="COMPLIANCE", ServerSideEncryption="aws:kms",
                                ObjectLockRetainUntilDate=until)  # fmt: skip
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
