@@ -453,3 +453,44 @@ def test_a_statement_outside_its_schema_approves_nothing(changes: dict[str, Any]
     doc = {**approval.statement_for(batch, ORDER, DEST, "approve", None, NOW), **changes}
     g = approval_gate(batch, view(batch, [sign("ada", doc)]))
     assert not g.open and why in g.reason, g.reason
+
+
+# ----- what mutation testing showed no test caught ----------------------------------------------------
+def test_no_destination_means_no_approval() -> None:
+    batch = make_batch()
+    g = approval_gate(batch, view(batch, destination=None))
+    assert g.open is False and "no destination bucket" in g.reason
+
+
+def test_only_approval_closed_awaits_and_the_held_reason_leaves_approval_out() -> None:
+    batch = make_batch()
+    waiting = gates.evaluate(batch, ORDER, view(batch, []), NOW)
+    status, reason = gates.status_for(waiting)
+    assert status == "awaiting-approval" and reason.startswith("awaiting approval")
+    held = gates.evaluate(batch, ORDER, view(batch, [], hearings=[hearing(None)]), NOW)
+    status, reason = gates.status_for(held)
+    assert status == "held" and reason.startswith("pending_hearing:") and "approval:" not in reason
+
+
+@pytest.mark.parametrize(("count", "more"), [(1, ""), (2, " (and 1 more)"), (3, " (and 2 more)")])
+def test_every_active_stop_is_counted(count: int, more: str) -> None:
+    stops = [Stop(f"stop-{i}", f"reason {i}", "Ops", NOW.isoformat()) for i in range(count)]
+    g = gates.emergency_stop(StopState(stops, []))
+    assert g.open is False and g.reason.endswith(f"reason {count - 1}{more}")
+    assert gates.emergency_stop(StopState([], [])).open is True
+
+
+def test_every_decision_is_a_known_gate_with_a_real_yes_or_no_and_a_reason() -> None:
+    batch = make_batch()
+    scenarios = [view(batch), view(batch, []), view(batch, hearings=[hearing(None)]),
+                 view(batch, hearings=[hearing("enjoined")]), view(batch, hearings=[]),
+                 view(batch, stops=StopState([Stop("s", "r", "Ops", NOW.isoformat())], [])),
+                 view(batch, order_signoff="unsigned"), view(batch, initiator="unknown"),
+                 view(batch, destination=None), view(batch, validated=None)]  # fmt: skip
+    for v in scenarios:
+        for d in gates.evaluate(batch, ORDER, v, NOW):
+            assert d.gate in gates.GATES and isinstance(d.open, bool) and d.reason.strip()
+    with pytest.raises(TypeError):
+        gates.GateDecision("approval", None, "x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        gates.GateDecision("APPROVAL", True, "x")

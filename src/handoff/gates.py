@@ -24,11 +24,22 @@ from handoff.statement import Signed
 from handoff.trust import Signer, Trust
 
 
+GATES = ("effective_date", "pending_hearing", "emergency_stop", "order_signature", "order_in_force",
+         "policy_version", "validated_content", "approval")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class GateDecision:
     gate: str
     open: bool
     reason: str
+
+    def __post_init__(self) -> None:
+        # A decision is a known gate, a real yes or no, and a reason a person can read: anything else
+        # is a bug that must fail loudly, never a falsy value that happens to hold.
+        if self.gate not in GATES or not isinstance(self.open, bool) or not isinstance(self.reason, str) \
+                or not self.reason.strip():  # fmt: skip
+            raise TypeError(f"malformed gate decision {self.gate!r} {self.open!r} {self.reason!r}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
