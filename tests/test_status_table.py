@@ -34,7 +34,7 @@ def test_a_transition_is_allowed_exactly_when_the_lifecycle_lists_it(current: St
 
 
 def test_final_and_open_statuses() -> None:
-    assert FINAL == {S.QUARANTINED, S.REJECTED, S.SUPERSEDED, S.EMPTY, S.FAILED, S.WITHDRAWN}
+    assert {S.QUARANTINED, S.REJECTED, S.SUPERSEDED, S.EMPTY, S.FAILED, S.WITHDRAWN} == FINAL
     assert set(OPEN) == GATED | {S.DELIVERING}
 
 

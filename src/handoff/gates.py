@@ -23,7 +23,6 @@ from handoff.order import Order
 from handoff.statement import Signed
 from handoff.trust import Signer, Trust
 
-
 GATES = ("effective_date", "pending_hearing", "emergency_stop", "order_signature", "order_in_force",
          "policy_version", "validated_content", "approval")  # fmt: skip
 
