@@ -57,7 +57,10 @@ def test_every_committed_entry_is_anchored_and_the_anchors_cannot_be_erased(life
     assert res.returncode == 0, res.stdout
     assert json.loads(res.stdout)["anchors"] == head.seq - 1
 
-    version = s3.head_object(Bucket=bucket, Key=keys[0])["VersionId"]
+    head_obj = s3.head_object(Bucket=bucket, Key=keys[0])
+    assert head_obj["ObjectLockMode"] == "COMPLIANCE", "GOVERNANCE can be bypassed by anyone with the permission"
+    assert head_obj["ServerSideEncryption"] == "aws:kms"
+    version = head_obj["VersionId"]
     with pytest.raises(Exception, match="AccessDenied|locked|retention|WORM"):
         s3.delete_object(Bucket=bucket, Key=keys[0], VersionId=version)
     with pytest.raises(Exception, match="PreconditionFailed|412"):

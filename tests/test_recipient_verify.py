@@ -117,3 +117,28 @@ def test_the_demo_ends_verified_then_refused_after_a_counsel_key_swap(tmp_path: 
     assert (
         "NOT verified" in second and "order: 2025-12-29.yaml is not signed by counsel under this trust file" in second
     )
+
+
+def test_verify_names_another_kms_key_and_an_approval_that_lapsed_before_delivery(delivered: dict[str, Any]) -> None:
+    import dataclasses
+
+    from handoff import statement as st
+    from handoff.manifest import dumps
+    from handoff.verify import check, read_prefix
+
+    trust = load_trust(delivered["trust"])
+    body, objects, _ = read_prefix(delivered["url"])
+    assert check(delivered["url"], body, objects, trust).ok
+    part = delivered["parts"][0]
+    other = {**objects, part: dataclasses.replace(objects[part], kms_key_id="arn:aws:kms:us-east-1:1:key/other")}
+    problems = [str(p) for p in check(delivered["url"], body, other, trust).problems]
+    assert any(p.startswith(part) and "another KMS key" in p for p in problems), problems
+
+    doc = json.loads(body or b"{}")
+    expires = st.parse_stamp(json.loads(doc["approvals"][0]["statement"])["expires_at"])
+    late = expires + dt.timedelta(seconds=1)
+    doc["delivered_at"] = late.isoformat()
+    manifest = delivered["manifest"]
+    moved = {**objects, manifest: dataclasses.replace(objects[manifest], modified=late)}
+    problems = [str(p) for p in check(delivered["url"], dumps(doc), moved, trust).problems]
+    assert any("lapsed before the delivery" in p for p in problems), problems
