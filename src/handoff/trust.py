@@ -73,8 +73,8 @@ class Trust:
             key = sshsig.check_signature(message, signature, namespace=namespace)
         except sshsig.InvalidSignature as exc:
             raise SignatureError(_why_invalid(exc, namespace)) from None
-        except (ValueError, NotImplementedError) as exc:
-            raise SignatureError(f"the signature cannot be read ({type(exc).__name__}); "
+        except Exception as exc:  # noqa: BLE001 - sshsig raises TypeError/AssertionError on some malformed blobs
+            raise SignatureError(f"not a valid signature: it cannot be read ({type(exc).__name__}); "
                                  "paste the whole -----BEGIN SSH SIGNATURE----- block") from None  # fmt: skip
         listed = [s for s in self.signers if s.key == key]
         fingerprint = key.sha256_str()
