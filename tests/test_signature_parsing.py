@@ -9,6 +9,7 @@ end in ``SignatureError`` naming the input as not a valid signature, or verify.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import struct
 
@@ -90,10 +91,8 @@ def test_a_real_signature_with_bytes_overwritten_is_refused_or_verifies(at: int,
     blob = bytearray(_blob(GOOD))
     i = at % len(blob)
     blob[i : i + len(patch)] = patch
-    try:
+    with contextlib.suppress(SignatureError):  # refused, or (rarely) still the same signature: never a crash
         TRUST.verify(DATA, _armor(bytes(blob)), APPROVE, NOW)
-    except SignatureError:
-        pass
 
 
 @settings(max_examples=150, deadline=None)
