@@ -140,3 +140,12 @@ def test_approvals_required_counts_people_other_than_the_one_who_asked() -> None
     problems = chain.check(doc, TRUST, DELIVERED, [APPROVERS[0]])
     assert any("needs 2 approval(s)" in p for p in problems), problems
     assert not any("needs 2" in p for p in chain.check(doc, TRUST, DELIVERED, APPROVERS))
+
+
+def test_delivered_at_the_effective_instant_is_in_effect() -> None:
+    at = ORDER.effective_instant
+    assert not any(
+        "before" in p and "took effect" in p for p in chain.check(copy.deepcopy(GOOD), TRUST, at, [APPROVERS[0]])
+    )
+    early = at - dt.timedelta(seconds=1)
+    assert any("took effect" in p for p in chain.check(copy.deepcopy(GOOD), TRUST, early, [APPROVERS[0]]))

@@ -1,0 +1,74 @@
+"""What `narrowed` may install, rule by rule: each way of permitting more is named, exactly; a
+version that only permits less passes. Pure: the shipped order and edited copies of it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from support import POLICY_DIR
+
+from handoff.narrowing import widened
+from handoff.order import PolicySet
+
+OLD = PolicySet(POLICY_DIR).current()
+
+
+def edit(order: Any = OLD, **changes: Any) -> Any:
+    return order.model_copy(update={"version": order.version + 1, **changes})
+
+
+def _scope(**changes: Any) -> Any:
+    return OLD.jurisdiction_scope.model_copy(update=changes)
+
+
+def _conditions(column: str, **changes: Any) -> Any:
+    conds = [c.model_copy(update=changes) if c.column == column else c for c in OLD.population.all_of]
+    return OLD.population.model_copy(update={"all_of": conds})
+
+
+TX_OUT = edit(jurisdiction_scope=_scope(overrides={"TX": "excluded"}))
+FIELDS = dict(OLD.permitted_fields)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expect"),
+    [
+        pytest.param(OLD, edit(permitted_fields={**FIELDS, "phone": [*FIELDS["phone"], "elgbl_email_addr"]}),
+                     f"permits columns elgbl_email_addr that {OLD.ref} does not", id="a-column-added"),
+        pytest.param(OLD, edit(name_flag=True), "turns the name flag on", id="name-flag"),
+        pytest.param(TX_OUT, edit(TX_OUT, jurisdiction_scope=_scope()), "brings TX into scope", id="a-state-brought-in"),
+        pytest.param(OLD, edit(effective_at=OLD.effective_at - dt.timedelta(days=1)),
+                     "takes effect earlier (2026-01-05T00:00:00-08:00)", id="earlier"),
+        pytest.param(OLD, edit(source=OLD.source.model_copy(update={"table": "enrollees_all"})),
+                     "reads another source table or key", id="another-table"),
+        pytest.param(OLD, edit(required_fields=OLD.required_fields[:-1]), "no longer requires imgrtn_stus_cd",
+                     id="a-required-field-dropped"),
+        pytest.param(OLD, edit(approvals_required=0), "needs fewer approvals (0 < 1)", id="fewer-approvals"),
+        pytest.param(OLD, edit(population=OLD.population.model_copy(update={"all_of": OLD.population.all_of[:-1]})),
+                     "drops the condition on imgrtn_stus_5_yr_bar_end_dt", id="a-null-test-dropped"),
+        pytest.param(OLD, edit(population=_conditions("imgrtn_stus_cd", in_=["3", "4"])),
+                     "drops or widens the condition on imgrtn_stus_cd (codes 3)", id="codes-widened"),
+        pytest.param(OLD, edit(population=_conditions("imgrtn_stus_5_yr_bar_end_dt", is_null=False)),
+                     "drops the condition on imgrtn_stus_5_yr_bar_end_dt", id="a-null-test-inverted"),
+    ],
+)  # fmt: skip
+def test_each_way_of_permitting_more_is_named(old: Any, new: Any, expect: str) -> None:
+    found = widened(old, new)
+    assert expect in found
+    assert len(found) == (2 if "name flag" in expect else 1), found  # the flag also adds the name columns
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        pytest.param(edit(permitted_fields={**FIELDS, "phone": []}), id="a-column-dropped"),
+        pytest.param(TX_OUT, id="a-state-taken-out"),
+        pytest.param(edit(effective_at=OLD.effective_at + dt.timedelta(days=1)), id="later"),
+        pytest.param(edit(approvals_required=2), id="more-approvals"),
+        pytest.param(edit(population=_conditions("imgrtn_stus_cd", in_=["3"])), id="same-codes"),
+    ],
+)
+def test_a_version_that_only_permits_less_is_narrower(new: Any) -> None:
+    assert widened(OLD, new) == []
