@@ -149,3 +149,71 @@ def test_delivered_at_the_effective_instant_is_in_effect() -> None:
     )
     early = at - dt.timedelta(seconds=1)
     assert any("took effect" in p for p in chain.check(copy.deepcopy(GOOD), TRUST, early, [APPROVERS[0]]))
+
+
+def _with(doc: dict[str, Any], **proof: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    doc["proof"].update(proof)
+    return doc
+
+
+ADDED = {"hearing": "added-1", "order_id": ORDER.order_id, "at": "2026-01-05T17:00:00+00:00", "title": "TRO"}
+
+
+def _added_outcome(result: str, at: dt.datetime = NOW, **extra: Any) -> dict[str, str]:
+    doc = {"kind": st.HEARING_OUTCOME, "version": 1, "hearing_id": "added-1", "order_id": ORDER.order_id,
+           "result": result, "issued_at": st.stamp(at), **extra}  # fmt: skip
+    return {"hearing": "added-1", **sign("counsel", doc).as_dict()}
+
+
+def test_a_hearing_added_at_run_time_needs_its_signed_outcome_too() -> None:
+    pending = _with(GOOD, hearings_added=[ADDED])
+    assert any("court: hearing added-1 (2026-01-05T17:00:00+00:00)" in p
+               for p in chain.check(pending, TRUST, DELIVERED, [APPROVERS[0]]))  # fmt: skip
+    decided = _with(GOOD, hearings_added=[ADDED], hearing_outcomes=[outcome("upheld"), _added_outcome("upheld")])
+    assert chain.check(decided, TRUST, DELIVERED, [APPROVERS[0]]) == []
+    later = _with(GOOD, hearings_added=[{**ADDED, "at": "2026-03-01T17:00:00+00:00"}])
+    assert chain.check(later, TRUST, DELIVERED, [APPROVERS[0]]) == [], "a hearing after the delivery is not due"
+    at_delivery = _with(GOOD, hearings_added=[{**ADDED, "at": DELIVERED.isoformat()}])
+    assert any("added-1" in p for p in chain.check(at_delivery, TRUST, DELIVERED, [APPROVERS[0]]))
+
+
+def test_the_newest_outcome_decides_and_outcomes_of_other_orders_do_not_count() -> None:
+    enjoined_then_upheld = _with(GOOD, hearings_added=[ADDED], hearing_outcomes=[
+        outcome("enjoined", at=NOW - dt.timedelta(hours=2)), _added_outcome("upheld", at=NOW)])  # fmt: skip
+    assert chain.check(enjoined_then_upheld, TRUST, DELIVERED, [APPROVERS[0]]) == []
+    upheld_then_enjoined = _with(GOOD, hearings_added=[ADDED], hearing_outcomes=[
+        outcome("upheld", at=NOW - dt.timedelta(hours=2)), _added_outcome("enjoined", at=NOW)])  # fmt: skip
+    assert any("enjoined" in p for p in chain.check(upheld_then_enjoined, TRUST, DELIVERED, [APPROVERS[0]]))
+    other = {"kind": st.HEARING_OUTCOME, "version": 1, "hearing_id": HEARING_ID, "order_id": "another-order",
+             "result": "upheld", "issued_at": st.stamp(NOW)}  # fmt: skip
+    foreign = _with(GOOD, hearing_outcomes=[{"hearing": HEARING_ID, **sign("counsel", other).as_dict()}])
+    assert any(f"court: hearing {HEARING_ID}" in p for p in chain.check(foreign, TRUST, DELIVERED, [APPROVERS[0]]))
+    exactly = _with(GOOD, hearing_outcomes=[outcome("upheld", at=DELIVERED)])
+    assert chain.check(exactly, TRUST, DELIVERED, [APPROVERS[0]]) == [], "signed at the delivery instant counts"
+
+
+def test_a_narrowed_outcome_naming_the_delivered_version_is_no_rollback() -> None:
+    same = _with(GOOD, hearing_outcomes=[outcome("narrowed", new_order_ref=ORDER.ref, order_file_sha256="a" * 64)])
+    assert chain.check(same, TRUST, DELIVERED, [APPROVERS[0]]) == []
+
+
+def test_an_order_missing_or_unreadable_in_the_proof_is_named() -> None:
+    no_text = _with(GOOD, order_file={"name": "x.yaml"})
+    assert "order: the proof does not carry the order version's text" in chain.check(no_text, TRUST, DELIVERED, [])
+    garbled = copy.deepcopy(GOOD)
+    garbled["proof"]["order_file"]["text"] = "order_id: [unclosed"
+    problems = chain.check(garbled, TRUST, DELIVERED, [APPROVERS[0]])
+    assert any(p.startswith("order: order file 2025-12-29.yaml") and "not valid YAML" in p for p in problems), problems
+
+
+def test_counsels_key_must_be_valid_when_the_delivery_happened(tmp_path: Any) -> None:
+    text = trust_path(POLICY_DIR).read_text()
+    retired = "".join(
+        line.replace('namespaces="handoff-counsel"', 'namespaces="handoff-counsel",valid-before="20260106"', 1)
+        if line.startswith('"Dee Counsel"') else line for line in text.splitlines(keepends=True))  # fmt: skip
+    assert retired != text
+    path = tmp_path / "allowed_signers"
+    path.write_text(retired)
+    problems = chain.check(copy.deepcopy(GOOD), load_trust(path), DELIVERED, [APPROVERS[0]])
+    assert any(p.startswith("order: ") and "not valid at" in p for p in problems), problems
