@@ -180,3 +180,21 @@ def test_two_state_databases_share_one_audit_bucket_and_honour_each_others_stops
             assert report["anchors"] > 0 and any("other ledger" in n for n in report["notes"]), report
     finally:
         other.engine.dispose()
+
+
+def test_a_ledger_opened_before_namespaced_anchors_still_finds_its_old_anchors(tmp_path, audit_bucket) -> None:
+    from handoff import audit, evidence
+    from handoff.state import open_state
+
+    engine = open_state(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:  # the first entry as an older handoff wrote it: no ledger-opened entry
+        digest = ledger._digest(1, NOW.isoformat(), "order-version", "Counsel", None, "o@v1", "{}", ledger.GENESIS)
+        conn.execute(ledger.ledger.insert().values(seq=1, at=NOW.isoformat(), kind="order-version", actor="Counsel",
+                                                   batch_id=None, order_ref="o@v1", payload="{}",
+                                                   prev_hash=ledger.GENESIS, hash=digest))  # fmt: skip
+    store = evidence.AuditStore(audit_bucket, 1, "us-east-1")
+    store._put_once(f"{evidence.ANCHORS}{1:012d}-{digest}.json", {"seq": 1, "hash": digest, "at": "t"}, NOW)
+    with engine.connect() as conn:
+        report = audit.verify(conn, store, "us-east-1", check_s3=False)
+    engine.dispose()
+    assert report.ok and report.anchors == 1, report.as_dict()

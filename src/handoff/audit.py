@@ -220,7 +220,8 @@ def verify(conn: sa.Connection, store: AuditStore | None, region: str, check_s3:
         report.notes.append("no HANDOFF_AUDIT_BUCKET: the chain is checked, but nothing proves it was not rewritten")
     else:
         name = ledger.ledger_id(conn) or ""
-        anchors = store.anchors(name) if name else []
+        opened = conn.execute(sa.select(ledger.ledger.c.kind).where(ledger.ledger.c.seq == 1)).scalar()
+        anchors = store.anchors(name, legacy=opened not in (None, ledger.OPENED)) if name else []
         report.anchors = len(anchors)
         started = [e.seq for e in ledger.entries(conn, kinds=["delivery-started"])]
         report.findings += against_anchors(rows, anchors, started)

@@ -111,16 +111,18 @@ class AuditStore(WriteOnceBucket):
                        {"ledger": ledger_id, "seq": head.seq, "hash": head.hash,
                         "at": now.astimezone(dt.UTC).isoformat()}, now)  # fmt: skip
 
-    def anchors(self, ledger_id: str) -> list[Anchor]:
-        """This ledger's anchors, hidden ones included (flagged)."""
+    def anchors(self, ledger_id: str, legacy: bool = False) -> list[Anchor]:
+        """This ledger's anchors, hidden ones included (flagged). ``legacy``: also those a ledger opened
+        before anchors were namespaced wrote at the top of ``anchors/`` (only ever one ledger's)."""
         out = []
-        prefix = f"{ANCHORS}{ledger_id}/"
-        for item in self._list(prefix):
-            name = item.key[len(prefix) :].removesuffix(".json")
-            seq, _, digest = name.partition("-")
-            if seq.isdigit() and len(digest) == 64:
-                at = self._get(item).get("at", "") if item.version_id else ""
-                out.append(Anchor(int(seq), digest, at, item.key, item.hidden))
+        prefixes = [f"{ANCHORS}{ledger_id}/"] + ([ANCHORS] if legacy else [])
+        for prefix in prefixes:
+            for item in self._list(prefix):
+                name = item.key[len(prefix) :].removesuffix(".json")
+                seq, _, digest = name.partition("-")
+                if "/" not in name and seq.isdigit() and len(digest) == 64:
+                    at = self._get(item).get("at", "") if item.version_id else ""
+                    out.append(Anchor(int(seq), digest, at, item.key, item.hidden))
         return sorted(out, key=lambda a: (a.seq, a.key))
 
     def ledgers(self) -> list[str]:
