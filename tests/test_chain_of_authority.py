@@ -217,3 +217,56 @@ def test_counsels_key_must_be_valid_when_the_delivery_happened(tmp_path: Any) ->
     path.write_text(retired)
     problems = chain.check(copy.deepcopy(GOOD), load_trust(path), DELIVERED, [APPROVERS[0]])
     assert any(p.startswith("order: ") and "not valid at" in p for p in problems), problems
+
+
+def test_unreadable_outcomes_and_added_hearings_are_skipped_not_the_rest() -> None:
+    foreign = {"kind": st.HEARING_OUTCOME, "version": 1, "hearing_id": HEARING_ID, "order_id": "another-order",
+               "result": "upheld", "issued_at": st.stamp(NOW)}  # fmt: skip
+    doc = _with(GOOD, hearing_outcomes=["not a dict", outcome("upheld", "mallory"),
+                                        {"hearing": HEARING_ID, **sign("counsel", foreign).as_dict()},
+                                        outcome("upheld")],
+                hearings_added=[{"hearing": "broken"}, ADDED])  # fmt: skip
+    problems = chain.check(doc, TRUST, DELIVERED, [APPROVERS[0]])
+    assert [p for p in problems if p.startswith("court:")] == [
+        "court: hearing added-1 (2026-01-05T17:00:00+00:00) was due before the delivery, but no outcome signed by "
+        "counsel under this trust file is in the proof"]  # fmt: skip
+
+
+def test_due_hearings_without_outcomes_are_named_in_time_order() -> None:
+    doc = _with(GOOD, hearing_outcomes=[], hearings_added=[ADDED])
+    court = [p for p in chain.check(doc, TRUST, DELIVERED, [APPROVERS[0]]) if p.startswith("court:")]
+    assert [p.split()[2] for p in court] == [HEARING_ID, "added-1"], "earliest first, not by name"
+
+
+def test_only_a_narrowed_outcome_can_replace_the_version() -> None:
+    upheld = _with(GOOD, hearing_outcomes=[outcome("upheld", new_order_ref=f"{ORDER.order_id}@v2")])
+    assert chain.check(upheld, TRUST, DELIVERED, [APPROVERS[0]]) == []
+
+
+def test_a_request_that_is_not_a_signed_statement_is_named() -> None:
+    doc = _with(GOOD, request="garbage")
+    assert any(p.startswith("request: ") for p in chain.check(doc, TRUST, DELIVERED, [APPROVERS[0]]))
+
+
+def test_the_operators_key_must_be_valid_when_the_delivery_happened(tmp_path: Any) -> None:
+    text = trust_path(POLICY_DIR).read_text()
+    retired = "".join(
+        line.replace('namespaces="handoff-operator"', 'namespaces="handoff-operator",valid-before="20260106"', 1)
+        if line.startswith(f'"{INITIATOR}"') else line for line in text.splitlines(keepends=True))  # fmt: skip
+    assert retired != text
+    path = tmp_path / "allowed_signers"
+    path.write_text(retired)
+    problems = chain.check(copy.deepcopy(GOOD), load_trust(path), DELIVERED, [APPROVERS[0]])
+    assert any(p.startswith("request: ") and "not valid at" in p for p in problems), problems
+
+
+def test_a_hearing_time_with_its_own_offset_is_taken_as_written() -> None:
+    """17:00Z on Jan 7 is before the delivery (18:00Z); read as court time it would be 01:00Z on Jan 8."""
+    doc = copy.deepcopy(GOOD)
+    text = doc["proof"]["order_file"]["text"]
+    late = text.replace(
+        "hearings:\n", "hearings:\n  - id: late-1\n    at: 2026-01-07T17:00:00+00:00\n    title: Late\n", 1
+    )
+    assert late != text
+    doc["proof"]["order_file"]["text"] = late  # (breaks the hash and signature too: named separately)
+    assert any(p.startswith("court: hearing late-1") for p in chain.check(doc, TRUST, DELIVERED, [APPROVERS[0]]))

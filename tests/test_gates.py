@@ -401,7 +401,7 @@ def test_a_policy_folder_behind_the_ledger_holds_and_never_supersedes() -> None:
     gate = next(d for d in decisions if d.gate == "order_in_force")
     assert not gate.open and f"{ORDER.order_id}@v2's file is missing" in gate.reason and "entry 7" in gate.reason
     status, reason = gates.status_for(decisions)
-    assert status == "held" and reason.startswith("order_in_force:")
+    assert status == "held" and reason.startswith("order_in_force:") and "policy_version:" not in reason
 
 
 @pytest.mark.parametrize(
@@ -494,3 +494,20 @@ def test_every_decision_is_a_known_gate_with_a_real_yes_or_no_and_a_reason() -> 
         gates.GateDecision("approval", None, "x")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         gates.GateDecision("APPROVAL", True, "x")
+    with pytest.raises(TypeError):
+        gates.GateDecision("approval", True, "  ")
+
+
+def test_an_approved_reason_names_the_approvers_and_nothing_else() -> None:
+    batch = make_batch()
+    g = approval_gate(batch, view(batch))
+    assert g.open and g.reason == f"approved by {APPROVERS[0]} at {NOW.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+
+
+def test_a_decided_hearing_without_an_outcome_time_sorts_before_one_with_it() -> None:
+    from handoff.court import HearingRecord
+
+    unknown = HearingRecord("h-a", ORDER.order_id, "2026-01-03T18:00:00+00:00", "A", "x", "enjoined", COUNSEL, None)
+    known = HearingRecord("h-b", ORDER.order_id, "2026-01-02T18:00:00+00:00", "B", "x", "upheld", COUNSEL,
+                          "2026-01-04T18:00:00+00:00")  # fmt: skip
+    assert gates.pending_hearing(ORDER, [unknown, known]).open is True

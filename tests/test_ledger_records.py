@@ -50,12 +50,17 @@ def test_the_newest_accepted_version_wins_by_first_use_or_signed_narrowing(conn:
     assert in_force.accepted(conn, "ord") is None
     ledger.append(conn, "order-version", "Counsel", payload={"order_ref": "ord@v1", "file_sha256": "1" * 64})
     ledger.append(conn, "order-version", "Counsel", payload={"order_ref": "other@v7", "file_sha256": "7" * 64})
+    ledger.append(conn, "approval-refused", "x", payload={"order_ref": "ord@v9", "new_order_ref": "ord@v9"})
+    ledger.append(conn, "order-version", "Counsel", payload={"order_ref": "ord@v1", "file_sha256": "9" * 64})
     first = in_force.accepted(conn, "ord")
-    assert first is not None and (first.ref, first.version, first.file_sha256, first.how) == (
+    assert first is not None
+    # The first acceptance of a version stands, and no other kind of entry ever counts.
+    assert (first.ref, first.version, first.file_sha256, first.how, first.seq) == (
         "ord@v1",
         1,
         "1" * 64,
         "first used",
+        2,
     )
     statement = json.dumps({"order_file_sha256": "2" * 64})
     ledger.append(conn, "hearing-outcome", "Counsel",

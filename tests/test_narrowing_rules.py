@@ -28,7 +28,8 @@ def _conditions(column: str, **changes: Any) -> Any:
     return OLD.population.model_copy(update={"all_of": conds})
 
 
-TX_OUT = edit(jurisdiction_scope=_scope(overrides={"TX": "excluded"}))
+TX_OUT = edit(jurisdiction_scope=_scope(overrides={"TX": "excluded", "CA": "excluded"}))
+CA_OUT = edit(TX_OUT, jurisdiction_scope=_scope(overrides={"CA": "excluded"}))
 FIELDS = dict(OLD.permitted_fields)
 
 
@@ -38,7 +39,8 @@ FIELDS = dict(OLD.permitted_fields)
         pytest.param(OLD, edit(permitted_fields={**FIELDS, "phone": [*FIELDS["phone"], "elgbl_email_addr"]}),
                      f"permits columns elgbl_email_addr that {OLD.ref} does not", id="a-column-added"),
         pytest.param(OLD, edit(name_flag=True), "turns the name flag on", id="name-flag"),
-        pytest.param(TX_OUT, edit(TX_OUT, jurisdiction_scope=_scope()), "brings TX into scope", id="a-state-brought-in"),
+        pytest.param(TX_OUT, CA_OUT, "brings TX into scope", id="a-state-brought-in"),
+        pytest.param(TX_OUT, edit(TX_OUT, jurisdiction_scope=_scope()), "brings CA, TX into scope", id="two-brought-in"),
         pytest.param(OLD, edit(effective_at=OLD.effective_at - dt.timedelta(days=1)),
                      "takes effect earlier (2026-01-05T00:00:00-08:00)", id="earlier"),
         pytest.param(OLD, edit(source=OLD.source.model_copy(update={"table": "enrollees_all"})),
@@ -72,3 +74,11 @@ def test_each_way_of_permitting_more_is_named(old: Any, new: Any, expect: str) -
 )
 def test_a_version_that_only_permits_less_is_narrower(new: Any) -> None:
     assert widened(OLD, new) == []
+
+
+def test_every_condition_is_compared_whatever_its_place() -> None:
+    null_first = OLD.population.model_copy(update={"all_of": [OLD.population.all_of[-1], *OLD.population.all_of[:-1]]})
+    old = edit(population=null_first)
+    wider = [c.model_copy(update={"in_": ["3", "4"]}) if c.column == "imgrtn_stus_cd" else c for c in null_first.all_of]
+    new = edit(old, population=null_first.model_copy(update={"all_of": wider}))
+    assert widened(old, new) == ["drops or widens the condition on imgrtn_stus_cd (codes 3)"]
