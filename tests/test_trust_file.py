@@ -155,3 +155,13 @@ def test_an_unlisted_key_or_a_key_without_the_role_is_refused_by_name(tmp_path: 
     counsel_only = load_trust(_file(tmp_path, LINE.replace(APPROVE, "handoff-counsel", 1)))
     with pytest.raises(SignatureError, match=r"^Ada Approver \(key SHA256:\S+\) does not hold the approver role"):
         counsel_only.verify(DATA, SIGNATURE, APPROVE, T)
+
+
+def test_a_principal_may_hold_any_letter_and_a_bad_valid_after_is_named_by_line(tmp_path: Path) -> None:
+    from handoff.errors import PolicyError
+
+    xavier = load_trust(_file(tmp_path, LINE.replace('"Ada Approver"', '"Xavier Approver"', 1)))
+    assert xavier.signers[0].principal == "Xavier Approver"
+    bad = _file(tmp_path, LINE.replace(f'namespaces="{APPROVE}"', f'namespaces="{APPROVE}",valid-after="soon"', 1))
+    with pytest.raises(PolicyError, match=f"^{bad}:1: time 'soon' must look like"):
+        load_trust(bad)
