@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from support import APPROVERS, HEARING_ID, INITIATOR, KEYS, NOW, POLICY_DIR, sign
+from support import COUNSEL as COUNSEL_NAME
 
 from handoff import chain, signoff
 from handoff import request as requests
@@ -207,16 +208,24 @@ def test_an_order_missing_or_unreadable_in_the_proof_is_named() -> None:
     assert any(p.startswith("order: order file 2025-12-29.yaml") and "not valid YAML" in p for p in problems), problems
 
 
-def test_counsels_key_must_be_valid_when_the_delivery_happened(tmp_path: Any) -> None:
+def _retired(tmp_path: Any, principal: str, role: str) -> Any:
+    """The published trust file with ``principal``'s ``role`` key retired the day the order took effect."""
     text = trust_path(POLICY_DIR).read_text()
     retired = "".join(
-        line.replace('namespaces="handoff-counsel"', 'namespaces="handoff-counsel",valid-before="20260106"', 1)
-        if line.startswith('"Dee Counsel"') else line for line in text.splitlines(keepends=True))  # fmt: skip
+        line.replace(f'namespaces="{role}"', f'namespaces="{role}",valid-before="20260106"', 1)
+        if line.startswith(f'"{principal}"') else line for line in text.splitlines(keepends=True))  # fmt: skip
     assert retired != text
     path = tmp_path / "allowed_signers"
     path.write_text(retired)
-    problems = chain.check(copy.deepcopy(GOOD), load_trust(path), DELIVERED, [APPROVERS[0]])
-    assert any(p.startswith("order: ") and "not valid at" in p for p in problems), problems
+    return load_trust(path)
+
+
+@pytest.mark.parametrize(("principal", "role", "link"), [(COUNSEL_NAME, "handoff-counsel", "order: "),
+                                                         (INITIATOR, "handoff-operator", "request: ")])  # fmt: skip
+def test_a_signers_key_must_be_valid_when_the_delivery_happened(tmp_path: Any, principal: str, role: str,
+                                                                link: str) -> None:  # fmt: skip
+    problems = chain.check(copy.deepcopy(GOOD), _retired(tmp_path, principal, role), DELIVERED, [APPROVERS[0]])
+    assert any(p.startswith(link) and "not valid at" in p for p in problems), problems
 
 
 def test_unreadable_outcomes_and_added_hearings_are_skipped_not_the_rest() -> None:
@@ -246,18 +255,6 @@ def test_only_a_narrowed_outcome_can_replace_the_version() -> None:
 def test_a_request_that_is_not_a_signed_statement_is_named() -> None:
     doc = _with(GOOD, request="garbage")
     assert any(p.startswith("request: ") for p in chain.check(doc, TRUST, DELIVERED, [APPROVERS[0]]))
-
-
-def test_the_operators_key_must_be_valid_when_the_delivery_happened(tmp_path: Any) -> None:
-    text = trust_path(POLICY_DIR).read_text()
-    retired = "".join(
-        line.replace('namespaces="handoff-operator"', 'namespaces="handoff-operator",valid-before="20260106"', 1)
-        if line.startswith(f'"{INITIATOR}"') else line for line in text.splitlines(keepends=True))  # fmt: skip
-    assert retired != text
-    path = tmp_path / "allowed_signers"
-    path.write_text(retired)
-    problems = chain.check(copy.deepcopy(GOOD), load_trust(path), DELIVERED, [APPROVERS[0]])
-    assert any(p.startswith("request: ") and "not valid at" in p for p in problems), problems
 
 
 def test_a_hearing_time_with_its_own_offset_is_taken_as_written() -> None:
