@@ -24,6 +24,10 @@ PLANTS: list[tuple[str, str, str]] = [
     ("elgbl_line_1_adr_mail", "x" * 1_000_000, "max_length"),
     ("elgbl_line_2_adr_mail", "12 Main St\u202e", "characters"),  # right-to-left override
     ("elgbl_city_name_mail", "Spring\u200bfield", "characters"),  # zero-width space
+    ("elgbl_line_1_adr_home", "123 -- -45 -- -6789", "ssn_like"),  # more than three separators
+    ("elgbl_line_2_adr_home", "1 2 3 4 5 6 7 8 9", "ssn_like"),  # a separator between every digit
+    ("elgbl_line_1_adr_mail", "123x45x6789", "ssn_like"),  # letters as separators
+    ("elgbl_city_name_home", "l23-45-678O", "ssn_like"),  # look-alike letters for digits
 ]
 
 
@@ -145,3 +149,40 @@ def test_screened_rules_divert_exactly_what_each_rule_alone_would(column: str) -
     clean = table.filter(pa.array([i not in {e[0] for e in expected} for i in ids]))
     kept, none = quarantine.split(clean, rules, "msis_ident_num", day)
     assert none.rows == 0 and kept.num_rows == clean.num_rows > 0
+
+
+EVASIONS = ["123 -- -45 -- -6789", "1 2 3 4 5 6 7 8 9", "123x45x6789", "l23-45-6789", "123-45-678O",
+            "918|27|3645", "918-27-3645", "SSN 918273645."]  # fmt: skip
+ORDINARY = ["1234 Main St", "Apt 999", "12 Oak Hill Rd", "CA0000123456", "IL0000123456", "OH0000123456",
+            "5551234567", "555-123-4567", "Lakeview", "PO Box 1204", "Unit 12, 3456 Elm St"]  # fmt: skip
+
+
+def test_the_ssn_rule_means_the_same_to_python_arrow_and_postgresql() -> None:
+    """Separators of any length, a letter between groups and look-alike letters are all an SSN, in each
+    engine that applies the rule (GX's Python ``re``, the row quarantine's RE2, PostgreSQL's ``~``);
+    IDs, phone numbers and street addresses are not."""
+    import re
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import sqlalchemy as sa
+
+    from handoff.rules import SSN_LIKE, looks_like_ssn
+
+    values = EVASIONS + ORDINARY
+    want = [True] * len(EVASIONS) + [False] * len(ORDINARY)
+    assert [bool(re.search(SSN_LIKE, v)) for v in values] == want
+    assert [looks_like_ssn(v) for v in values] == want
+    assert pc.match_substring_regex(pa.array(values), SSN_LIKE).to_pylist() == want
+    try:
+        engine = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+        with engine.connect() as conn:
+            got = [
+                conn.execute(sa.text("SELECT CAST(:v AS text) ~ :p"), {"v": v, "p": SSN_LIKE}).scalar() for v in values
+            ]
+    except sa.exc.OperationalError as exc:
+        from support import unavailable
+
+        unavailable(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc.orig}")
+        return
+    assert got == want

@@ -8,9 +8,11 @@ Regexes are written to mean the same in Python ``re``, RE2 (Arrow) and PostgreSQ
 Disguised identifiers. Every text value must be made of printable ASCII and Latin letters
 (``characters``): a control character, a bidirectional override, a zero-width mark, a
 full-width or other-script digit, a superscript digit, all fail there, in both enforcers, so
-the ASCII SSN pattern sees every digit an SSN could hide in. The SSN pattern takes any
-separators (``123.45.6789``, ``123 / 45 / 6789``), and the row quarantine checks it on the
-NFKC-normalised text as well, so its report names ``ssn_like`` for a full-width SSN too.
+the ASCII SSN pattern sees every digit an SSN could hide in. The SSN pattern takes any run of
+separators with at most one letter among them between any two digits (``123.45.6789``,
+``123 / 45 / 6789``, ``1 2 3 4 5 6 7 8 9``, ``123x45x6789``) and the look-alikes O, I, l and | as
+digits (``l23-45-678O``); the row quarantine checks it on the NFKC-normalised text as well, so its
+report names ``ssn_like`` for a full-width SSN too.
 Lengths come from the source data model (``max_length``).
 """
 
@@ -26,8 +28,12 @@ from handoff.source_model import COLUMN_BY_NAME, STATES
 
 RuleKind = Literal["not_null", "in_set", "match", "not_match", "date_between", "max_length"]
 
-# Three digits, two, four; up to three separators of any kind between the groups.
-SSN_LIKE = r"(?:^|[^0-9])[0-9]{3}[^0-9A-Za-z]{0,3}[0-9]{2}[^0-9A-Za-z]{0,3}[0-9]{4}(?:[^0-9]|$)"
+# Nine digits, not part of a longer number, with anything between two of them that is not a digit:
+# any run of separators, with at most one letter among them (``123x45x6789``, ``1 2 3 4 5 6 7 8 9``,
+# ``123 -- -45 -- -6789``). The letters and signs that pass for a digit (O, I, l, |) count as digits.
+SSN_DIGIT = "[0-9OIl|]"
+SSN_GAP = "[^0-9A-Za-z]*(?:[A-Za-z][^0-9A-Za-z]*)?"
+SSN_LIKE = f"(?:^|[^0-9]){SSN_DIGIT}(?:{SSN_GAP}{SSN_DIGIT}){{8}}(?:[^0-9]|$)"
 # Any character that is not printable ASCII or a Latin letter (Latin-1 letters without × ÷, Latin
 # Extended-A). Unanchored, because Python's ``$`` also matches before a trailing newline and RE2's
 # does not. The \u escapes are Python's: the pattern holds the characters themselves (RE2 has no \u).
