@@ -152,9 +152,14 @@ def test_screened_rules_divert_exactly_what_each_rule_alone_would(column: str) -
 
 
 EVASIONS = ["123 -- -45 -- -6789", "1 2 3 4 5 6 7 8 9", "123x45x6789", "l23-45-6789", "123-45-678O",
-            "918|27|3645", "918-27-3645", "SSN 918273645."]  # fmt: skip
+            "918|27|3645", "918-27-3645", "SSN 918273645.", "I23-4S-6789", "9I8 Z7 B6o5", "9 1 8 - 2 7 - 3 6 4 5"]  # fmt: skip
+# Lawful address lines (numbers, unit letters, PO boxes, rural routes), IDs and phone numbers.
 ORDINARY = ["1234 Main St", "Apt 999", "12 Oak Hill Rd", "CA0000123456", "IL0000123456", "OH0000123456",
-            "5551234567", "555-123-4567", "Lakeview", "PO Box 1204", "Unit 12, 3456 Elm St"]  # fmt: skip
+            "5551234567", "555-123-4567", "Lakeview", "PO Box 1204", "Unit 12, 3456 Elm St",
+            "1600 Pennsylvania Ave NW", "350 Fifth Ave Ste 5000", "100 Bayou Blvd Apt 12B", "PO Box 12045",
+            "One Microsoft Way", "4059 Mt Lee Dr", "Rural Route 2 Box 152", "W1234 County Rd S",
+            "12-B Solo Ct", "2100 S Boston St #1206", "Bldg 5, Rm 210", "Oslo", "N89W16785 Main St",
+            "Springfield", "Boise"]  # fmt: skip
 
 
 def test_the_ssn_rule_means_the_same_to_python_arrow_and_postgresql() -> None:

@@ -10,8 +10,8 @@ Disguised identifiers. Every text value must be made of printable ASCII and Lati
 full-width or other-script digit, a superscript digit, all fail there, in both enforcers, so
 the ASCII SSN pattern sees every digit an SSN could hide in. The SSN pattern takes any run of
 separators with at most one letter among them between any two digits (``123.45.6789``,
-``123 / 45 / 6789``, ``1 2 3 4 5 6 7 8 9``, ``123x45x6789``) and the look-alikes O, I, l and | as
-digits (``l23-45-678O``); the row quarantine checks it on the NFKC-normalised text as well, so its
+``123 / 45 / 6789``, ``1 2 3 4 5 6 7 8 9``, ``123x45x6789``) and the look-alikes l, I, |, O, o, S,
+B and Z as digits (``l23-45-678O``); the row quarantine checks it on the NFKC-normalised text as well, so its
 report names ``ssn_like`` for a full-width SSN too.
 Lengths come from the source data model (``max_length``).
 """
@@ -30,8 +30,8 @@ RuleKind = Literal["not_null", "in_set", "match", "not_match", "date_between", "
 
 # Nine digits, not part of a longer number, with anything between two of them that is not a digit:
 # any run of separators, with at most one letter among them (``123x45x6789``, ``1 2 3 4 5 6 7 8 9``,
-# ``123 -- -45 -- -6789``). The letters and signs that pass for a digit (O, I, l, |) count as digits.
-SSN_DIGIT = "[0-9OIl|]"
+# ``123 -- -45 -- -6789``). The letters and signs that pass for a digit (l I | O o S B Z) count as digits.
+SSN_DIGIT = "[0-9lI|OoSBZ]"
 SSN_GAP = "[^0-9A-Za-z]*(?:[A-Za-z][^0-9A-Za-z]*)?"
 SSN_LIKE = f"(?:^|[^0-9]){SSN_DIGIT}(?:{SSN_GAP}{SSN_DIGIT}){{8}}(?:[^0-9]|$)"
 # Any character that is not printable ASCII or a Latin letter (Latin-1 letters without × ÷, Latin
