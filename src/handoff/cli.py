@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.tree import Tree
 
 from handoff.config import Settings, load_settings
 from handoff.errors import HandoffError
+from handoff.terminal import SafeConsole, plain, styled
 
 app = typer.Typer(
     help="Move only what a court permitted, only when permitted, only after a person with the authority signed it.",
@@ -44,8 +44,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(trust_app, name="trust")
 
 # Piped output keeps whole lines: wide tables are not truncated and an error stays one line.
-out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 10_000)
+# Every string they render is cleaned of control and escape sequences (handoff.terminal); a value from
+# outside inside a markup line also goes through plain().
+out = SafeConsole(width=None if sys.stdout.isatty() else 200)
+err = SafeConsole(stderr=True, width=None if sys.stderr.isatty() else 10_000)
 _overrides: dict[str, Any] = {}
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
@@ -173,24 +175,29 @@ def policy_show(
         emit_json({**o.model_dump(mode="json", by_alias=True), "ref": o.ref, "policy_hash": o.policy_hash,
                    "columns": o.columns, "file": str(policies.file_for(o))})  # fmt: skip
         return
-    out.print(f"[bold]{o.ref}[/]  {o.case.caption}, {o.case.court} {o.case.number}")
-    out.print(f"signed {o.signed_date}; effective {o.effective_instant.isoformat()} ({o.court_time_zone})")
-    out.print(f"file {policies.file_for(o)}; policy hash {o.policy_hash[:16]}…")
+    out.print(f"[bold]{o.ref}[/]  {plain(o.case.caption)}, {plain(o.case.court)} {plain(o.case.number)}")
+    out.print(f"signed {o.signed_date}; effective {o.effective_instant.isoformat()} ({plain(o.court_time_zone)})")
+    out.print(f"file {plain(policies.file_for(o))}; policy hash {o.policy_hash[:16]}…")
     t = Table("category", "columns", title="Permitted fields")
     for cat, cols in o.permitted_fields.items():
-        t.add_row(cat, ", ".join(cols))
-    t.add_row("name (flag)", ("ON: " if o.name_flag else "off: ") + ", ".join(o.name_fields))
+        t.add_row(plain(cat), plain(", ".join(cols)))
+    t.add_row("name (flag)", ("ON: " if o.name_flag else "off: ") + plain(", ".join(o.name_fields)))
     out.print(t)
     p = Table("column", "must be", "else excluded as", title=f"Population (all of; null → {o.population.on_null})")
     for c in o.population.all_of:
-        p.add_row(c.column, f"in {c.in_}" if c.in_ is not None else ("null" if c.is_null else "not null"), c.reason)
+        must = f"in {c.in_}" if c.in_ is not None else ("null" if c.is_null else "not null")
+        p.add_row(plain(c.column), plain(must), plain(c.reason))
     out.print(p)
-    out.print("plaintiff states: " + ", ".join(f"{s.state}{'' if s.verified else '?'}" for s in o.plaintiff_states)
+    out.print("plaintiff states: " + plain(", ".join(f"{s.state}{'' if s.verified else '?'}" for s in o.plaintiff_states))
               + "   (? = unverified, treated as plaintiff)")  # fmt: skip
     sc = o.jurisdiction_scope
-    out.print(f"scope: plaintiff={sc.plaintiff} non-plaintiff={sc.non_plaintiff} overrides={sc.overrides or 'none'}")
+    out.print(
+        plain(f"scope: plaintiff={sc.plaintiff} non-plaintiff={sc.non_plaintiff} overrides={sc.overrides or 'none'}")
+    )
     for h in o.hearings:
-        out.print(f"hearing {h.id} at {h.at} ({o.court_time_zone}): {h.title} — outcome {h.outcome or 'not recorded'}")
+        out.print(
+            plain(f"hearing {h.id} at {h.at} ({o.court_time_zone}): {h.title} — outcome {h.outcome or 'not recorded'}")
+        )
 
 
 @policy_app.command("build")
@@ -211,7 +218,7 @@ def policy_build(
         err.print(f"[green]{len(policies.orders)} suite(s) match their orders[/]")
         return
     for path in write_suites(policies):
-        err.print(f"wrote {path}")
+        err.print(f"wrote {path}", markup=False, highlight=False)
 
 
 @policy_app.command("sign")
@@ -238,7 +245,7 @@ def policy_sign(
     elif signature is not None:
         shutil.copyfile(signature, signoff.signature_path(order_file))
     signer = signoff.verify_file(life.trust(), order_file, now())
-    out.print(f"{order_file.name}: signed by counsel [bold]{signer.principal}[/] ({signer.fingerprint})")
+    out.print(f"{plain(order_file.name)}: signed by counsel [bold]{plain(signer.principal)}[/] ({signer.fingerprint})")
 
 
 @policy_app.command("whatif")
@@ -267,15 +274,15 @@ def policy_whatif(
                    "disclosed": totals.get(INCLUDED, 0)})  # fmt: skip
         return
     reasons = sorted(r for r in totals if r != INCLUDED)
-    t = Table("state", "plaintiff", "disclosed", *reasons, title=f"What {o.ref} would disclose")
+    t = Table("state", "plaintiff", "disclosed", *map(plain, reasons), title=f"What {o.ref} would disclose")
     for st in sorted(counts):
         row = counts[st]
-        t.add_row(st, "yes" if st in o.plaintiff_abbrs else "", f"{row.get(INCLUDED, 0):,}",
+        t.add_row(plain(st), "yes" if st in o.plaintiff_abbrs else "", f"{row.get(INCLUDED, 0):,}",
                   *(f"{row.get(r, 0):,}" for r in reasons))  # fmt: skip
     t.add_row("[bold]total", "", f"[bold]{totals.get(INCLUDED, 0):,}", *(f"[bold]{totals[r]:,}" for r in reasons))
     out.print(t)
     for r in reasons:
-        out.print(f"  {r}: {labels.get(r, r)}")
+        out.print(f"  {plain(r)}: {plain(labels.get(r, r))}")
 
 
 # ----- transfer lifecycle --------------------------------------------------------------------
@@ -289,27 +296,27 @@ def _print_outcome(o: Any) -> None:
     b = o.batch
     colour = {"delivered": "green", "quarantined": "red", "held": "yellow", "rejected": "red", "failed": "red",
               "withdrawn": "magenta"}.get(b.status, "cyan")  # fmt: skip
-    out.print(f"batch [bold]{b.id}[/]  [{colour}]{b.status}[/]  ({b.order_ref})")
+    out.print(f"batch [bold]{plain(b.id)}[/]  [{colour}]{plain(b.status)}[/]  ({plain(b.order_ref)})")
     out.print(
         f"  rows: {b.rows_extracted:,} extracted, {b.rows_quarantined:,} row-quarantined, {b.rows_staged:,} staged"
     )
     excl = b.excluded.get("totals", {})
     if excl:
-        out.print("  excluded by reason: " + ", ".join(f"{k}={v:,}" for k, v in sorted(excl.items())))
+        out.print("  excluded by reason: " + plain(", ".join(f"{k}={v:,}" for k, v in sorted(excl.items()))))
     if b.validation.get("read_path"):
-        out.print(f"  read: {b.validation['read_path']}")
+        out.print(f"  read: {plain(b.validation['read_path'])}")
     if b.validation.get("checked_in"):
-        out.print(f"  checked (GX): in {b.validation['checked_in']}")
+        out.print(f"  checked (GX): in {plain(b.validation['checked_in'])}")
     if b.status_reason:
-        out.print(f"  why: {b.status_reason}")
+        out.print(f"  why: {plain(b.status_reason)}")
     if o.gates:
         from handoff.report import gate_table
 
         out.print(gate_table(o.gates))
     if o.manifest_key:
-        out.print(f"  manifest: s3://{b.bucket}/{o.manifest_key}")
+        out.print(f"  manifest: s3://{plain(b.bucket)}/{plain(o.manifest_key)}")
     if getattr(o, "error", None):
-        out.print(f"  [red]delivery failed:[/] {o.error}")
+        out.print(f"  [red]delivery failed:[/] {plain(o.error)}")
 
 
 @app.command()
@@ -496,7 +503,7 @@ def status(
     t = Table("batch", "order", "status", "staged rows", "why")
     for r in results:
         b = r.batch
-        t.add_row(b.id, b.order_ref, b.status, f"{b.rows_staged:,}", b.status_reason or "")
+        t.add_row(*map(plain, (b.id, b.order_ref, b.status, f"{b.rows_staged:,}", b.status_reason or "")))
     out.print(t if results else "no batches yet")
 
 
@@ -523,9 +530,9 @@ def quarantine_cmd(
         w.writerow(["medicaid_id", "rule"])
         w.writerows(rows)
     else:
-        t = Table("medicaid_id", "rule", title=f"Row quarantine of {b.id}: {len(rows):,} rows")
+        t = Table("medicaid_id", "rule", title=f"Row quarantine of {plain(b.id)}: {len(rows):,} rows")
         for i, r in rows:
-            t.add_row(i, r)
+            t.add_row(plain(i), plain(r))
         out.print(t)
 
 
@@ -544,28 +551,28 @@ def lineage_cmd(
     if as_json:
         emit_json(doc)
         return
-    tree = Tree(f"[bold]batch {doc['batch_id']}[/] ({doc['status']})")
+    tree = Tree(f"[bold]batch {plain(doc['batch_id'])}[/] ({plain(doc['status'])})")
     objs = tree.add("S3 objects")
     for o in doc["objects"]:
-        objs.add(f"s3://{doc['bucket']}/{o['key']}  {o['bytes']:,} B  sha256 {o['sha256'][:16]}…")
-    tree.add(f"manifest: {doc['manifest_key']}")
+        objs.add(plain(f"s3://{doc['bucket']}/{o['key']}  {o['bytes']:,} B  sha256 {o['sha256'][:16]}…"))
+    tree.add(plain(f"manifest: {doc['manifest_key']}"))
     a = doc.get("approval")
-    tree.add(f"approval: {a['approver']} at {a['at']}" if a else "approval: none")
+    tree.add(plain(f"approval: {a['approver']} at {a['at']}") if a else "approval: none")
     g = tree.add("gates at delivery start")
     for d in doc["gates"]:
-        g.add(f"{d['gate']}: {'open' if d['open'] else 'held'} — {d['reason']}")
+        g.add(plain(f"{d['gate']}: {'open' if d['open'] else 'held'} — {d['reason']}"))
     v = doc["validation"]
-    tree.add(f"validation: {v['result']}, {v['expectations_evaluated']} expectations over {v['chunks']} chunk(s); "
-             f"suite {doc['suite']['path']} sha256 {doc['suite']['hash'][:16]}…")  # fmt: skip
+    tree.add(plain(f"validation: {v['result']}, {v['expectations_evaluated']} expectations over {v['chunks']} "
+                   f"chunk(s); suite {doc['suite']['path']} sha256 {doc['suite']['hash'][:16]}…"))  # fmt: skip
     p = doc["policy"]
-    tree.add(f"policy: {p['order_ref']} file {p['file']} hash {p['policy_hash'][:16]}…")
+    tree.add(plain(f"policy: {p['order_ref']} file {p['file']} hash {p['policy_hash'][:16]}…"))
     s = doc["source"]
-    src = tree.add(f"source: {s['url']} tables {', '.join(s['tables'])} snapshot {s['snapshot_at']}")
-    src.add(f"query sha256 {s['query_hash'][:16]}…: {s['query'][:160]}…")
-    tree.add(f"flow run: {doc.get('flow_run_id') or 'none (CLI)'}; initiator {doc['initiator']}")
+    src = tree.add(plain(f"source: {s['url']} tables {', '.join(s['tables'])} snapshot {s['snapshot_at']}"))
+    src.add(plain(f"query sha256 {s['query_hash'][:16]}…: {s['query'][:160]}…"))
+    tree.add(plain(f"flow run: {doc.get('flow_run_id') or 'none (CLI)'}; initiator {doc['initiator']}"))
     led = tree.add("ledger")
     for e in doc["ledger"]:
-        led.add(f"#{e['seq']} {e['at']} {e['kind']} by {e['actor']}")
+        led.add(plain(f"#{e['seq']} {e['at']} {e['kind']} by {e['actor']}"))
     out.print(tree)
 
 
@@ -594,7 +601,9 @@ def hearing_add(
     life = _lifecycle()
     with life.ctx.write() as conn:
         h = add_hearing(conn, life.policies, order, _parse_at(at), title, as_ or _user(), now())
-    emit_json(h.as_dict()) if as_json else out.print(f"added hearing [bold]{h.id}[/] at {h.at}: {h.title}")
+    emit_json(h.as_dict()) if as_json else out.print(
+        f"added hearing [bold]{plain(h.id)}[/] at {h.at}: {plain(h.title)}"
+    )
 
 
 @hearing_app.command("list")
@@ -613,7 +622,8 @@ def hearing_list(as_json: JsonOpt = False) -> None:
         return
     t = Table("hearing", "order", "at", "title", "outcome", "recorded by", "source")
     for h in hs:
-        t.add_row(h.id, h.order_id, h.at, h.title, h.outcome or "[yellow]pending", h.outcome_by or "", h.source)
+        t.add_row(*map(plain, (h.id, h.order_id, h.at, h.title)), plain(h.outcome) if h.outcome else styled("pending", "yellow"),
+                  plain(h.outcome_by or ""), plain(h.source))  # fmt: skip
     out.print(t)
 
 
@@ -650,7 +660,9 @@ def court_outcome(
         signoff.sign_file(order_file, key)
     with life.ctx.write() as conn:
         h = record_outcome(conn, life.policies, trust, outcome, now(), order_file)
-    emit_json(h.as_dict()) if as_json else out.print(f"hearing {h.id}: [bold]{h.outcome}[/] recorded by {h.outcome_by}")
+    emit_json(h.as_dict()) if as_json else out.print(
+        f"hearing {plain(h.id)}: [bold]{plain(h.outcome)}[/] recorded by {plain(h.outcome_by)}"
+    )
 
 
 # ----- hold ---------------------------------------------------------------------------------
@@ -668,7 +680,7 @@ def hold_set(
     life = _lifecycle()
     with life.ctx.write() as conn:
         s = set_stop(conn, reason, as_ or _user(), now())
-    out.print(f"emergency stop [red]SET[/] ({s.id}) by {s.set_by}: {s.reason}")
+    out.print(f"emergency stop [red]SET[/] ({plain(s.id)}) by {plain(s.set_by)}: {plain(s.reason)}")
     if life.ctx.store is None:
         err.print("note: no HANDOFF_AUDIT_BUCKET: this stop holds releases against this state database only",
                   markup=False, highlight=False)  # fmt: skip
@@ -704,7 +716,7 @@ def hold_clear(
         v = hold.clear(conn, trust, clearing, now(), {s.id for s in active})
     if life.ctx.store is not None:  # the bucket's markers stop every state database: clear them there too
         life.ctx.store.mark_clear(clearing, [str(x) for x in v.doc.get("stops", [])], now())
-    out.print(f"emergency stop [green]cleared[/] by {v.principal}: {v.doc.get('reason')}")
+    out.print(f"emergency stop [green]cleared[/] by {plain(v.principal)}: {plain(v.doc.get('reason'))}")
 
 
 @hold_app.command("list")
@@ -726,7 +738,8 @@ def hold_list(as_json: JsonOpt = False) -> None:
         return
     t = Table("stop", "set by", "at", "reason", "state")
     for s in stops:
-        t.add_row(s.id, s.set_by, s.set_at, s.reason, "[red]active" if s.id in active else "[green]cleared")
+        state_cell = styled("active", "red") if s.id in active else styled("cleared", "green")
+        t.add_row(*map(plain, (s.id, s.set_by, s.set_at, s.reason)), state_cell)
     out.print(t if stops else "no emergency stop was ever set")
 
 
@@ -745,10 +758,12 @@ def trust_show(as_json: JsonOpt = False) -> None:
         emit_json({"file": str(trust.path), "sha256": trust.sha256,
                    "signers": [{"principal": p, "key": k, "roles": r} for p, k, r in rows]})  # fmt: skip
         return
-    t = Table("principal", "key", "roles", title=f"{trust.path} (sha256 {trust.sha256[:16]}…)")
+    t = Table("principal", "key", "roles", title=f"{plain(trust.path)} (sha256 {trust.sha256[:16]}…)")
     for p, k, r in rows:
-        t.add_row(p, k, ", ".join(r))
-    out.print(t if rows else f"{trust.path} lists nobody: no one can approve, record outcomes or start transfers")
+        t.add_row(plain(p), plain(k), plain(", ".join(r)))
+    out.print(
+        t if rows else f"{plain(trust.path)} lists nobody: no one can approve, record outcomes or start transfers"
+    )
 
 
 @app.command("verify")
@@ -776,11 +791,11 @@ def verify_cmd(
     if as_json:
         emit_json(report.as_dict())
     elif report.ok:
-        out.print(f"[green]verified[/] {url}: {report.files} file(s), {report.rows:,} rows, "
-                  f"approved by {', '.join(report.approvers)}")  # fmt: skip
+        out.print(f"[green]verified[/] {plain(url)}: {report.files} file(s), {report.rows:,} rows, "
+                  f"approved by {plain(', '.join(report.approvers))}")  # fmt: skip
     else:
         for p in report.problems:
-            out.print(f"[red]FAIL[/] {p}", highlight=False)
+            out.print(f"[red]FAIL[/] {plain(p)}", highlight=False)
     for n in report.notes:
         err.print(f"note: {n}", markup=False, highlight=False)
     if not report.ok:
@@ -866,8 +881,8 @@ def audit_disclosures(
     else:
         t = Table("kind", "at", "batch", "order", "recipient", "records", "approver", "initiator")
         for r in rows:
-            t.add_row(r.kind, r.at, r.batch_id, r.order_ref, r.recipient, f"{r.records:,}", r.approver or "",
-                      r.initiator or "")  # fmt: skip
+            t.add_row(*map(plain, (r.kind, r.at, r.batch_id, r.order_ref, r.recipient, f"{r.records:,}",
+                                   r.approver or "", r.initiator or "")))  # fmt: skip
         out.print(t if rows else "no disclosures")
 
 

@@ -30,6 +30,7 @@ from handoff.pipeline import StageRequest
 from handoff.report import gate_table
 from handoff.seed import seed_database
 from handoff.signoff import sign_file
+from handoff.terminal import plain
 from handoff.transfer import Lifecycle
 from handoff.trust import COUNSEL, load_trust, trust_path
 from handoff.verify import verify_prefix
@@ -147,7 +148,7 @@ def _recipient(console: Console, step: Any, url: str, published: Any, expect_ok:
          f"handoff verify {url} --trust {published}  (no state database)")  # fmt: skip
     report = verify_prefix(url, load_trust(published))
     for p in report.problems:
-        console.print(f"  [red]FAIL[/] {p}", highlight=False)
+        console.print(f"  [red]FAIL[/] {plain(p)}", highlight=False)
     console.print(f"  {'[green]verified[/]' if report.ok else '[red]NOT verified[/]'}: {report.files} file(s), "
                   f"{report.rows:,} rows, approved by {', '.join(report.approvers) or 'nobody'}")  # fmt: skip
     if report.ok != expect_ok:
@@ -178,7 +179,7 @@ def _evidence(console: Console, step: Any, life: Lifecycle, d: Any, now: dt.date
     console.print(f"  ledger {'intact' if v.ok else 'BROKEN'}: {v.entries} entries, {v.anchors} anchors in "
                   f"s3://{AUDIT_BUCKET}/anchors/")  # fmt: skip
     for f in v.findings:
-        console.print(f"  [red]{f}[/]")
+        console.print(f"  [red]{plain(f)}[/]")
     again = life.release(now)
     console.print(f"  re-running release delivers nothing new: {len([r for r in again if r.objects])} batches")
 

@@ -16,9 +16,11 @@ def gate_table(gates: list[GateDecision], **table_options: Any) -> Any:
     """A rich table of gates (open in green, held in yellow) with their reasons, for the terminal."""
     from rich.table import Table
 
+    from handoff.terminal import plain, styled
+
     table = Table("gate", "state", "reason", **table_options)
     for g in gates:
-        table.add_row(g.gate, "[green]open" if g.open else "[yellow]held", g.reason)
+        table.add_row(g.gate, styled("open", "green") if g.open else styled("held", "yellow"), plain(g.reason))
     return table
 
 

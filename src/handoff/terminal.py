@@ -1,0 +1,53 @@
+"""Text from outside shown on a terminal: data, never markup, never control.
+
+Reasons, notes, names, titles, file names and error messages come from people and files. Before any
+of it reaches an operator's terminal:
+
+- ``clean`` removes escape sequences (CSI, OSC, and any other ESC sequence), C0 and C1 control
+  characters, and the invisible bidirectional and zero-width marks that reorder or hide text. Every
+  string a ``Console`` renders passes through it (``SafeConsole``), whatever its origin.
+- ``plain`` is for a value put into a line that carries handoff's own Rich markup: it cleans the
+  value, puts it on one line, and escapes it, so ``[/]`` or ``[link=…]`` in a reason is printed as
+  typed instead of being read as markup (or raising ``MarkupError`` for everyone).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+# ESC [ … final (CSI); ESC ] … BEL or ESC \ (OSC, also P/X/^/_ strings); ESC and one more character.
+_SEQUENCES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]?"
+    r"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?"
+    r"|\x1b[ -~]?"
+)
+# C0 controls but tab and newline, DEL, C1 controls, zero-width and bidirectional marks.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+_LINE_BREAKS = re.compile(r"[\t\n\x0b\x0c\r\x85\u2028\u2029]+")
+
+
+def clean(text: str) -> str:
+    """The text without escape sequences, control characters or invisible reordering marks."""
+    return _CONTROLS.sub("", _SEQUENCES.sub("", text))
+
+
+def plain(value: object) -> str:
+    """A value from outside, safe inside a Rich markup line: cleaned, on one line, markup escaped."""
+    return escape(clean(_LINE_BREAKS.sub(" ", str(value))))
+
+
+def styled(text: str, style: str) -> Text:
+    """handoff's own short label in a style (a table cell), without markup parsing."""
+    return Text(text, style=style)
+
+
+class SafeConsole(Console):
+    """A Rich console that cleans every string it renders (printed lines, table cells, tree labels)."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(clean(text), **kwargs)
