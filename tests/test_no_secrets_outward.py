@@ -47,3 +47,53 @@ def test_a_deployment_stores_a_reference_to_the_source_not_its_url() -> None:
         assert resolve(ref) == f"sqlite:///{PASSWORD}.db"
     finally:
         del os.environ["HANDOFF_SOURCE_DB_URL"]
+
+
+def test_a_password_in_the_source_urls_query_is_stored_printed_and_emitted_nowhere(
+    s3_server: str, pg_source_url: str, tmp_path: Path
+) -> None:
+    """libpq reads ``password`` and ``sslpassword`` from the query string as well as from userinfo: the
+    state database, staging, lineage events and every command's output hold the URL with both masked."""
+    import uuid
+
+    from support import KEYS, files_under
+
+    from handoff import emulator
+
+    bucket = f"handoff-pw-{uuid.uuid4().hex[:12]}"
+    key = emulator.create_bucket(s3_server, bucket)
+    url = f"{pg_source_url}{'&' if '?' in pg_source_url else '?'}password={PASSWORD}&sslpassword={PASSWORD}2"
+    home = tmp_path / "home"
+    env = cli_env(home, HANDOFF_KMS_KEY_ID=key, HANDOFF_BUCKET=bucket)
+    shown = []
+    for args in (("transfer", "--db", url, "--key", str(KEYS.key("operator")), "--json"), ("status", "--json"),
+                 ("status",), ("audit", "disclosures")):  # fmt: skip
+        res = run_cli(*args, env=env, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        shown.append(res.stdout + res.stderr)
+    batch = __import__("json").loads(shown[0])["batch_id"]
+    for args in (("lineage", batch), ("lineage", batch, "--json")):
+        res = run_cli(*args, env=env, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        shown.append(res.stdout + res.stderr)
+    assert "password=masked" in shown[-1]  # the URL is shown, its secret is not
+    assert not [s for s in shown if PASSWORD in s]
+    written = files_under(home)
+    assert any(p.name == "events.jsonl" for p in written)  # the lineage events were written, and checked
+    for path in written:
+        assert PASSWORD.encode() not in path.read_bytes(), f"the password reached {path}"
+
+
+def test_every_password_bearing_part_of_a_url_is_masked() -> None:
+    from handoff.state import has_password, safe_url
+
+    for url in (f"postgresql+psycopg://u:{PASSWORD}@h/db", f"postgresql+psycopg://u@h/db?password={PASSWORD}",
+                f"postgresql+psycopg://u@h/db?sslpassword={PASSWORD}&sslmode=require",
+                f"mysql+pymysql://root@h/db?passwd={PASSWORD}", f"mssql+pyodbc://h/db?PWD={PASSWORD}&driver=x",
+                f"mssql+pyodbc://?odbc_connect=DRIVER%3Dx%3BPWD%3D{PASSWORD}"):  # fmt: skip
+        assert PASSWORD not in safe_url(url) and has_password(url), url
+    assert (
+        safe_url("postgresql+psycopg://u@h:5432/db?sslmode=require")
+        == "postgresql+psycopg://u@h:5432/db?sslmode=require"
+    )
+    assert not has_password("sqlite:///x.db?mode=ro")
