@@ -56,7 +56,7 @@ def test_a_password_in_the_source_urls_query_is_stored_printed_and_emitted_nowhe
     state database, staging, lineage events and every command's output hold the URL with both masked."""
     import uuid
 
-    from support import KEYS, files_under
+    from support import HEARING_ID, KEYS, files_under
 
     from handoff import emulator
 
@@ -64,15 +64,16 @@ def test_a_password_in_the_source_urls_query_is_stored_printed_and_emitted_nowhe
     key = emulator.create_bucket(s3_server, bucket)
     url = f"{pg_source_url}{'&' if '?' in pg_source_url else '?'}password={PASSWORD}&sslpassword={PASSWORD}2"
     home = tmp_path / "home"
-    env = cli_env(home, HANDOFF_KMS_KEY_ID=key, HANDOFF_BUCKET=bucket)
-    shown = []
-    for args in (("transfer", "--db", url, "--key", str(KEYS.key("operator")), "--json"), ("status", "--json"),
-                 ("status",), ("audit", "disclosures")):  # fmt: skip
-        res = run_cli(*args, env=env, cwd=tmp_path)
-        assert res.returncode == 0, res.stderr
-        shown.append(res.stdout + res.stderr)
-    batch = __import__("json").loads(shown[0])["batch_id"]
-    for args in (("lineage", batch), ("lineage", batch, "--json")):
+    audit = f"handoff-audit-{uuid.uuid4().hex[:12]}"
+    emulator.create_bucket(s3_server, audit, object_lock=True)
+    env = cli_env(home, HANDOFF_KMS_KEY_ID=key, HANDOFF_BUCKET=bucket, HANDOFF_AUDIT_BUCKET=audit)
+    res = run_cli("transfer", "--db", url, "--key", str(KEYS.key("operator")), "--json", env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    shown = [res.stdout + res.stderr]
+    batch = __import__("json").loads(res.stdout)["batch_id"]
+    for args in (("court", "outcome", HEARING_ID, "--result", "upheld", "--key", str(KEYS.key("counsel"))),
+                 ("approve", batch, "--key", str(KEYS.key("ada"))), ("release",), ("status", "--json"), ("status",),
+                 ("audit", "disclosures"), ("lineage", batch), ("lineage", batch, "--json")):  # fmt: skip
         res = run_cli(*args, env=env, cwd=tmp_path)
         assert res.returncode == 0, res.stderr
         shown.append(res.stdout + res.stderr)
