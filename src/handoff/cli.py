@@ -755,7 +755,7 @@ def trust_show(as_json: JsonOpt = False) -> None:
     trust = load_trust(trust_path(settings().policy_dir))
     rows = [(s.principal, s.fingerprint, sorted(ROLES[n] for n in s.namespaces if n in ROLES)) for s in trust.signers]
     if as_json:
-        emit_json({"file": str(trust.path), "sha256": trust.sha256,
+        emit_json({"file": str(trust.path), "sha256": trust.sha256, "skipped": list(trust.warnings),
                    "signers": [{"principal": p, "key": k, "roles": r} for p, k, r in rows]})  # fmt: skip
         return
     t = Table("principal", "key", "roles", title=f"{plain(trust.path)} (sha256 {trust.sha256[:16]}…)")

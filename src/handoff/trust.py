@@ -1,6 +1,10 @@
 """Who may say yes: the reviewed trust file, in OpenSSH's ``allowed_signers`` format.
 
-One line per person (or service) and key. The ``namespaces="..."`` option names the roles a key
+One line per key and set of roles; a principal may have several keys, and one key several lines. Keys may
+be Ed25519, RSA (SHA-2 signatures), ECDSA (nistp256/384/521) or on a hardware token
+(``sk-ssh-ed25519@openssh.com``, ``sk-ecdsa-sha2-nistp256@openssh.com``: ``handoff.ssh_keys``). A line
+handoff cannot use (an unknown key type, a malformed option) is skipped with a warning naming it, so
+one bad line never takes every other person's authority away. The ``namespaces="..."`` option names the roles a key
 holds: ``handoff-approve`` (approvers), ``handoff-counsel`` (hearing outcomes and order versions)
 ``handoff-operator`` (starting transfers, clearing an emergency stop) and ``handoff-service`` (a
 scheduled deployment's key: it signs the transfer requests of scheduled runs and nothing else, so
@@ -16,12 +20,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from handoff.errors import PolicyError, SignatureError
 
+_log = logging.getLogger(__name__)
+_warned: set[str] = set()
 APPROVE = "handoff-approve"
 COUNSEL = "handoff-counsel"
 OPERATOR = "handoff-operator"
@@ -29,6 +36,7 @@ SERVICE = "handoff-service"  # a scheduled deployment's key: signs its own trans
 ROLES = {APPROVE: "approver", COUNSEL: "counsel", OPERATOR: "operator", SERVICE: "service"}
 TRUST_FILE = Path("trust") / "allowed_signers"
 
+HASHES = (b"sha256", b"sha512")  # what ssh-keygen signs with and accepts
 _PRINCIPAL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9 ._@+'()-]{0,118}[A-Za-z0-9.)])?$")
 
 
@@ -57,6 +65,7 @@ class Trust:
     path: Path
     sha256: str
     signers: tuple[Signer, ...]
+    warnings: tuple[str, ...] = ()
 
     def holders(self, namespace: str) -> list[Signer]:
         return [s for s in self.signers if namespace in s.namespaces]
@@ -69,6 +78,9 @@ class Trust:
         """
         import sshsig
 
+        import handoff.ssh_keys  # noqa: F401 - registers ECDSA and hardware keys with sshsig
+
+        _check_hash(signature)
         try:
             key = sshsig.check_signature(message, signature, namespace=namespace)
         except sshsig.InvalidSignature as exc:
@@ -81,14 +93,32 @@ class Trust:
         if not listed:
             raise SignatureError(f"key {fingerprint} is not in the trust file {self.path}; "
                                  "enrol it through a reviewed change to allowed_signers")  # fmt: skip
-        signer = listed[0]
-        if namespace not in signer.namespaces:
+        # The key may be on several lines (roles added with their own validity): any line that holds
+        # the role and is valid now will do.
+        holding = [s for s in listed if namespace in s.namespaces]
+        if not holding:
+            signer = listed[0]
             raise SignatureError(f"{signer.principal} (key {fingerprint}) does not hold the {ROLES.get(namespace, namespace)} "
                                  f"role ({namespace}) in {self.path}")  # fmt: skip
-        if not signer.valid_at(at):
-            raise SignatureError(f"{signer.principal}'s key {fingerprint} is not valid at {at.isoformat()} "
-                                 f"(valid-after/valid-before in {self.path} line {signer.line})")  # fmt: skip
-        return signer
+        valid = [s for s in holding if s.valid_at(at)]
+        if not valid:
+            lines = ", ".join(str(s.line) for s in holding)
+            raise SignatureError(f"{holding[0].principal}'s key {fingerprint} is not valid at {at.isoformat()} "
+                                 f"(valid-after/valid-before in {self.path} line {lines})")  # fmt: skip
+        return valid[0]
+
+
+def _check_hash(signature: str) -> None:
+    """Refuse an SSHSIG over any digest but SHA-256 or SHA-512, as ssh-keygen does."""
+    from sshsig.sshsig import SshsigSignature
+
+    try:
+        algo = SshsigSignature.from_armored(signature).hash_algo
+    except Exception:  # noqa: BLE001 - unreadable: check_signature says so, in one line
+        return
+    if algo not in HASHES:
+        raise SignatureError(f"not a valid signature: it hashes with {algo[:20].decode('ascii', 'replace')!r}; "
+                             "ssh-keygen signs with sha512 (or sha256)")  # fmt: skip
 
 
 def _why_invalid(exc: Exception, namespace: str) -> str:
@@ -115,11 +145,19 @@ def load_trust(path: Path) -> Trust:
     except UnicodeDecodeError:
         raise PolicyError(f"{path}: the trust file must be plain ASCII (allowed_signers format)") from None
     signers: list[Signer] = []
+    warnings: list[str] = []
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        signers.append(_parse_line(path, number, stripped))
+        try:
+            signers.append(_parse_line(path, number, stripped))
+        except PolicyError as exc:  # this line grants nothing; every other line still counts
+            warnings.append(f"skipped {exc}")
+    for w in warnings:
+        if w not in _warned:  # once per process, however often the file is read
+            _warned.add(w)
+            _log.warning("warning: %s", w)
     seen: dict[str, Signer] = {}
     for s in signers:
         other = seen.get(s.fingerprint)
@@ -127,18 +165,20 @@ def load_trust(path: Path) -> Trust:
             raise PolicyError(f"{path}:{s.line}: key {s.fingerprint} is also listed for {other.principal!r} "
                               f"(line {other.line}); one key belongs to one person")  # fmt: skip
         seen[s.fingerprint] = s
-    return Trust(path, hashlib.sha256(raw).hexdigest(), tuple(signers))
+    return Trust(path, hashlib.sha256(raw).hexdigest(), tuple(signers), tuple(warnings))
 
 
 def _parse_line(path: Path, number: int, line: str) -> Signer:
     from sshsig import PublicKey
     from sshsig.allowed_signers import AllowedSigner
 
+    import handoff.ssh_keys  # noqa: F401 - registers ECDSA and hardware keys with sshsig
+
     where = f"{path}:{number}"
     try:
         entry = AllowedSigner.parse(line)
-    except (ValueError, IndexError) as exc:
-        raise PolicyError(f"{where}: not an allowed_signers line ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - the parser may raise anything on a malformed line
+        raise PolicyError(f"{where}: not an allowed_signers line ({str(exc)[:80] or type(exc).__name__})") from None
     principal = entry.principals
     if "," in principal or any(c in principal for c in "*?!"):
         raise PolicyError(f"{where}: give exactly one principal per line, no patterns (found {principal!r})")
@@ -156,7 +196,10 @@ def _parse_line(path: Path, number: int, line: str) -> Signer:
         raise PolicyError(f"{where}: unknown role {unknown[0]!r}; roles are {', '.join(ROLES)}")
     try:
         key = PublicKey.from_openssh_str(f"{entry.key_type} {entry.base64_key}")
-    except (ValueError, NotImplementedError) as exc:
+    except NotImplementedError:
+        raise PolicyError(f"{where}: key type {entry.key_type[:60]!r} is not supported (use Ed25519, ECDSA, RSA, "
+                          "sk-ssh-ed25519@openssh.com or sk-ecdsa-sha2-nistp256@openssh.com)") from None  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - a malformed key blob may raise anything from the decoder
         raise PolicyError(f"{where}: the public key cannot be read ({type(exc).__name__}); "
                           "paste the whole line of the .pub file") from None  # fmt: skip
     return Signer(
