@@ -1048,6 +1048,14 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
         sys.exit(130)
+    except Exception as exc:
+        if not type(exc).__module__.startswith("botocore"):
+            raise  # a bug: the traceback is for us
+        # S3 unreachable, no credentials, an endpoint that is not S3: the environment, not a bug.
+        err.print(f"error: S3 could not be used ({type(exc).__name__}: {exc}); check AWS_ENDPOINT_URL_S3 (or "
+                  "AWS_ENDPOINT_URL), the network and your AWS credentials", style="red", markup=False,
+                  highlight=False)  # fmt: skip
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -208,6 +208,7 @@ class CountsQuery:
     statement: sa.Select
     reason: Callable[[Sequence[Any]], str]
     width: int  # how many grouping columns lead each row
+    updated: str = "updated_at"  # the change-time column whose newest value follows the counts
 
 
 def counts_statement(
@@ -263,11 +264,11 @@ def counts_statement(
         aggs = [sa.func.count().label("n")] + (
             [sa.func.max(sub.c.updated).label("newest")] if "updated" in sub.c else []
         )
-        return CountsQuery(sa.select(*keys, *aggs).group_by(*keys), reason, len(named))
+        return CountsQuery(sa.select(*keys, *aggs).group_by(*keys), reason, len(named), upd or "")
     # Grouped on the columns themselves, so the planner's estimates of their distinct values apply.
     exprs = [e for _, e in named]
     return CountsQuery(sa.select(*(e.label(n) for n, e in named), *aggs).where(*where).group_by(*exprs), reason,
-                       len(named))  # fmt: skip
+                       len(named), upd or "")  # fmt: skip
 
 
 def counts_form(engine: Engine) -> str:
@@ -280,13 +281,20 @@ def read_counts(conn: sa.Connection, query: CountsQuery) -> tuple[dict[str, dict
     """Run ``counts_statement``; return counts by jurisdiction and reason, and the newest change."""
     out: dict[str, dict[str, int]] = defaultdict(dict)
     newest: dt.datetime | None = None
-    for row in conn.execute(query.statement):
-        key = STATES.get(str(row[0]) if row[0] is not None else "", "??")
-        reason = query.reason(tuple(row[: query.width]))
-        out[key][reason] = out[key].get(reason, 0) + int(row[query.width])
-        value = row[query.width + 1] if len(row) > query.width + 1 else None
-        if value is not None and (newest is None or value > newest):
-            newest = value
+    change = f"change-time column {query.updated}"
+    try:
+        for row in conn.execute(query.statement):
+            key = STATES.get(str(row[0]) if row[0] is not None else "", "??")
+            reason = query.reason(tuple(row[: query.width]))
+            out[key][reason] = out[key].get(reason, 0) + int(row[query.width])
+            value = row[query.width + 1] if len(row) > query.width + 1 else None
+            if value is not None and not isinstance(value, dt.datetime):
+                raise TypeError(type(value).__name__)
+            if value is not None and (newest is None or value > newest):
+                newest = value
+    except (ValueError, TypeError):  # never the value itself: it may be anything, a person's data included
+        raise SourceError(f"the source's {change} holds a value that is not a timestamp; fix that row in the source "
+                          "(the value is not shown), then run transfer again") from None  # fmt: skip
     return dict(out), newest
 
 

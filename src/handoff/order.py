@@ -241,29 +241,51 @@ def _describe(exc: ValidationError) -> str:
     return f"{loc or '(top level)'}: {msg}"
 
 
+MAX_ORDER_BYTES = 1_000_000
+
+
 def load_order_file(path: Path) -> Order:
     """Parse and check one order file; raise ``PolicyError`` naming file, field and problem."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise PolicyError(f"{path}: no such order file") from None
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read the order file ({exc.strerror or type(exc).__name__}); "
+                          "check its permissions") from None  # fmt: skip
+    if len(data) > MAX_ORDER_BYTES:
+        raise PolicyError(f"{path}: {len(data):,} bytes; an order file is at most {MAX_ORDER_BYTES:,}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{path}: not UTF-8 text (byte {exc.start}); save the order file as UTF-8") from None
     return parse_order(text, str(path))
 
 
 def parse_order(text: str, path: str) -> Order:
     """Parse and check an order version's text (``path`` names it in errors); ``PolicyError`` if it is not one."""
     try:
+        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise PolicyError(f"{path}: uses YAML aliases (*name); write every value out in an order file")
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise PolicyError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except RecursionError:
+        raise PolicyError(f"{path}: nested too deeply to be an order file") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. a timestamp no calendar has (2026-13-45)
+        raise PolicyError(f"{path}: a value cannot be read ({str(exc)[:80]})") from None
     if not isinstance(raw, dict):
         raise PolicyError(f"{path}: expected a mapping of order fields at the top level")
     try:
         return Order.model_validate(raw)
     except ValidationError as exc:
         raise PolicyError(f"{path}: {_describe(exc)}") from None
+    except RecursionError:
+        raise PolicyError(f"{path}: nested too deeply to be an order file") from None
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        raise PolicyError(f"{path}: not an order file ({type(exc).__name__}: {str(exc)[:80]})") from None
 
 
 class PolicySet:

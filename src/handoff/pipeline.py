@@ -274,20 +274,26 @@ def extract_validate_stage(
     processes = use_processes(settings.check_processes, settings.workers)
     if processes:
         start_server()  # its GX import overlaps the database's first scan
-    try:  # the read holds connections and a counting thread: close it whatever fails
-        check = Checker(prep.order, prep.suite, snapshot_day(prep))
-        stager = Stager(settings.staging_dir, batch_id)
-        out = process_chunks(
-            prep.read.chunks(settings.chunk_rows), check, stager, settings.workers,
-            (lambda done: progress(done, included(prep.read.counted()))) if progress else None,
-            settings.chunk_rows, processes, settings.check_rows,
-        )  # fmt: skip
-        prep.counts, _ = prep.read.counts()
-        if progress:  # the snapshot read's counts may only now be known: give the bar its total
-            progress(out.rows_extracted, prep.expected_rows)
-    finally:
-        prep.read.close()
-    check_count(out, prep.expected_rows)
+    stager: Stager | None = None
+    try:
+        try:  # the read holds connections and a counting thread: close it whatever fails
+            check = Checker(prep.order, prep.suite, snapshot_day(prep))
+            stager = Stager(settings.staging_dir, batch_id)
+            out = process_chunks(
+                prep.read.chunks(settings.chunk_rows), check, stager, settings.workers,
+                (lambda done: progress(done, included(prep.read.counted()))) if progress else None,
+                settings.chunk_rows, processes, settings.check_rows,
+            )  # fmt: skip
+            prep.counts, _ = prep.read.counts()
+            if progress:  # the snapshot read's counts may only now be known: give the bar its total
+                progress(out.rows_extracted, prep.expected_rows)
+        finally:
+            prep.read.close()
+        check_count(out, prep.expected_rows)
+    except BaseException:  # nothing staged outlives a run that recorded no batch
+        if stager is not None:
+            stager.discard()
+        raise
     return out, stager
 
 

@@ -39,6 +39,9 @@ def verify_file(trust: Trust, order_file: Path, now: dt.datetime) -> Signer:
                              "an order version never changes: bump `version`)") from None  # fmt: skip
     except UnicodeDecodeError:
         raise SignatureError(f"{sig}: not an SSH signature file") from None
+    except OSError as exc:
+        raise SignatureError(f"{order_file.name}: cannot read it or its signature ({exc.strerror or type(exc).__name__}); "
+                             "check the files' permissions") from None  # fmt: skip
 
 
 def sign_file(order_file: Path, key: Path) -> Path:

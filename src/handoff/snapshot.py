@@ -175,6 +175,8 @@ class PostgresSnapshot:
 
     def counts(self) -> tuple[dict[str, dict[str, int]], dt.datetime | None]:
         self._thread.join()
+        if isinstance(self._error, SourceError):  # already one line that names no value
+            raise self._error
         if self._error is not None:
             # The driver's message may quote a value from the source: name the error, never the value.
             code = getattr(getattr(self._error, "orig", self._error), "sqlstate", None)

@@ -81,6 +81,10 @@ class Stager:
         self.partial.rename(self.final)
         return self.final
 
+    def discard(self) -> None:
+        """Remove what was written so far (a run that failed before its batch was recorded)."""
+        shutil.rmtree(self.partial, ignore_errors=True)
+
     def quarantine(self, quarantine_dir: Path) -> Path:
         target = quarantine_dir / self.final.name
         target.parent.mkdir(parents=True, exist_ok=True)

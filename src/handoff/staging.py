@@ -11,8 +11,10 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+import sqlalchemy as sa
+
 from handoff import batch as batches
-from handoff import court, in_force, ledger, signoff
+from handoff import court, in_force, ledger, signoff, state
 from handoff import request as requests
 from handoff import statement as st
 from handoff.context import Context
@@ -61,7 +63,15 @@ class Requests:
         order = self.ctx.policies.current(request.order_ref)
         order_file = self.ctx.policies.file_for(order)
         counsel = signoff.verify_file(trust, order_file, now)
+        batch_id = str(verified.doc["batch_id"])
+        if (self.ctx.settings.staging_dir / f"{batch_id}.partial").exists() or \
+                (self.ctx.settings.staging_dir / batch_id).exists():  # fmt: skip
+            raise GateError(f"this signed request was already used: batch {batch_id} exists; each request starts "
+                            "one batch, so sign a new one (`handoff transfer --statement`)")  # fmt: skip
         with self.ctx.write() as conn:
+            if conn.execute(sa.select(state.batches.c.id).where(state.batches.c.id == batch_id)).first():
+                raise GateError(f"this signed request was already used: batch {batch_id} exists; each request "
+                                "starts one batch, so sign a new one (`handoff transfer --statement`)")  # fmt: skip
             behind = in_force.problem(order, court.file_sha256(order_file), in_force.accepted(conn, order.order_id))
             if behind:
                 raise PolicyError(behind)

@@ -140,6 +140,9 @@ def load_trust(path: Path) -> Trust:
         raise PolicyError(
             f"{path}: no trust file; create it (OpenSSH allowed_signers format) and have it reviewed"
         ) from None
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read the trust file ({exc.strerror or type(exc).__name__}); "
+                          "check its permissions") from None  # fmt: skip
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:

@@ -99,6 +99,16 @@ def check(url: str, manifest_body: bytes | None, objects: dict[str, Seen], trust
         report.problems.append(Problem(name, "not in handoff's serialisation: it was edited after delivery"))
         if not isinstance(doc, dict):
             return report
+    try:
+        _verdict(doc, bucket, prefix, name, objects, trust, report)
+    except Exception as exc:  # noqa: BLE001 - a field of another type than handoff writes: a failure, never a crash
+        report.problems.append(Problem(name, f"not a handoff manifest: a field holds a value of another type "
+                                             f"({type(exc).__name__}); it was edited or written by something else"))  # fmt: skip
+    return report
+
+
+def _verdict(doc: dict[str, Any], bucket: str, prefix: str, name: str, objects: dict[str, Seen], trust: Trust,
+             report: Report) -> None:  # fmt: skip
     _files(doc, prefix, objects, report)
     delivered = _delivered_at(doc, objects.get(name), name, report)
     _approvals(doc, bucket, prefix, delivered, trust, report)
@@ -112,7 +122,6 @@ def check(url: str, manifest_body: bytes | None, objects: dict[str, Seen], trust
     if doc.get("trust_sha256") != trust.sha256:
         report.notes.append("the trust file given differs from the one used at delivery "
                             f"(sha256 {str(doc.get('trust_sha256'))[:16]}…); signatures were checked against yours")  # fmt: skip
-    return report
 
 
 def _files(doc: dict[str, Any], prefix: str, objects: dict[str, Seen], report: Report) -> None:
@@ -216,7 +225,7 @@ def read_prefix(url: str) -> tuple[bytes | None, dict[str, Seen], list[str]]:
     import tempfile
 
     import boto3
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, prefix = parse_url(url)
     s3 = boto3.client("s3")
@@ -228,6 +237,9 @@ def read_prefix(url: str) -> tuple[bytes | None, dict[str, Seen], list[str]]:
                 versions[v["Key"]] = versions.get(v["Key"], 0) + 1
     except ClientError:
         notes.append("object versions could not be listed: an overwrite of the manifest cannot be ruled out")
+    except BotoCoreError as exc:
+        raise HandoffError(f"cannot read {url}: {exc}; check AWS_ENDPOINT_URL_S3, the network and your "
+                           "AWS credentials (read access is enough)") from None  # fmt: skip
     objects: dict[str, Seen] = {}
     manifest: bytes | None = None
     try:
