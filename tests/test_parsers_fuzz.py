@@ -170,7 +170,8 @@ def test_deep_nesting_and_alias_bombs_are_refused_in_one_line() -> None:
     with pytest.raises(PolicyError, match="nested too deeply|not valid YAML"):
         parse_order("a: " + "[" * 5000 + "]" * 5000 + "\n", "deep.yaml")
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
     )
     with pytest.raises(PolicyError, match="uses YAML aliases"):
         parse_order(bomb, "bomb.yaml")
