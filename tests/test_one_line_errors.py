@@ -121,3 +121,24 @@ def test_a_text_updated_at_quarantines_nothing_and_prints_no_value(home: dict[st
         _one_line(res, 2, "updated_at")
         staging = Path(env["HANDOFF_HOME"]) / "staging"
         assert not staging.exists() or not [p for p in staging.rglob("*") if p.is_file()], list(staging.rglob("*"))
+
+
+def test_release_without_an_audit_bucket_says_so_once(home: dict[str, Any], sqlite_source_url: str) -> None:
+    from support import HEARING_ID
+
+    env, cwd = home["env"], home["cwd"]
+    res = run_cli("transfer", "--db", sqlite_source_url, "--key", str(KEYS.key("operator")), "--json", env=env, cwd=cwd)
+    assert res.returncode == 0, res.stderr
+    batch = json.loads(res.stdout)["batch_id"]
+    for args in (("court", "outcome", HEARING_ID, "--result", "upheld", "--key", str(KEYS.key("counsel"))),
+                 ("approve", batch, "--key", str(KEYS.key("ada")))):  # fmt: skip
+        assert run_cli(*args, env=env, cwd=cwd).returncode == 0
+    res = run_cli("release", env=env, cwd=cwd)
+    line = _one_line(res, 2, "set HANDOFF_AUDIT_BUCKET")
+    assert (res.stdout + res.stderr).count("HANDOFF_AUDIT_BUCKET") == 1, res.stdout + res.stderr
+    assert line.startswith("error: ")
+
+
+def test_expiry_limits_are_in_the_help(tmp_path: Path) -> None:
+    res = run_cli("approve", "--help", env=cli_env(tmp_path / "h"), cwd=tmp_path)
+    assert "5 minutes" in res.stdout and "30 days" in res.stdout

@@ -292,7 +292,7 @@ def _lifecycle():  # type: ignore[no-untyped-def]
     return Lifecycle(settings())
 
 
-def _print_outcome(o: Any) -> None:
+def _print_outcome(o: Any, with_error: bool = True) -> None:
     b = o.batch
     colour = {"delivered": "green", "quarantined": "red", "held": "yellow", "rejected": "red", "failed": "red",
               "withdrawn": "magenta"}.get(b.status, "cyan")  # fmt: skip
@@ -315,7 +315,7 @@ def _print_outcome(o: Any) -> None:
         out.print(gate_table(o.gates))
     if o.manifest_key:
         out.print(f"  manifest: s3://{plain(b.bucket)}/{plain(o.manifest_key)}")
-    if getattr(o, "error", None):
+    if with_error and getattr(o, "error", None):
         out.print(f"  [red]delivery failed:[/] {plain(o.error)}")
 
 
@@ -368,7 +368,9 @@ def transfer(
 def approve(
     batch: Annotated[str, typer.Argument(help="Batch id (or a unique prefix).")],
     note: Annotated[str | None, typer.Option(help="Why; part of what you sign.")] = None,
-    expires_in: Annotated[float, typer.Option(help="Hours until the approval lapses if not yet used.")] = 168,
+    expires_in: Annotated[
+        float, typer.Option(help="Hours until the approval lapses if not yet used: 5 minutes (0.084) to 30 days (720).")
+    ] = 168,
     key: KeyOpt = None,
     signature: SignatureOpt = None,
     signed: SignedOpt = None,
@@ -457,7 +459,7 @@ def release(as_json: JsonOpt = False) -> None:
         if not results:
             out.print("nothing to release")
         for r in results:
-            _print_outcome(r)
+            _print_outcome(r, with_error=False)  # the failure is said once, on stderr, below
     failed = [r for r in results if r.error]
     for r in failed:
         after = "not retried: see `handoff status`" if r.batch.status == "failed" else "it resumes on the next release"

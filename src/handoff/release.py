@@ -15,7 +15,7 @@ from handoff import accounting, ledger, lineage
 from handoff import batch as batches
 from handoff.context import Context
 from handoff.deliver import Destination
-from handoff.errors import DeliveryFailed, DeliveryStopped, GateError, HandoffError, LeaseLost
+from handoff.errors import ConfigError, DeliveryFailed, DeliveryStopped, GateError, HandoffError, LeaseLost
 from handoff.gatekeeper import Gatekeeper, Outcome
 from handoff.handover import Handover
 from handoff.order import Order
@@ -86,9 +86,12 @@ class Release:
                 results.append(self.deliver(batch_id, now, flow_run_id))
             except GateError:
                 results.append(self.gatekeeper.refresh(batch_id, now))
+            except ConfigError:
+                raise  # the same for every batch (no audit bucket, say): said once, by the caller
             except HandoffError as exc:
-                # One batch that cannot be delivered now must not hold back the others.
-                log.error("delivery of %s failed: %s", batch_id, exc)
+                # One batch that cannot be delivered now must not hold back the others; the caller
+                # reports it (the CLI on stderr, the flow as its result), so the log does not repeat it.
+                log.info("delivery of %s failed: %s", batch_id, exc)
                 failed = self.gatekeeper.refresh(batch_id, now)
                 failed.error = str(exc)
                 results.append(failed)
