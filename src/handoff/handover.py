@@ -2,8 +2,8 @@
 
 ``start`` re-evaluates every gate (every signature re-verified) in the transaction that marks
 the batch ``delivering`` under this process's lease, and anchors that entry before any byte
-moves. A live delivery held by another process is never touched; an expired one is taken over
-once. ``guard`` is what the upload calls before every object, part and manifest: it re-reads the
+moves. A live delivery held by another process is never touched; an expired one, or one whose
+owner was a process on this host that no longer exists, is taken over once. ``guard`` is what the upload calls before every object, part and manifest: it re-reads the
 stop (ledger and audit bucket) and renews the lease, raising ``DeliveryStopped`` if either fails.
 """
 
@@ -21,7 +21,7 @@ from handoff.deliver import Guard
 from handoff.errors import DeliveryStopped, LeaseLost
 from handoff.gatekeeper import Gatekeeper, Outcome
 from handoff.state import deliveries, iso, lock_for_decision
-from handoff.status import FINAL, Lease, Status
+from handoff.status import FINAL, Lease, Status, owner_gone
 
 
 class Handover:
@@ -38,7 +38,8 @@ class Handover:
             lease = batches.lease(batch)
             if batch.status in FINAL or batch.status == Status.DELIVERED:
                 return "waiting", Outcome(batch, decisions)
-            if batch.status == Status.DELIVERING and lease.live(now) and lease.owner != self.ctx.owner:
+            if (batch.status == Status.DELIVERING and lease.live(now) and lease.owner != self.ctx.owner
+                    and not owner_gone(lease.owner)):  # a killed process on this host holds nothing  # fmt: skip
                 return "waiting", Outcome(
                     batch, decisions, error=f"being delivered by {lease.owner} until {lease.until}"
                 )

@@ -72,6 +72,26 @@ def owner_id() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+def owner_gone(owner: str | None) -> bool:
+    """True when the lease's owner is a process on this host that no longer exists (killed, crashed):
+    its delivery can be taken over at once instead of waiting out the lease. Another host's owner,
+    or a process that still exists (even an unrelated one reusing the id), is never called gone."""
+    host, _, rest = (owner or "").partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname()[:40] or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    return False
+
+
 @dataclass(frozen=True)
 class Lease:
     """A delivery in flight: who holds it, until when (renewed after every object)."""
