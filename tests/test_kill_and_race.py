@@ -139,6 +139,37 @@ def test_a_release_killed_at_any_step_completes_once_on_the_rerun(step: str, tmp
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def test_a_manifest_already_in_the_bucket_is_recorded_even_after_a_stop(tmp_path: Path, crowded_source_url: str,
+                                                                        s3, audit_bucket: str) -> None:  # fmt: skip
+    """Killed after the manifest reached the bucket, then a stop: what the recipient can read is a
+    disclosure, so the next release records it (delivered, accounted, anchored) instead of leaving it
+    `delivering` for good; `audit disclosures` lists it."""
+    from support import set_stop
+
+    settings = build_settings(tmp_path / "home", bucket=s3.name, kms_key_id=s3.kms_key_id, audit_bucket=audit_bucket,
+                              lease_seconds=LEASE)  # fmt: skip
+    life = Lifecycle(settings)
+    batch = transfer(life, crowded_source_url, s3.name, NOW).batch
+    record_upheld(life)
+    approve(life, batch.id, "ada")
+    script = tmp_path / "release_step.py"
+    script.write_text(SCRIPT)
+    when = NOW + dt.timedelta(hours=1)
+    proc = subprocess.run([sys.executable, str(script), "after-manifest", when.isoformat()], env=_env(settings),
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    set_stop(life, "TRO motion filed", when + dt.timedelta(seconds=1))
+    [done] = life.release(when + dt.timedelta(seconds=2))
+    assert done.batch.status == "delivered", (done.batch.status_reason, done.error)
+    assert ledger_kinds(life, batch.id).count("delivered") == 1
+    res = subprocess.run([sys.executable, "-m", "handoff.cli", "audit", "disclosures", "--json"], env=_env(settings),
+                         capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert res.returncode == 0 and batch.id in res.stdout, res.stdout + res.stderr
+    res = subprocess.run([sys.executable, "-m", "handoff.cli", "audit", "verify", "--json"], env=_env(settings),
+                         capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
 @pytest.mark.postgres
 def test_two_releases_started_at_once_on_postgres_deliver_each_batch_once(
     tmp_path: Path, sqlite_source_url: str, s3, audit_bucket: str, pg_database: str

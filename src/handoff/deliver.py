@@ -101,6 +101,11 @@ def _b64(hexdigest: str) -> str:
     return base64.b64encode(bytes.fromhex(hexdigest)).decode()
 
 
+def checksum(hexdigest: str) -> str:
+    """S3's base64 SHA-256 checksum of an object whose hex SHA-256 is ``hexdigest``."""
+    return _b64(hexdigest)
+
+
 def _composite(part_digests: list[bytes]) -> str:
     return f"{base64.b64encode(hashlib.sha256(b''.join(part_digests)).digest()).decode()}-{len(part_digests)}"
 

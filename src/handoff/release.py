@@ -20,7 +20,7 @@ from handoff.gatekeeper import Gatekeeper, Outcome
 from handoff.handover import Handover
 from handoff.order import Order
 from handoff.status import OPEN, Lease, Status
-from handoff.upload import upload_batch
+from handoff.upload import already_delivered, upload_batch
 from handoff.withdraw import Withdrawal
 
 log = logging.getLogger("handoff.release")
@@ -36,7 +36,8 @@ class Release:
         state, outcome = self.handover.start(batch_id, now)
         if state == "stale":
             reason = "a crashed delivery stopped: a gate closed before it was resumed"
-            self.withdrawal.uncommitted(outcome.batch, Status.HELD, reason, now)
+            if not self.withdrawal.uncommitted(outcome.batch, Status.HELD, reason, now):
+                return self._finish(outcome, now)  # its manifest is there: the recipient can read it
             return self.gatekeeper.refresh(batch_id, now)
         if state != "started":
             return outcome
@@ -55,6 +56,21 @@ class Release:
             if isinstance(exc, DeliveryStopped):
                 return self.gatekeeper.refresh(batch.id, now)
             raise
+        final = accounting.record_delivery(self.ctx, batch, order, dest, objects, approvers, now)
+        lineage.emit(self.ctx.settings, "COMPLETE", final, order, target.bucket, dest.prefix, now)
+        return Outcome(final, outcome.gates, objects[-1].key, objects)
+
+    def _finish(self, outcome: Outcome, now: dt.datetime) -> Outcome:
+        """Record a delivery whose manifest a killed run already wrote: it is a disclosure, whatever the
+        gates say now (a stop set since may then withdraw it, and that is accounted too)."""
+        batch = outcome.batch
+        order = self.ctx.order_for(batch)
+        target = self.ctx.target(batch)
+        dest = target.destination(batch.order_id, batch.order_version, batch.id)
+        found = already_delivered(batch, target, dest)
+        if found is None:  # removed meanwhile: nothing is readable, nothing to record
+            return self.gatekeeper.refresh(batch.id, now)
+        objects, approvers = found
         final = accounting.record_delivery(self.ctx, batch, order, dest, objects, approvers, now)
         lineage.emit(self.ctx.settings, "COMPLETE", final, order, target.bucket, dest.prefix, now)
         return Outcome(final, outcome.gates, objects[-1].key, objects)

@@ -62,3 +62,25 @@ def upload_batch(ctx: Context, batch: batches.Batch, order: Order, target: Targe
     else:
         objects.append(deliver.existing_object(s3, target, manifest_key))
     return objects, [d.approver for d in found.approvals]
+
+
+def already_delivered(
+    batch: batches.Batch, target: Target, dest: Destination
+) -> tuple[list[DeliveredObject], list[str]] | None:
+    """The objects and approvers of a delivery whose manifest is already in the bucket (a run killed
+    after writing it), as that manifest lists them; None when there is no manifest.
+
+    What the recipient can read is a disclosure whatever the gates say now: the caller records it."""
+    s3 = deliver.s3_client(target.region)
+    key = dest.prefix + manifest.NAME
+    doc = deliver.read_manifest(s3, target, key)
+    if doc is None:
+        return None
+    if doc.get("content_hash") != batch.content_hash:
+        raise DeliveryFailed(f"s3://{target.bucket}/{key} holds another batch's manifest")
+    by_name = {str(f.get("key", "")).rsplit("/", 1)[-1]: f for f in doc.get("files") or [] if isinstance(f, dict)}
+    objects = [DeliveredObject(dest.prefix + f.name, f.bytes, f.sha256, deliver.checksum(f.sha256), False)
+               for f in batch.files if f.name in by_name]  # fmt: skip
+    objects.append(deliver.existing_object(s3, target, key))
+    approvers = [str(a.get("principal")) for a in doc.get("approvals") or [] if isinstance(a, dict)]
+    return objects, approvers
