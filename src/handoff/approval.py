@@ -166,7 +166,12 @@ def unbacked_rows(conn: sa.Connection, batch_id: str, backed: list[st.Signed]) -
 
 def decidable(batch_id: str, status: str | None) -> None:
     if status not in DECIDABLE:
-        raise GateError(f"batch {batch_id} is {status}; only a staged, held or awaiting batch can be decided")
+        hint = (
+            "; a delivery that cannot complete is taken back with `handoff withdraw`"
+            if status == Status.DELIVERING
+            else ""
+        )
+        raise GateError(f"batch {batch_id} is {status}; only a staged, held or awaiting batch can be decided{hint}")
 
 
 def check(batch: Batch, order: Order, decision: Decision, record: validation.Validated | None) -> None:

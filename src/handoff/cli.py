@@ -470,7 +470,7 @@ def release(as_json: JsonOpt = False) -> None:
 
 @app.command()
 def withdraw(
-    batch: Annotated[str, typer.Argument(help="A delivered batch id (or prefix).")],
+    batch: Annotated[str, typer.Argument(help="A delivered batch id, or one stuck delivering (or a prefix).")],
     reason: Annotated[str, typer.Option(help="Why (recorded in the ledger and in the tombstone the recipient sees).")],
     as_: Annotated[str | None, typer.Option("--as", help="Your name, recorded as given (default: OS user).")] = None,
     as_json: JsonOpt = False,
@@ -479,6 +479,8 @@ def withdraw(
 
     For a court order that narrows scope before the recipient collected. Leaves WITHDRAWN.json in
     its place and accounts the withdrawal in the ledger; the disclosure stays in the accounting.
+    A batch stuck delivering (its releases keep failing; no live process holds it) ends failed, any
+    objects it uploaded removed and accounted.
     Example: handoff withdraw 20260106T080000Z-1a2b3c --reason "order narrowed on 2026-01-20"
     """
     result = _lifecycle().withdraw(batch, reason, as_ or _user(), now())

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     )
     audit_retention_days: int = Field(default=2190, ge=1, le=36500, description="COMPLIANCE retention of anchors.")
     lease_seconds: int = Field(default=900, ge=30, le=86400, description="A delivery's lease, renewed per object.")
+    delivery_attempts: int = Field(default=3, ge=1, le=100, description="Releases that may fail on one batch (a "
+                                   "missing bucket, access denied, an unusable KMS key, S3 down) before it ends "
+                                   "failed, its uploaded objects withdrawn and accounted.")  # fmt: skip
     lineage_transport: Literal["file", "http", "none"] = "file"
     lineage_url: str | None = Field(default=None, description="OpenLineage HTTP endpoint (http transport).")
     lineage_namespace: str = "handoff"

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from handoff.errors import DeliveryError, DeliveryFailed
+from handoff.errors import ConfigError, DeliveryError, DeliveryFailed
 
 PART_SIZE = 16 * 1024 * 1024
 Progress = Callable[[str], None]
@@ -117,6 +117,55 @@ def _error(exc: Exception, what: str) -> DeliveryError:
         code = exc.response.get("Error", {}).get("Code", "?")
         return DeliveryError(f"{what}: S3 answered {code}: {exc.response.get('Error', {}).get('Message', '')}")
     return DeliveryError(f"{what}: {type(exc).__name__}: {exc}; check AWS_ENDPOINT_URL_S3, credentials and bucket")
+
+
+def check_destination(region: str, bucket: str, kms_key_id: str | None) -> None:
+    """Before anything is extracted: the handoff bucket exists and answers, and the KMS key (when one is
+    named) exists and is enabled. ``ConfigError`` names what is wrong; an answer that proves nothing
+    (KMS access denied to a role that may still encrypt) is not held against the destination."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    s3 = s3_client(region)
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "?")
+        what = (
+            "does not exist" if code in ("404", "NoSuchBucket", "NotFound") else f"cannot be used (S3 answered {code})"
+        )
+        raise ConfigError(f"the handoff bucket {bucket!r} {what}; check --bucket (or HANDOFF_BUCKET) and this "
+                          "host's access to it. Nothing was extracted") from None  # fmt: skip
+    except BotoCoreError as exc:
+        raise ConfigError(f"S3 could not be reached to check the handoff bucket ({type(exc).__name__}); check "
+                          "AWS_ENDPOINT_URL_S3, the network and your AWS credentials. Nothing was extracted") from None  # fmt: skip
+    if not kms_key_id:
+        return
+    import boto3
+
+    try:
+        meta = boto3.client("kms", region_name=region).describe_key(KeyId=kms_key_id)["KeyMetadata"]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "?")
+        if code in ("NotFoundException", "InvalidArnException"):
+            raise ConfigError(f"the KMS key {kms_key_id!r} does not exist; check HANDOFF_KMS_KEY_ID. "
+                              "Nothing was extracted") from None  # fmt: skip
+        return  # access denied to DescribeKey says nothing about encrypting with it
+    except BotoCoreError:
+        return  # KMS not reachable from here (AWS_ENDPOINT_URL_S3 alone): the upload will tell
+    if meta.get("KeyState", "Enabled") != "Enabled":
+        raise ConfigError(f"the KMS key {kms_key_id!r} is {meta.get('KeyState')}; enable it or set another "
+                          "HANDOFF_KMS_KEY_ID. Nothing was extracted")  # fmt: skip
+
+
+def bucket_missing(s3: Any, bucket: str) -> bool:
+    """True when S3 says the bucket does not exist (so nothing was ever uploaded to it)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound")
+    return False
 
 
 def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:

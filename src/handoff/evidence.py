@@ -68,6 +68,26 @@ class WriteOnceBucket:
                                     config=Config(retries={"max_attempts": 5, "mode": "standard"}))  # fmt: skip
         return self._s3
 
+    def check(self) -> None:
+        """The bucket exists and has Object Lock on; ``ConfigError`` names what is wrong."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            conf = self.s3.get_object_lock_configuration(Bucket=self.bucket).get("ObjectLockConfiguration", {})
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "?")
+            if code in ("ObjectLockConfigurationNotFoundError", "InvalidRequest"):
+                conf = {}
+            else:
+                what = "does not exist" if code in ("404", "NoSuchBucket") else f"cannot be used (S3 answered {code})"
+                raise ConfigError(f"the audit bucket {self.bucket!r} {what}; check HANDOFF_AUDIT_BUCKET. "
+                                  "Nothing was extracted") from None  # fmt: skip
+        except BotoCoreError as exc:
+            raise ConfigError(f"S3 could not be reached to check the audit bucket ({type(exc).__name__})") from None
+        if conf.get("ObjectLockEnabled") != "Enabled":
+            raise ConfigError(f"the audit bucket {self.bucket!r} has no Object Lock, so its evidence could be "
+                              "erased; create it with Object Lock (infra/terraform). Nothing was extracted")  # fmt: skip
+
     def _put_once(self, key: str, doc: dict[str, Any], now: dt.datetime) -> bool:
         """Write ``key`` unless it exists; True if written. Locked until now + retention."""
         from botocore.exceptions import ClientError

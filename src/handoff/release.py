@@ -82,13 +82,24 @@ class Release:
             lineage.emit(self.ctx.settings, "FAIL", batch, order, dest.bucket, dest.prefix, now, error=str(exc))
         except Exception:  # noqa: BLE001 - lineage must not hide the delivery error
             log.exception("could not emit lineage FAIL event")
+        attempts = self.ctx.settings.delivery_attempts
+        with self.ctx.engine.connect() as conn:
+            failed_before = len(ledger.entries(conn, batch_id=batch.id, kinds=["delivery-interrupted"]))
+        if not isinstance(exc, (DeliveryStopped, DeliveryFailed)) and failed_before + 1 >= attempts:
+            exc = DeliveryFailed(f"{exc} ({attempts} releases failed; fix the cause, then transfer again)")
         if isinstance(exc, (DeliveryStopped, DeliveryFailed)):
             status = Status.HELD if isinstance(exc, DeliveryStopped) else Status.FAILED
             why = f"stopped mid-delivery: {exc}" if status == Status.HELD else f"delivery failed: {exc}"
-            if self.withdrawal.uncommitted(batch, status, why, now):
-                return
+            try:
+                if self.withdrawal.uncommitted(batch, status, why, now):
+                    return
+            except HandoffError as again:  # the bucket cannot even be read: the lease goes, the reason stays
+                exc = again
         with self.ctx.write() as conn:
-            batches.renew(conn, batch.id, Lease(self.ctx.owner, now))  # expired: the next release resumes it
+            # The lease goes at once (the next release resumes); the batch says why it waits.
+            batches.set_status(conn, batch.id, Status.DELIVERING,
+                               f"release {failed_before + 1} of {attempts} failed: {exc}", now,
+                               Lease(self.ctx.owner, now))  # fmt: skip
             ledger.append(conn, "delivery-interrupted", "handoff", batch_id=batch.id, order_ref=batch.order_ref, at=now,
                           payload={"error": str(exc)})  # fmt: skip
 

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from handoff import batch as batches
-from handoff import court, in_force, ledger, signoff, state
+from handoff import court, deliver, in_force, ledger, signoff, state
 from handoff import request as requests
 from handoff import statement as st
 from handoff.context import Context
@@ -95,6 +95,10 @@ class Staging:
         target = bucket or self.ctx.settings.bucket
         if not target:
             raise HandoffError("give --bucket NAME (or set HANDOFF_BUCKET)")
+        # Where it goes, checked before anything is read: a mistyped bucket never leaves a batch stuck.
+        deliver.check_destination(self.ctx.settings.region, target, self.ctx.settings.kms_key_id)
+        if self.ctx.store is not None:
+            self.ctx.store.check()
         request = self.requests.authorise(dataclasses.replace(request, bucket=target), now)
         if partition_rows:
             from handoff.partition import sequential, stage_partitioned

@@ -18,7 +18,7 @@ from handoff.context import Context
 from handoff.errors import GateError
 from handoff.gatekeeper import Gatekeeper, Outcome
 from handoff.state import iso
-from handoff.status import Status
+from handoff.status import Status, owner_gone
 
 
 def _exposed_rows(batch: batches.Batch, removed: list[dict[str, str | None]]) -> int:
@@ -39,9 +39,12 @@ class Withdrawal:
         target = self.ctx.target(batch)
         dest = target.destination(batch.order_id, batch.order_version, batch.id)
         s3 = deliver.s3_client(target.region)
-        if deliver.read_manifest(s3, target, dest.prefix + manifest.NAME) is not None:
-            return False
-        removed = deliver.remove_prefix(s3, target, dest.prefix)
+        if deliver.bucket_missing(s3, target.bucket):  # a mistyped bucket: nothing was ever uploaded
+            removed: list[dict[str, str | None]] = []
+        else:
+            if deliver.read_manifest(s3, target, dest.prefix + manifest.NAME) is not None:
+                return False
+            removed = deliver.remove_prefix(s3, target, dest.prefix)
         kind = "delivery-stopped" if status == Status.HELD else "delivery-failed"
         with self.ctx.write() as conn:
             batches.set_status(conn, batch.id, status, f"{why}; {len(removed)} uncommitted object(s) removed", now)
@@ -50,14 +53,28 @@ class Withdrawal:
                                    "records_exposed": _exposed_rows(batch, removed)})  # fmt: skip
         return True
 
+    def _stuck(self, batch: batches.Batch, reason: str, actor: str, now: dt.datetime) -> Outcome:
+        """End a delivery no live process is working on (it keeps failing): its uploaded objects are
+        removed and accounted, and the batch is failed. A delivery a live process holds is left alone."""
+        lease = batches.lease(batch)
+        if lease.live(now) and not owner_gone(lease.owner):
+            raise GateError(f"batch {batch.id} is being delivered by {lease.owner} until {lease.until}; "
+                            "set `handoff hold set` to stop it, or wait for the lease to lapse")  # fmt: skip
+        if not self.uncommitted(batch, Status.FAILED, f"withdrawn by {actor}: {reason}", now):
+            raise GateError(f"batch {batch.id}'s manifest is already in the bucket, so it was delivered: run "
+                            "`handoff release` to record it, then withdraw it")  # fmt: skip
+        return Outcome(self.ctx.get(batch.id), objects=[])
+
     def delivered(self, batch_id: str, reason: str, actor: str, now: dt.datetime) -> Outcome:
         """Withdraw a delivered batch: remove every object and the manifest, leave a tombstone, account it."""
         if not reason.strip():
             raise GateError("give a --reason: the ledger and the tombstone say why the batch was withdrawn")
         batch = self.ctx.get(batch_id)
+        if batch.status == Status.DELIVERING:
+            return self._stuck(batch, reason.strip(), actor, now)
         if batch.status != Status.DELIVERED:
-            raise GateError(f"batch {batch.id} is {batch.status}; only a delivered batch is withdrawn "
-                            "(a stop withdraws a delivery in flight by itself)")  # fmt: skip
+            raise GateError(f"batch {batch.id} is {batch.status}; only a delivered batch, or one stuck delivering, "
+                            "is withdrawn (a stop withdraws a delivery in flight by itself)")  # fmt: skip
         target = self.ctx.target(batch)
         dest = target.destination(batch.order_id, batch.order_version, batch.id)
         s3 = deliver.s3_client(target.region)

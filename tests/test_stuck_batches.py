@@ -1,0 +1,97 @@
+"""No batch without a way forward.
+
+A mistyped bucket, an audit bucket without Object Lock or an unknown KMS key is refused by `transfer`
+before anything is extracted. A release that keeps failing records why on the batch, lets its lease go
+at once, and after HANDOFF_DELIVERY_ATTEMPTS ends `failed`, accounted; a batch stuck delivering can be
+withdrawn by hand, and `reject` points there.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import KEYS, NOW, approve, cli_env, ledger_kinds, record_upheld, run_cli, transfer
+
+from handoff import batch as batches
+from handoff import emulator
+
+
+@pytest.fixture
+def env(s3_server: Any, tmp_path: Path) -> dict[str, str]:
+    bucket = f"handoff-stuck-{uuid.uuid4().hex[:12]}"
+    key = emulator.create_bucket(s3_server, bucket)
+    audit = f"handoff-audit-{uuid.uuid4().hex[:12]}"
+    emulator.create_bucket(s3_server, audit, object_lock=True)
+    return cli_env(tmp_path / "home", HANDOFF_KMS_KEY_ID=key, HANDOFF_AUDIT_BUCKET=audit, HANDOFF_BUCKET=bucket)
+
+
+def _refused(res: Any, *needles: str) -> None:
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_transfer_checks_where_it_goes_before_extracting_anything(env: dict[str, str], s3_server: Any,
+                                                                  sqlite_source_url: str, tmp_path: Path) -> None:  # fmt: skip
+    args = ("transfer", "--db", sqlite_source_url, "--key", str(KEYS.key("operator")))
+    _refused(run_cli(*args, "--bucket", "handoff-no-such-bucket", env=env, cwd=tmp_path),
+             "'handoff-no-such-bucket' does not exist", "--bucket", "Nothing was extracted")  # fmt: skip
+    plain = f"handoff-plain-{uuid.uuid4().hex[:12]}"
+    emulator.create_bucket(s3_server, plain)
+    _refused(run_cli(*args, env={**env, "HANDOFF_AUDIT_BUCKET": plain}, cwd=tmp_path),
+             f"audit bucket {plain!r} has no Object Lock")  # fmt: skip
+    _refused(run_cli(*args, env={**env, "HANDOFF_KMS_KEY_ID": str(uuid.uuid4())}, cwd=tmp_path),
+             "KMS key", "does not exist")  # fmt: skip
+    listing = run_cli("status", "--json", env=env, cwd=tmp_path)
+    assert listing.returncode == 0 and json.loads(listing.stdout) == [], listing.stdout
+    staging = Path(env["HANDOFF_HOME"]) / "staging"
+    assert not staging.exists() or not list(staging.iterdir())
+
+
+def test_a_release_that_keeps_failing_says_why_then_ends_failed_and_accounted(life: Any, s3: Any,
+                                                                              sqlite_source_url: str) -> None:  # fmt: skip
+    """The bucket vanished after approval: each release records why and lets the lease go; the third ends it."""
+    import datetime as dt
+
+    batch = transfer(life, sqlite_source_url, s3.name).batch
+    record_upheld(life)
+    approve(life, batch.id)
+    s3.client.delete_bucket(Bucket=s3.name)
+    at = NOW + dt.timedelta(hours=1)
+    for attempt in (1, 2):
+        [r] = life.release(at + dt.timedelta(seconds=attempt))
+        assert r.error and r.batch.status == "delivering"
+        assert r.batch.status_reason.startswith(f"release {attempt} of 3 failed:"), r.batch.status_reason
+        assert not batches.lease(life.get(batch.id)).live(at + dt.timedelta(seconds=attempt))  # the lease went
+    [r] = life.release(at + dt.timedelta(seconds=3))
+    assert r.batch.status == "failed", (r.batch.status, r.batch.status_reason)
+    assert "3 releases failed" in r.batch.status_reason
+    kinds = ledger_kinds(life, batch.id)
+    assert kinds.count("delivery-interrupted") == 2 and kinds[-1] == "delivery-failed"
+    assert life.release(at + dt.timedelta(seconds=4)) == []  # nothing left to retry
+
+
+def test_a_batch_stuck_delivering_can_be_withdrawn_and_not_rejected(life: Any, s3: Any, sqlite_source_url: str) -> None:
+    import datetime as dt
+
+    from handoff.errors import GateError
+
+    batch = transfer(life, sqlite_source_url, s3.name).batch
+    record_upheld(life)
+    approve(life, batch.id)
+    s3.client.delete_bucket(Bucket=s3.name)
+    at = NOW + dt.timedelta(hours=1)
+    [r] = life.release(at)
+    assert r.batch.status == "delivering"
+    with pytest.raises(GateError, match="handoff withdraw"):
+        from support import decide
+
+        decide(life, batch.id, "bo", "reject", note="stuck", now=at)
+    out = life.withdraw(batch.id, "bucket name was mistyped", "Ops On-call", at + dt.timedelta(seconds=1))
+    assert out.batch.status == "failed" and "withdrawn by Ops On-call" in out.batch.status_reason
+    assert ledger_kinds(life, batch.id)[-1] == "delivery-failed"
