@@ -40,9 +40,9 @@ def row_quarantine_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("row_quarantine_disabled")
-def test_gx_failure_quarantines_the_whole_batch(source_url: str, settings) -> None:
+def test_gx_failure_quarantines_the_whole_batch(source_url: str, settings, s3) -> None:
     life = Lifecycle(settings)
-    out = transfer(life, source_url, "never-used-bucket", NOW)
+    out = transfer(life, source_url, s3.name, NOW)
     batch = out.batch
 
     assert batch.status == "quarantined"
@@ -81,9 +81,9 @@ def test_gx_failure_quarantines_the_whole_batch(source_url: str, settings) -> No
 
 
 @pytest.mark.usefixtures("row_quarantine_disabled")
-def test_quarantined_batch_cannot_be_approved(sqlite_source_url: str, settings) -> None:
+def test_quarantined_batch_cannot_be_approved(sqlite_source_url: str, settings, s3) -> None:
     life = Lifecycle(settings)
-    batch = transfer(life, sqlite_source_url, "never-used-bucket", NOW).batch
+    batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
     assert batch.status == "quarantined"
     with pytest.raises(GateError, match="quarantined"):
         approve(life, batch.id, "ada", NOW)

@@ -95,11 +95,13 @@ class Staging:
         target = bucket or self.ctx.settings.bucket
         if not target:
             raise HandoffError("give --bucket NAME (or set HANDOFF_BUCKET)")
-        # Where it goes, checked before anything is read: a mistyped bucket never leaves a batch stuck.
-        deliver.check_destination(self.ctx.settings.region, target, self.ctx.settings.kms_key_id)
+        # Where it goes and where its evidence goes, checked before anything is read or recorded: a
+        # mistyped bucket never leaves a batch stuck. (The request's signature is checked in between,
+        # so a request for another bucket is refused as that, first.)
         if self.ctx.store is not None:
             self.ctx.store.check()
         request = self.requests.authorise(dataclasses.replace(request, bucket=target), now)
+        deliver.check_destination(self.ctx.settings.region, target, self.ctx.settings.kms_key_id)
         if partition_rows:
             from handoff.partition import sequential, stage_partitioned
 
