@@ -95,3 +95,25 @@ def test_a_batch_stuck_delivering_can_be_withdrawn_and_not_rejected(life: Any, s
     out = life.withdraw(batch.id, "bucket name was mistyped", "Ops On-call", at + dt.timedelta(seconds=1))
     assert out.batch.status == "failed" and "withdrawn by Ops On-call" in out.batch.status_reason
     assert ledger_kinds(life, batch.id)[-1] == "delivery-failed"
+
+
+def test_planted_stop_markers_that_cannot_be_read_hold_and_crash_nothing(env: dict[str, str], sqlite_source_url: str,
+                                                                         tmp_path: Path) -> None:  # fmt: skip
+    """Bytes planted in the audit bucket with the host's credentials: an unreadable clearing clears
+    nothing, an unreadable stop marker still stops (named), and every command still works."""
+    import boto3
+
+    res = run_cli("transfer", "--db", sqlite_source_url, "--key", str(KEYS.key("operator")), env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    s3 = boto3.client("s3", region_name="us-east-1")
+    for key, body in (("stops/clear-planted.json", b"\xff not json"), ("stops/stop-planted.json", b"[1, 2]")):
+        s3.put_object(Bucket=env["HANDOFF_AUDIT_BUCKET"], Key=key, Body=body, ChecksumAlgorithm="SHA256")
+    for args in (("status",), ("release",), ("hold", "list")):
+        res = run_cli(*args, env=env, cwd=tmp_path)
+        assert res.returncode in (0, 1) and "Traceback" not in res.stderr, res.stderr
+    listed = run_cli("hold", "list", env=env, cwd=tmp_path).stdout
+    assert "stop-planted.json" in listed and "cannot be read" in " ".join(listed.split())
+    res = run_cli("hold", "clear", "--reason", "planted marker reviewed", "--key", str(KEYS.key("ops")), env=env,
+                  cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0 and "cleared" in res.stdout, res.stderr
+    assert "active" not in run_cli("hold", "list", env=env, cwd=tmp_path).stdout

@@ -166,16 +166,24 @@ class AuditStore(WriteOnceBucket):
 
     def stop_markers(self) -> tuple[list[dict[str, Any]], list[Signed]]:
         """Stops set, and clearings (as signed), from the bucket: a stop hidden by a delete marker still holds."""
-        stops, clears = [], []
+        stops: list[dict[str, Any]] = []
+        clears: list[Signed] = []
         for item in self._list(STOPS):
             if item.version_id is None:
                 continue
-            doc = self._get(item)
+            try:
+                doc = self._get(item)
+            except Exception:  # noqa: BLE001 - planted bytes: fail closed, never crash every release
+                doc = None
             if item.key.startswith(f"{STOPS}clear-"):
-                if not item.hidden:  # a hidden clearing clears nothing: fail closed
+                if not item.hidden and isinstance(doc, dict):  # a hidden or unreadable clearing clears nothing
                     clears.append(Signed.from_dict(doc))
-            else:
+            elif isinstance(doc, dict) and doc.get("stop"):
                 stops.append(doc)
+            else:  # a stop marker that cannot be read still stops
+                stops.append({"stop": item.key.removeprefix(STOPS), "reason": "a stop marker that cannot be read "
+                              f"({item.key}); clear it with a signed `handoff hold clear`", "set_by": "(unknown)",
+                              "set_at": ""})  # fmt: skip
         return stops, clears
 
 
