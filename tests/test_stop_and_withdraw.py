@@ -172,7 +172,7 @@ def test_withdraw_takes_a_delivered_batch_back_and_accounts_it(life, sqlite_sour
         kinds = [d.kind for d in disclosures(conn)]
     assert kinds == ["delivered", "withdrawn after delivery"]
     again = run_cli("withdraw", batch.id, "--reason", "twice", env=env, cwd=tmp_path)
-    assert again.returncode == 2 and "only a delivered batch is withdrawn" in again.stderr
+    assert again.returncode == 2 and "only a delivered batch, or one stuck delivering, is withdrawn" in again.stderr
     audit = run_cli("audit", "verify", "--json", env=env, cwd=tmp_path)
     assert audit.returncode == 0, audit.stdout
 
