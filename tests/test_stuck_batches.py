@@ -117,3 +117,61 @@ def test_planted_stop_markers_that_cannot_be_read_hold_and_crash_nothing(env: di
                   cwd=tmp_path)  # fmt: skip
     assert res.returncode == 0 and "cleared" in res.stdout, res.stderr
     assert "active" not in run_cli("hold", "list", env=env, cwd=tmp_path).stdout
+
+
+def test_reading_status_with_an_edited_order_file_holds_and_never_supersedes(s3: Any, audit_bucket: str,
+                                                                              sqlite_source_url: str,
+                                                                              tmp_path: Path) -> None:  # fmt: skip
+    """Someone edits the order version in force in place: `status` holds every batch, naming the file;
+    restoring the file lets them go on. Superseded (final) is only ever a newer version the ledger accepted."""
+    import shutil
+
+    from support import POLICY_DIR, build_settings
+
+    from handoff.transfer import Lifecycle
+
+    policy = tmp_path / "policy"
+    shutil.copytree(POLICY_DIR, policy)
+    life = Lifecycle(build_settings(tmp_path / "home", policy_dir=policy, bucket=s3.name, kms_key_id=s3.kms_key_id,
+                                    audit_bucket=audit_bucket))  # fmt: skip
+    batch = transfer(life, sqlite_source_url, s3.name).batch
+    record_upheld(life)
+    assert life.refresh(batch.id, NOW).batch.status == "awaiting-approval"
+    order_file = policy / "orders" / "2025-12-29.yaml"
+    original = order_file.read_bytes()
+    order_file.write_bytes(original.replace(b"name_flag: false", b"name_flag: true"))
+    from handoff.order import PolicySet
+
+    life.ctx.policies = PolicySet(policy)
+    for _ in range(2):
+        held = life.refresh(batch.id, NOW)
+        assert held.batch.status == "held" and "2025-12-29.yaml" in (held.batch.status_reason or "")
+    order_file.write_bytes(original)
+    life.ctx.policies = PolicySet(policy)
+    assert life.refresh(batch.id, NOW).batch.status == "awaiting-approval"
+
+
+def test_through_the_cli_a_vanished_bucket_ends_failed_after_three_releases(env: dict[str, str],
+                                                                            sqlite_source_url: str,
+                                                                            tmp_path: Path) -> None:  # fmt: skip
+    import boto3
+    from support import HEARING_ID
+
+    res = run_cli("transfer", "--db", sqlite_source_url, "--key", str(KEYS.key("operator")), "--json", env=env,
+                  cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    batch = json.loads(res.stdout)["batch_id"]
+    for args in (("court", "outcome", HEARING_ID, "--result", "upheld", "--key", str(KEYS.key("counsel"))),
+                 ("approve", batch, "--key", str(KEYS.key("ada")))):  # fmt: skip
+        assert run_cli(*args, env=env, cwd=tmp_path).returncode == 0
+    boto3.client("s3", region_name="us-east-1").delete_bucket(Bucket=env["HANDOFF_BUCKET"])
+    for attempt in (1, 2, 3):
+        res = run_cli("release", env=env, cwd=tmp_path)
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 1 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+        assert lines[0].startswith(f"delivery of {batch} failed ("), lines[0]
+        shown = json.loads(run_cli("status", batch, "--json", env=env, cwd=tmp_path).stdout)
+        if attempt < 3:
+            assert shown["status"] == "delivering" and shown["reason"].startswith(f"release {attempt} of 3 failed")
+    assert shown["status"] == "failed" and "3 releases failed" in shown["reason"]
+    assert run_cli("release", "--json", env=env, cwd=tmp_path).stdout.strip() == "[]"
