@@ -11,6 +11,8 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from handoff.errors import ConfigError
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -47,7 +49,13 @@ def start(region: str = "us-east-1") -> LocalS3:
     """Start the endpoint and point this process's boto3 at it."""
     import logging
 
-    from moto.server import ThreadedMotoServer
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        raise ConfigError(
+            "the local S3 endpoint needs moto: pip install 'handoff[local]' (or use ./dev, which "
+            "installs it), or point AWS_ENDPOINT_URL at a real S3 or MinIO"
+        ) from None
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
