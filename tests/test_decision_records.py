@@ -191,3 +191,47 @@ def test_a_decision_on_a_batch_that_moved_on_meanwhile_is_refused_under_the_lock
     decide(life, staged.id, "bo", "reject", note="scope too broad")
     with life.ctx.write() as conn, pytest.raises(GateError, match=f"^batch {staged.id} is rejected; only a staged"):
         approval.record(conn, staged, order, decided, NOW)
+
+
+def test_a_decision_on_a_batch_that_is_not_open_names_the_way_out() -> None:
+    with pytest.raises(GateError) as caught:
+        approval.decidable("b1", "delivering")
+    assert str(caught.value) == ("batch b1 is delivering; only a staged, held or awaiting batch can be decided; a "
+                                 "delivery that cannot complete is taken back with `handoff withdraw`")  # fmt: skip
+    with pytest.raises(GateError) as caught:
+        approval.decidable("b1", "delivered")
+    assert str(caught.value) == "batch b1 is delivered; only a staged, held or awaiting batch can be decided"
+    for status in ("staged", "held", "awaiting-approval", "approved"):
+        approval.decidable("b1", status)
+
+
+def test_stops_and_clearings_are_recorded_at_the_time_they_were_made(life: Any) -> None:
+    stop = set_stop(life, "one", NOW)
+    later = NOW + dt.timedelta(minutes=3)
+    with life.engine.connect() as conn:
+        doc = hold.clear_statement(hold.current(conn, life.trust(), NOW).active, "done", NOW)
+    with life.ctx.write() as conn:
+        hold.clear(conn, life.trust(), sign("ops", doc), later)
+    assert [e.at for e in _entries(life, "hold-set")] == [iso(NOW)]
+    assert [e.at for e in _entries(life, "hold-cleared")] == [iso(later)]
+    # A second stop, cleared without saying which stops are active: the earlier clearing is re-verified.
+    again = set_stop(life, "two", later)
+    with life.engine.connect() as conn:
+        doc = hold.clear_statement(hold.current(conn, life.trust(), later).active, "done again", later)
+    assert doc["stops"] == [again.id] and stop.id not in doc["stops"]
+    with life.ctx.write() as conn:
+        assert hold.clear(conn, life.trust(), sign("ops", doc), later).doc["stops"] == [again.id]
+
+
+def test_a_clearing_dated_in_the_future_clears_nothing_until_its_time(life: Any) -> None:
+    """An insider plants a clearing signed for tomorrow into the ledger: the stop holds until then."""
+    stop = set_stop(life, "one", NOW)
+    tomorrow = NOW + dt.timedelta(days=1)
+    planted = sign("ops", hold.clear_statement([stop], "early", tomorrow))
+    with life.ctx.write() as conn:
+        ledger.append(conn, "hold-cleared", "Ops On-call", at=NOW, payload={**planted.as_dict(), "stops": [stop.id]})
+    with life.engine.connect() as conn:
+        now_state = hold.current(conn, life.trust(), NOW)
+        then_state = hold.current(conn, life.trust(), tomorrow)
+    assert [s.id for s in now_state.active] == [stop.id] and len(now_state.ignored) == 1
+    assert then_state.active == [] and then_state.ignored == []

@@ -218,3 +218,27 @@ def test_fuzzed_key_blobs_never_crash(tmp_path: Path) -> None:
         assert trust.signers[-1].principal == "Tok Holder"
 
     one()
+
+
+def test_a_signature_whose_inner_algorithm_is_not_its_keys_is_not_a_valid_signature(tmp_path: Path) -> None:
+    """An Ed25519 key's SSHSIG carrying an "ssh-rsa" signature blob: sshsig asserts; handoff says one line."""
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    private = ed25519.Ed25519PrivateKey.generate()
+    raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    blob = _string(b"ssh-ed25519") + _string(raw)
+    path = _file(tmp_path, f'"Eve Ed" namespaces="{APPROVE}" ssh-ed25519 {base64.b64encode(blob).decode()}')
+    digest = hashlib.sha512(DATA).digest()
+    wrapped = b"SSHSIG" + _string(APPROVE.encode()) + _string(b"") + _string(b"sha512") + _string(digest)
+    sig = _string(b"ssh-rsa") + _string(private.sign(wrapped))
+    body = (b"SSHSIG" + (1).to_bytes(4, "big") + _string(blob) + _string(APPROVE.encode()) + _string(b"")
+            + _string(b"sha512") + _string(sig))  # fmt: skip
+    armored = "-----BEGIN SSH SIGNATURE-----\n" + base64.b64encode(body).decode() + "\n-----END SSH SIGNATURE-----\n"
+    with pytest.raises(SignatureError) as caught:
+        load_trust(path).verify(DATA, armored, APPROVE, T)
+    assert str(caught.value) == (
+        "not a valid signature: it cannot be read (AssertionError); paste the whole -----BEGIN SSH SIGNATURE----- block"
+    )

@@ -79,6 +79,14 @@ def test_the_case_form_names_each_rows_reason(table: Any, scope_filtered: bool) 
     assert got == want
 
 
+def test_by_default_the_case_form_judges_the_jurisdiction_too(table: Any) -> None:
+    engine, t = table
+    code, names = reason_code_expression(t, ORDER)
+    with engine.connect() as conn:
+        got = [names[int(c)] for (c,) in conn.execute(sa.select(code).order_by(t.c.n))]
+    assert got == _expected()
+
+
 @pytest.mark.parametrize(("raw", "coded"), [(frozenset(), True), (frozenset(), False),
                                             (frozenset(GOOD) | {"submtg_state_cd"}, False)])  # fmt: skip
 def test_the_grouped_forms_name_each_rows_reason(table: Any, raw: frozenset[str], coded: bool) -> None:

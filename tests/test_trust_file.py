@@ -166,3 +166,29 @@ def test_a_principal_may_hold_any_letter_and_a_bad_valid_after_is_named_by_line(
     assert skipped.signers == () and skipped.warnings[0].startswith(f"skipped {bad}:1: time 'soon' must look like")
     with pytest.raises(SignatureError, match="is not in the trust file"):
         skipped.verify(DATA, SIGNATURE, APPROVE, T)
+
+
+def test_a_skipped_line_is_warned_about_once_however_often_the_file_is_read(tmp_path: Path,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    import logging
+
+    path = _file(tmp_path, LINE, "not a line at all")
+    with caplog.at_level(logging.WARNING, logger="handoff.trust"):
+        for _ in range(3):
+            assert [s.principal for s in load_trust(path).signers] == ["Ada Approver"]
+    said = [r.getMessage() for r in caplog.records if r.name == "handoff.trust"]
+    assert said == [
+        f'warning: skipped {path}:2: give the roles as namespaces="handoff-approve,..." (one or more '
+        "of handoff-approve, handoff-counsel, handoff-operator, handoff-service)"
+    ]
+
+
+def test_a_trust_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    from handoff.errors import PolicyError
+
+    folder = tmp_path / "allowed_signers"
+    folder.mkdir()
+    with pytest.raises(
+        PolicyError, match=f"^{folder}: cannot read the trust file \\(Is a directory\\); check its permissions$"
+    ):
+        load_trust(folder)
