@@ -142,3 +142,17 @@ def test_release_without_an_audit_bucket_says_so_once(home: dict[str, Any], sqli
 def test_expiry_limits_are_in_the_help(tmp_path: Path) -> None:
     res = run_cli("approve", "--help", env=cli_env(tmp_path / "h"), cwd=tmp_path)
     assert "5 minutes" in res.stdout and "30 days" in res.stdout
+
+
+def test_verify_on_a_manifest_of_the_wrong_shape_fails_in_one_line_per_problem(s3: Any, tmp_path: Path) -> None:
+    """A manifest whose fields hold other types (written by something else): `verify` exits 1 naming it."""
+    from handoff import manifest as manifests
+
+    prefix = "cand.v1/20260107T180000Z-1a2b3c/"
+    doc = {"files": "part-0.parquet", "order": ["not", "a", "mapping"], "approvals": {"x": 1}, "rows": "many",
+           "destination": 7, "delivered_at": ["2026"], "proof": "trust me"}  # fmt: skip
+    s3.client.put_object(Bucket=s3.name, Key=prefix + "manifest.json", Body=manifests.dumps(doc))
+    res = run_cli("verify", f"s3://{s3.name}/{prefix}", "--trust", str(POLICY_DIR / "trust" / "allowed_signers"),
+                  env=cli_env(tmp_path / "h"), cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 1 and "Traceback" not in res.stdout + res.stderr, res.stdout + res.stderr
+    assert "FAIL" in res.stdout and prefix + "manifest.json" in res.stdout
