@@ -6,6 +6,7 @@ import copy
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import POLICY_DIR, SHIPPED_POLICY_DIR, cli_env, run_cli
@@ -191,3 +192,36 @@ def test_rebuilt_suite_is_byte_identical_to_the_checked_in_one() -> None:
     policies = PolicySet(POLICY_DIR)
     for order in policies.orders.values():
         assert dumps(build_suite(order)) == suite_path(policies, order).read_text()
+
+
+def test_a_suite_checks_a_delivered_file_in_plain_gx_without_handoff(staged: Any, tmp_path: Path) -> None:
+    """expectations/check_with_gx.py: the documented way to use a suite outside handoff passes a staged
+    file and fails one with a planted SSN, in a process that never imports handoff."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from support import REPO
+
+    _, batch, _ = staged
+    suite = sorted((REPO / "expectations" / "suites").glob("*.json"))[0]
+    part = Path(batch.staging_path) / batch.files[0].name
+    script = REPO / "expectations" / "check_with_gx.py"
+    env = {"GX_ANALYTICS_ENABLED": "False", "PATH": "/usr/bin:/bin"}
+
+    def run(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", f"import sys; sys.modules['handoff'] = None; sys.argv = "
+                               f"['x', {str(suite)!r}, {str(path)!r}, '2026-01-07']; exec(open({str(script)!r}).read())"],
+                              capture_output=True, text=True, env=env, timeout=300, check=False)  # fmt: skip
+
+    ok = run(part)
+    assert ok.returncode == 0 and "success: True" in ok.stdout, ok.stdout[-2000:] + ok.stderr[-2000:]
+    table = pq.read_table(part)
+    column = "elgbl_line_1_adr_home"
+    planted = table.set_column(table.schema.get_field_index(column), column,
+                               pa.array(["918-27-3645"] * table.num_rows, table.schema.field(column).type))  # fmt: skip
+    bad = tmp_path / "planted.parquet"
+    pq.write_table(planted, bad)
+    res = run(bad)
+    assert res.returncode == 1 and "success: False" in res.stdout, res.stdout[-2000:] + res.stderr[-2000:]
