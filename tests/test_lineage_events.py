@@ -44,7 +44,8 @@ def test_delivery_emits_start_and_complete_with_schema_lineage_and_quality(
     order = life.policies.get(done.batch.order_ref)
 
     [source] = complete["inputs"]
-    assert source["namespace"] == done.batch.source_url and source["name"] == "enrollees"
+    db_path = done.batch.source_url.removeprefix("sqlite:///")
+    assert (source["namespace"], source["name"]) == ("file://localhost", f"{db_path}/enrollees")
     assert [f["name"] for f in source["facets"]["schema"]["fields"]] == order.columns
     assertions = source["inputFacets"]["dataQualityAssertions"]["assertions"]
     assert {"assertion": "exact_columns", "success": True} in [
@@ -62,6 +63,25 @@ def test_delivery_emits_start_and_complete_with_schema_lineage_and_quality(
     stats = out["outputFacets"]["outputStatistics"]
     assert stats["rowCount"] == done.batch.rows_staged and stats["fileCount"] == len(done.batch.files)
     assert complete["job"]["facets"]["sql"]["query"] == done.batch.query_sql
+    assert "POSTCOMPILE" not in done.batch.query_sql and "'01'" in done.batch.query_sql  # the statement that ran
+
+
+@pytest.mark.parametrize(
+    ("url", "namespace", "name"),
+    [
+        ("postgresql+psycopg://reader@db.example:5433/medicaid", "postgres://db.example:5433", "medicaid.public.enrollees"),
+        ("postgresql+psycopg://other@db.example:5433/medicaid?options=-csearch_path%3Dtmsis", "postgres://db.example:5433",
+         "medicaid.tmsis.enrollees"),
+        ("postgresql://db.example/medicaid", "postgres://db.example:5432", "medicaid.public.enrollees"),
+        ("mysql+pymysql://root@127.0.0.1:3306/test", "mysql://127.0.0.1:3306", "test.enrollees"),
+        ("sqlite:////data/source.db", "file://localhost", "/data/source.db/enrollees"),
+    ],
+)  # fmt: skip
+def test_the_source_is_named_as_openlineage_names_datasets(url: str, namespace: str, name: str) -> None:
+    """One table is one dataset in Marquez, whatever the driver or user that read it."""
+    from handoff.lineage import source_dataset
+
+    assert source_dataset(url, "enrollees") == (namespace, name)
 
 
 def test_failed_delivery_emits_fail_with_the_error(

@@ -173,11 +173,20 @@ def plan(
     )
     compiled = stmt.compile(dialect=engine.dialect)
     params = {k: v for k, v in compiled.params.items()}
-    sql = str(compiled)
-    qhash = hashlib.sha256((sql + json.dumps(params, sort_keys=True, default=str)).encode()).hexdigest()
+    qhash = hashlib.sha256((str(compiled) + json.dumps(params, sort_keys=True, default=str)).encode()).hexdigest()
+    sql = _as_run(stmt, engine, str(compiled), params)
     return ExtractPlan(
         stmt, sql, qhash, since, watermark, [STATES[f] for f in fips], table, fips, raw, counts_form(engine)
     )
+
+
+def _as_run(stmt: sa.Select, engine: Engine, sql: str, params: dict[str, Any]) -> str:
+    """The statement as it ran, values in place (what lineage and `handoff lineage` show); where the
+    dialect cannot write a value as a literal, the placeholders and their values."""
+    try:
+        return str(stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+    except Exception:  # noqa: BLE001 - a type without a literal form: show the binds beside the SQL
+        return f"{sql}\n-- parameters: {json.dumps(params, sort_keys=True, default=str)}"
 
 
 def stream_on(conn: sa.Connection, order: Order, statement: sa.Select, chunk_rows: int) -> Iterator[pa.Table]:

@@ -18,6 +18,36 @@ from handoff.order import Order
 from handoff.source_model import COLUMN_BY_NAME
 
 PRODUCER = "https://github.com/handoff/handoff"
+
+
+def source_dataset(url: str, table: str) -> tuple[str, str]:
+    """The source table's dataset as OpenLineage's naming spec names it: ``postgres://host:port`` and
+    ``database.schema.table`` for PostgreSQL (the schema from ``search_path`` in the URL, else
+    ``public``), ``mysql://host:port`` and ``database.table`` for MySQL/MariaDB, ``sqlite`` files by
+    path; the same table through another driver or user is the same dataset."""
+    import re
+
+    import sqlalchemy as sa
+
+    try:
+        u = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return url, table
+    backend = u.get_backend_name()
+    if backend == "postgresql":
+        options = str(u.query.get("options", ""))
+        found = re.search(r"search_path(?:=|%3D)([A-Za-z0-9_]+)", options)
+        return (
+            f"postgres://{u.host or 'localhost'}:{u.port or 5432}",
+            f"{u.database}.{found.group(1) if found else 'public'}.{table}",
+        )
+    if backend in ("mysql", "mariadb"):
+        return f"mysql://{u.host or 'localhost'}:{u.port or 3306}", f"{u.database}.{table}"
+    if backend == "sqlite":
+        return "file://localhost", f"{u.database or ':memory:'}/{table}"
+    return f"{backend}://{u.host or 'localhost'}{':' + str(u.port) if u.port else ''}", f"{u.database}.{table}"
+
+
 _NS = uuid.UUID("7f0c6a32-1d7e-4c55-9a64-0e3c1f0a9b21")
 
 
@@ -56,7 +86,7 @@ def _datasets(batch: Batch, order: Order, bucket: str, folder: str, final: bool)
         schema_dataset as sd,
     )
 
-    src_ns = batch.source_url
+    src_ns, src_name = source_dataset(batch.source_url, batch.source_tables[0])
     kind = {"text": "VARCHAR", "code": "VARCHAR", "date": "DATE", "timestamp": "TIMESTAMP"}
     fields = [sd.SchemaDatasetFacetFields(name=c, type=kind[COLUMN_BY_NAME[c].kind]) for c in order.columns]
     failures = {f.get("rule") for f in batch.validation.get("failed_expectations", [])}
@@ -66,14 +96,14 @@ def _datasets(batch: Batch, order: Order, bucket: str, folder: str, final: bool)
     ]
     inputs = [
         InputDataset(
-            namespace=src_ns, name=batch.source_tables[0],
+            namespace=src_ns, name=src_name,
             facets={"schema": sd.SchemaDatasetFacet(fields=fields)},
             inputFacets={"dataQualityAssertions": dq.DataQualityAssertionsDatasetFacet(assertions=assertions)},
         )
     ]  # fmt: skip
     lineage_fields = {
         c: cl.Fields(
-            inputFields=[cl.InputField(namespace=src_ns, name=batch.source_tables[0], field=c,
+            inputFields=[cl.InputField(namespace=src_ns, name=src_name, field=c,
                                        transformations=[cl.Transformation(type="DIRECT", subtype="IDENTITY")])],
         )
         for c in order.columns
