@@ -79,7 +79,7 @@ def make_source(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     ``search_path`` in the URL, so the product sees a plain ``enrollees`` table.
     """
     from handoff.extract import open_source
-    from handoff.seed import seed_database
+    from handoff_tools.seed import seed_database
 
     shared: dict[tuple[Any, ...], str] = {}
 
@@ -182,7 +182,7 @@ class Bucket:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[Any]:
-    from handoff import emulator
+    from handoff_tools import emulator
 
     local = emulator.start()
     try:
@@ -196,7 +196,7 @@ def s3(s3_server: Any) -> Bucket:
     """A new bucket and KMS key on the session's moto server."""
     import boto3
 
-    from handoff import emulator
+    from handoff_tools import emulator
 
     name = f"handoff-test-{uuid.uuid4().hex[:12]}"
     key = emulator.create_bucket(s3_server, name)
@@ -206,7 +206,7 @@ def s3(s3_server: Any) -> Bucket:
 @pytest.fixture
 def audit_bucket(s3_server: Any) -> str:
     """A new Object Lock bucket for one state database's anchors and stop markers."""
-    from handoff import emulator
+    from handoff_tools import emulator
 
     name = f"handoff-audit-{uuid.uuid4().hex[:12]}"
     emulator.create_bucket(s3_server, name, object_lock=True)

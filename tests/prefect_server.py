@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 from support import HANDOFF_BIN, KEYS, POLICY_DIR, REPO, record_upheld
 
-from handoff.emulator import free_port
+from handoff_tools.emulator import free_port
 
 PREFECT_BIN = HANDOFF_BIN.parent / "prefect"
 GROUP = "west"
@@ -213,7 +213,7 @@ def handoff_env(
     prefect_server: PrefectServer,
 ) -> HandoffEnv:
     """A fresh home with the hearing outcome recorded, a bucket, and the env a serve process needs."""
-    from handoff import emulator
+    from handoff_tools import emulator
 
     bucket = f"handoff-srv-{uuid.uuid4().hex[:12]}"
     key_id = emulator.create_bucket(s3_server, bucket)

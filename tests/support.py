@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from handoff import demokeys  # noqa: E402
 from handoff.trust import APPROVE, OPERATOR, SERVICE  # noqa: E402
 from handoff.trust import COUNSEL as COUNSEL_ROLE
+from handoff_tools import demokeys  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_POLICY_DIR = REPO / "expectations"

@@ -16,7 +16,7 @@ from support import POLICY_DIR
 
 from handoff import extract
 from handoff.order import PolicySet
-from handoff.seed import seed_database
+from handoff_tools.seed import seed_database
 
 ORDER = PolicySet(POLICY_DIR).current()
 TX_OUT = ORDER.model_copy(

@@ -39,7 +39,7 @@ def _bench_database() -> str:
 def test_run_bench_small(tmp_path):
     from rich.console import Console
 
-    from handoff.bench import plot, profile_line, render_table, run_bench
+    from handoff_tools.bench import plot, profile_line, render_table, run_bench
 
     messages: list[str] = []
     result = run_bench(_bench_database(), 20_000, work_dir=tmp_path / "bench", include_dlt=False,

@@ -14,8 +14,8 @@ import pytest
 import typer
 from support import APPROVERS, COUNSEL, HEARING_ID, INITIATOR, KEYS, POLICY_DIR, cli_env, run_cli
 
-from handoff import emulator
 from handoff.cli import app
+from handoff_tools import emulator
 
 
 @pytest.fixture(scope="module")

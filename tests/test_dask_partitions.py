@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from support import KEYS, POLICY_DIR, approve, build_settings, record_upheld, request, sha256_file, staged_paths
 
-from handoff import emulator
 from handoff.transfer import Lifecycle
+from handoff_tools import emulator
 
 pytestmark = pytest.mark.slow
 

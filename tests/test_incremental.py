@@ -25,8 +25,8 @@ from support import KEYS, POLICY_DIR, approve, build_settings, population_ids, r
 
 from handoff.extract import open_source
 from handoff.pipeline import quarantined_rows
-from handoff.seed import touch_rows
 from handoff.transfer import Lifecycle
+from handoff_tools.seed import touch_rows
 
 ROWS = 10_000  # about 230 rows in the population: more than the 100 to change, in one 1000-row chunk
 CITY = "Updated City"  # touch_rows' new value

@@ -96,8 +96,8 @@ def test_a_stop_is_not_bypassed_with_a_copied_ledger_and_another_audit_bucket(li
 
     from support import build_settings, set_stop
 
-    from handoff import emulator
     from handoff.transfer import Lifecycle
+    from handoff_tools import emulator
 
     batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
     record_upheld(life)

@@ -11,7 +11,7 @@ from handoff.extract import open_source
 from handoff.order import PolicySet
 from handoff.pipeline import StageRequest, quarantined_rows, stage_batch
 from handoff.population import INCLUDED
-from handoff.seed import seed_database
+from handoff_tools.seed import seed_database
 
 
 @pytest.mark.postgres  # no "mariadb" marker is registered; this one means "needs a database server"

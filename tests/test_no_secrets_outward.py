@@ -58,7 +58,7 @@ def test_a_password_in_the_source_urls_query_is_stored_printed_and_emitted_nowhe
 
     from support import HEARING_ID, KEYS, files_under
 
-    from handoff import emulator
+    from handoff_tools import emulator
 
     bucket = f"handoff-pw-{uuid.uuid4().hex[:12]}"
     key = emulator.create_bucket(s3_server, bucket)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from support import KEYS, POLICY_DIR, cli_env, execute, run_cli
 
-from handoff import emulator
+from handoff_tools import emulator
 
 ORDER = "2025-12-29.yaml"
 

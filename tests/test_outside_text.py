@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from support import KEYS, cli_env, run_cli
 
-from handoff import emulator
+from handoff_tools import emulator
 
 # Markup that closes nothing, markup that would style, a CSI colour, an OSC title (BEL-ended), an 8-bit
 # CSI, a right-to-left override and a newline that would forge a second line.

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from support import APPROVERS, NOW, approve, build_settings, record_upheld, transfer
 
-from handoff import emulator
 from handoff import manifest as manifests
 from handoff.trust import load_trust, trust_path
 from handoff.verify import Seen, check, read_prefix
+from handoff_tools import emulator
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 from support import DIRTY_RATE, ROWS, SEED
 
-from handoff.seed import enrollee_blocks
 from handoff.source_model import ENROLLEE_COLUMNS, STATES
+from handoff_tools.seed import enrollee_blocks
 
 
 def _generate(rows: int, seed: int, dirty_rate: float = DIRTY_RATE) -> pa.Table:

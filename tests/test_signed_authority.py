@@ -98,7 +98,7 @@ def test_a_ledger_entry_with_a_forged_or_borrowed_signature_delivers_nothing(lif
 
 def test_changing_the_bucket_or_prefix_after_approval_delivers_nothing(tmp_path, sqlite_source_url: str, s3,
                                                                       s3_server, audit_bucket) -> None:  # fmt: skip
-    from handoff import emulator
+    from handoff_tools import emulator
 
     other = "handoff-test-elsewhere"
     emulator.create_bucket(s3_server, other)

@@ -17,7 +17,7 @@ import pytest
 from support import KEYS, NOW, approve, cli_env, ledger_kinds, record_upheld, run_cli, transfer
 
 from handoff import batch as batches
-from handoff import emulator
+from handoff_tools import emulator
 
 
 @pytest.fixture

@@ -142,7 +142,7 @@ def seed(
     Example: handoff seed --db sqlite:///source.db --rows 100000 --seed 7
     """
     from handoff.extract import open_source
-    from handoff.seed import seed_database
+    from handoff_tools.seed import seed_database
 
     engine = open_source(db, must_exist=False)
     with _progress() as bar:
@@ -903,7 +903,7 @@ def demo(
     Everything lives under HANDOFF_HOME/demo and is recreated on each run.
     Example: handoff demo --rows 50000
     """
-    from handoff.demo import run_demo
+    from handoff_tools.demo import run_demo
 
     run_demo(settings(), rows, out)
 
@@ -939,7 +939,7 @@ def bench(
     """
     import sqlalchemy as sa
 
-    from handoff import bench as bench_mod
+    from handoff_tools import bench as bench_mod
 
     sizes = rows or [4_000_000]
     results = []

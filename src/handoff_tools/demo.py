@@ -22,19 +22,20 @@ import boto3
 from rich.console import Console
 from rich.panel import Panel
 
-from handoff import audit, demokeys, emulator
+from handoff import audit
 from handoff.config import Settings, load_settings
 from handoff.court import calendar, outcome_statement, record_outcome
 from handoff.extract import open_source
 from handoff.pipeline import StageRequest
 from handoff.report import gate_table
-from handoff.seed import seed_database
 from handoff.signoff import sign_file
 from handoff.terminal import plain
 from handoff.transfer import Lifecycle
 from handoff.trust import COUNSEL, load_trust, trust_path
 from handoff.verify import verify_prefix
 from handoff.walk import walk
+from handoff_tools import demokeys, emulator
+from handoff_tools.seed import seed_database
 
 BUCKET = "handoff-demo-recipient"
 AUDIT_BUCKET = "handoff-demo-audit"

@@ -197,7 +197,7 @@ def _seeded_already(engine: sa.Engine, rows: int, seed: int) -> bool:
 
 def ensure_seeded(engine: sa.Engine, rows: int, seed: int, progress: Progress | None = None) -> bool:
     """Seed ``rows`` enrollees unless the marker says this exact (rows, seed) is there. True if seeded."""
-    from handoff.seed import seed_database
+    from handoff_tools.seed import seed_database
 
     if _seeded_already(engine, rows, seed):
         return False
@@ -447,11 +447,12 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
     import openlineage.client  # noqa: F401
     import psycopg  # noqa: F401
 
-    from handoff import chunkcheck, demokeys
+    from handoff import chunkcheck
     from handoff.config import load_settings
     from handoff.court import calendar, outcome_statement, record_outcome
     from handoff.pipeline import StageRequest
     from handoff.transfer import Lifecycle
+    from handoff_tools import demokeys
 
     home = pathlib.Path(spec["home"])
     keys = demokeys.make_keyring(home / "keys")  # throwaway: the bench's own trust file and signatures
@@ -528,7 +529,7 @@ def _run_child(kind: str, name: str, spec: dict[str, Any], work_dir: pathlib.Pat
     with os.fdopen(fd, "w") as f:
         json.dump(spec, f)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RUNTIME__DLTHUB_TELEMETRY": "false"}
-    cmd = [sys.executable, "-m", "handoff.bench", "_child", kind, str(spec_path)]
+    cmd = [sys.executable, "-m", "handoff_tools.bench", "_child", kind, str(spec_path)]
     with open(logs / f"{name}.stdout", "wb") as out, open(logs / f"{name}.stderr", "wb") as err:
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, check=False)
@@ -763,7 +764,7 @@ def _measure_handoff(ctx: _Ctx, db_url: str, home: pathlib.Path, state_url: str)
     """handoff end to end against a local S3 endpoint."""
     # (c) this project, end to end: stage, gates, approval, upload to a local S3 endpoint over
     # HTTP (moto's server, SSE-KMS + SHA-256 + HEAD verification), ledger and lineage.
-    from handoff import emulator
+    from handoff_tools import emulator
 
     ctx.say("handoff: transfer → approve → deliver (local S3 endpoint on loopback)")
     local = emulator.start()
@@ -1013,5 +1014,8 @@ def plot(results: list[dict], path: str | os.PathLike[str]) -> pathlib.Path:
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "_child":
         sys.exit(_child_main(sys.argv[2], sys.argv[3]))
-    print("usage: python -m handoff.bench _child {floor|accounted|dlt|handoff} SPEC.json (internal)", file=sys.stderr)
+    print(
+        "usage: python -m handoff_tools.bench _child {floor|accounted|dlt|handoff} SPEC.json (internal)",
+        file=sys.stderr,
+    )
     sys.exit(2)
