@@ -1,0 +1,59 @@
+"""The ``handoff`` command line: a thin layer over the library, one module per command group.
+
+Every command has ``--help`` with an example; most have ``--json``. A user mistake prints one
+line and exits 2; only a bug shows a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+from handoff.cli import court, evidence, hold, lifecycle, policy, tools  # noqa: F401 - registers the commands
+from handoff.cli.common import app, err, out
+from handoff.errors import HandoffError
+
+_RETIRED_OPTIONS = {
+    "--as": "no typed name decides anything any more: sign with --key KEY (or --statement, then --signature FILE)",
+    "--initiator": "who started a transfer is the key that signed its request: pass --key KEY",
+}
+
+
+# Typer carries its own copy of click: reach its UsageError through a public subclass.
+UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def main() -> None:
+    try:
+        code = typer.main.get_command(app).main(prog_name="handoff", standalone_mode=False)
+    except UsageError as exc:
+        ctx: Any = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:  # `handoff`, `handoff hold`
+            out.print(ctx.get_help(), markup=False, highlight=False)
+            sys.exit(2)
+        retired = _RETIRED_OPTIONS.get(getattr(exc, "option_name", "") or "")
+        where = f"handoff {ctx.command_path.removeprefix('handoff').strip()}".strip() if ctx else "handoff"
+        message = exc.format_message()  # type: ignore[attr-defined]
+        said = f"{message}: {retired}" if retired else f"{message} (see `{where} --help`)"
+        err.print(f"error: {said}", style="red", markup=False, highlight=False)
+        sys.exit(2)
+    except typer.Abort:
+        err.print("[yellow]interrupted[/]")
+        sys.exit(130)
+    except HandoffError as exc:
+        err.print(f"error: {exc}", style="red", markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        sys.exit(130)
+    except Exception as exc:
+        if not type(exc).__module__.startswith("botocore"):
+            raise  # a bug: the traceback is for us
+        # S3 unreachable, no credentials, an endpoint that is not S3: the environment, not a bug.
+        err.print(f"error: S3 could not be used ({type(exc).__name__}: {exc}); check AWS_ENDPOINT_URL_S3 (or "
+                  "AWS_ENDPOINT_URL), the network and your AWS credentials", style="red", markup=False,
+                  highlight=False)  # fmt: skip
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

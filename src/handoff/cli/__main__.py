@@ -1,0 +1,5 @@
+"""``python -m handoff.cli``."""
+
+from handoff.cli import main
+
+main()

@@ -1,0 +1,152 @@
+"""`handoff policy`: show, build, sign and try the court order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from handoff.cli.common import (
+    JsonOpt,
+    KeyOpt,
+    SignatureOpt,
+    _lifecycle,
+    emit_json,
+    err,
+    now,
+    out,
+    policy_app,
+    settings,
+)
+from handoff.errors import HandoffError
+from handoff.terminal import plain
+
+
+# ----- policy -------------------------------------------------------------------------------
+@policy_app.command("show")
+def policy_show(
+    order: Annotated[str | None, typer.Option(help="Order id or ORDER@vN (default: the one in force).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the order in force: dates, permitted fields, population rule, scope, hearings.
+
+    Example: handoff policy show --json
+    """
+    from handoff.order import PolicySet
+
+    policies = PolicySet(settings().policy_dir)
+    o = policies.current(order)
+    if as_json:
+        emit_json({**o.model_dump(mode="json", by_alias=True), "ref": o.ref, "policy_hash": o.policy_hash,
+                   "columns": o.columns, "file": str(policies.file_for(o))})  # fmt: skip
+        return
+    out.print(f"[bold]{o.ref}[/]  {plain(o.case.caption)}, {plain(o.case.court)} {plain(o.case.number)}")
+    out.print(f"signed {o.signed_date}; effective {o.effective_instant.isoformat()} ({plain(o.court_time_zone)})")
+    out.print(f"file {plain(policies.file_for(o))}; policy hash {o.policy_hash[:16]}…")
+    t = Table("category", "columns", title="Permitted fields")
+    for cat, cols in o.permitted_fields.items():
+        t.add_row(plain(cat), plain(", ".join(cols)))
+    t.add_row("name (flag)", ("ON: " if o.name_flag else "off: ") + plain(", ".join(o.name_fields)))
+    out.print(t)
+    p = Table("column", "must be", "else excluded as", title=f"Population (all of; null → {o.population.on_null})")
+    for c in o.population.all_of:
+        must = f"in {c.in_}" if c.in_ is not None else ("null" if c.is_null else "not null")
+        p.add_row(plain(c.column), plain(must), plain(c.reason))
+    out.print(p)
+    out.print("plaintiff states: " + plain(", ".join(f"{s.state}{'' if s.verified else '?'}" for s in o.plaintiff_states))
+              + "   (? = unverified, treated as plaintiff)")  # fmt: skip
+    sc = o.jurisdiction_scope
+    out.print(
+        plain(f"scope: plaintiff={sc.plaintiff} non-plaintiff={sc.non_plaintiff} overrides={sc.overrides or 'none'}")
+    )
+    for h in o.hearings:
+        out.print(
+            plain(f"hearing {h.id} at {h.at} ({o.court_time_zone}): {h.title} — outcome {h.outcome or 'not recorded'}")
+        )
+
+
+@policy_app.command("build")
+def policy_build(
+    check: Annotated[bool, typer.Option(help="Only check that checked-in suites match their orders.")] = False,
+) -> None:
+    """Write the Great Expectations suite JSON for every order into expectations/suites.
+
+    Example: handoff policy build --check
+    """
+    from handoff.order import PolicySet
+    from handoff.suite import load_suite, write_suites
+
+    policies = PolicySet(settings().policy_dir)
+    if check:
+        for o in policies.orders.values():
+            load_suite(policies, o)
+        err.print(f"[green]{len(policies.orders)} suite(s) match their orders[/]")
+        return
+    for path in write_suites(policies):
+        err.print(f"wrote {path}", markup=False, highlight=False)
+
+
+@policy_app.command("sign")
+def policy_sign(
+    order_file: Annotated[Path, typer.Argument(help="The order version file to sign (orders/NAME.yaml).")],
+    key: KeyOpt = None,
+    signature: SignatureOpt = None,
+) -> None:
+    """Sign an order version as counsel: writes FILE.sig, a signature over the file's exact bytes.
+
+    The same as `ssh-keygen -Y sign -n handoff-counsel -f KEY FILE`; --signature installs one made
+    that way. An order version is in force only once counsel signed it; editing the file voids it.
+    Example: handoff policy sign expectations/orders/2026-02-01.v2.yaml --key ~/.ssh/counsel_ed25519
+    """
+    import shutil
+
+    from handoff import signoff
+
+    life = _lifecycle()
+    if key is not None and signature is not None:
+        raise HandoffError("give --key or --signature, not both")
+    if key is not None:
+        signoff.sign_file(order_file, key)
+    elif signature is not None:
+        shutil.copyfile(signature, signoff.signature_path(order_file))
+    signer = signoff.verify_file(life.trust(), order_file, now())
+    out.print(f"{plain(order_file.name)}: signed by counsel [bold]{plain(signer.principal)}[/] ({signer.fingerprint})")
+
+
+@policy_app.command("whatif")
+def policy_whatif(
+    db: Annotated[str, typer.Option(help="Source database URL.")],
+    order: Annotated[str | None, typer.Option(help="Order id or ORDER@vN (default: the one in force).")] = None,
+    state: Annotated[list[str] | None, typer.Option(help="Limit to these states (USPS or FIPS); repeatable.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Count, before anything moves, who the order would disclose per state and who it excludes, by reason.
+
+    Reads only aggregate counts; writes no data. Example: handoff policy whatif --db sqlite:///source.db
+    """
+    from handoff import extract
+    from handoff.order import PolicySet
+    from handoff.pipeline import parse_states
+    from handoff.population import INCLUDED, reason_labels
+
+    o = PolicySet(settings().policy_dir).current(order)
+    engine = extract.open_source(db)
+    counts = extract.exclusion_counts(engine, o, parse_states(state) if state else None)
+    totals = extract.totals(counts)
+    labels = reason_labels(o)
+    if as_json:
+        emit_json({"order_ref": o.ref, "by_jurisdiction": counts, "totals": totals, "reasons": labels,
+                   "disclosed": totals.get(INCLUDED, 0)})  # fmt: skip
+        return
+    reasons = sorted(r for r in totals if r != INCLUDED)
+    t = Table("state", "plaintiff", "disclosed", *map(plain, reasons), title=f"What {o.ref} would disclose")
+    for st in sorted(counts):
+        row = counts[st]
+        t.add_row(plain(st), "yes" if st in o.plaintiff_abbrs else "", f"{row.get(INCLUDED, 0):,}",
+                  *(f"{row.get(r, 0):,}" for r in reasons))  # fmt: skip
+    t.add_row("[bold]total", "", f"[bold]{totals.get(INCLUDED, 0):,}", *(f"[bold]{totals[r]:,}" for r in reasons))
+    out.print(t)
+    for r in reasons:
+        out.print(f"  {plain(r)}: {plain(labels.get(r, r))}")
