@@ -41,3 +41,31 @@ def test_final_and_open_statuses() -> None:
 def test_an_edited_unknown_status_is_refused_by_name() -> None:
     with pytest.raises(StateError, match="unknown status 'shipped'"):
         check("b1", "shipped", S.DELIVERED)
+
+
+def test_only_a_dead_process_on_this_host_gives_up_its_lease_at_once() -> None:
+    """A lease's owner is host:pid:token; only an owner on this host whose process is gone is "gone"."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from handoff.status import owner_gone, owner_id
+
+    host = socket.gethostname()[:40]
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                           check=True)  # fmt: skip
+    dead = int(child.stdout)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert owner_gone(f"{host}:{dead}:abc123") is True
+        assert owner_gone(f"{host}:{live.pid}:abc123") is False  # alive: its lease stands
+        assert owner_gone(f"another-host:{dead}:abc123") is False  # another host's process: unknowable here
+        assert owner_gone(owner_id()) is False  # this very process
+        assert owner_gone(f"{host}:{os.getpid()}:ffffff") is False  # another run in this process
+        for malformed in (None, "", host, f"{host}:", f"{host}:notapid:x", f"{host}:-1:x"):
+            assert owner_gone(malformed) is False, malformed
+    finally:
+        live.kill()
+        live.wait()
+    assert owner_id().startswith(f"{host}:{os.getpid()}:") and len(owner_id().rsplit(":", 1)[1]) == 6
