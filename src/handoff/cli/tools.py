@@ -172,3 +172,31 @@ def serve(
 
     serve_all(source, bucket or settings().bucket, groups or {"all": []}, transfer_cron=transfer_cron,
               release_cron=release_cron, approval_timeout_s=approval_timeout)  # fmt: skip
+
+
+local_app = typer.Typer(help="A local S3 + KMS endpoint with handoff's buckets, for trying handoff without AWS.",
+                        no_args_is_help=True)  # fmt: skip
+app.add_typer(local_app, name="local")
+
+
+@local_app.command("up")
+def local_up() -> None:
+    """Start the local S3 + KMS endpoint, create a versioned handoff bucket, an Object Lock audit bucket and
+    a KMS key, print the environment to export (also written to HOME/local.env), and stay up until stopped.
+
+    Example: handoff local up   (then, in another shell: source .handoff/local.env)
+    """
+    from handoff_tools.local_stack import up
+
+    up(settings().home, say=lambda line: out.print(line, markup=False, highlight=False, soft_wrap=True))
+
+
+@local_app.command("down")
+def local_down() -> None:
+    """Stop the local stack `handoff local up` started (its buckets are forgotten).
+
+    Example: handoff local down
+    """
+    from handoff_tools.local_stack import down
+
+    out.print(f"stopped the local stack (pid {down(settings().home)})")
