@@ -235,3 +235,48 @@ def test_a_clearing_dated_in_the_future_clears_nothing_until_its_time(life: Any)
         then_state = hold.current(conn, life.trust(), tomorrow)
     assert [s.id for s in now_state.active] == [stop.id] and len(now_state.ignored) == 1
     assert then_state.active == [] and then_state.ignored == []
+    # Cleared properly now: the planted clearing is judged at now too, so the stop is still there to clear.
+    with life.ctx.write() as conn:
+        hold.clear(conn, life.trust(), sign("ops", hold.clear_statement([stop], "reviewed", NOW)), NOW)
+
+
+def test_what_an_approver_signs_expires_within_its_limits(life: Any, staged: Any) -> None:
+    order, destination = life.ctx.order_for(staged), life.ctx.destination(staged)
+    five, thirty = dt.timedelta(minutes=5), dt.timedelta(days=30)
+    for ttl in (five, thirty):
+        doc = approval.statement_for(staged, order, destination, "approve", None, NOW, ttl)
+        assert doc["expires_at"] == (NOW + ttl).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for ttl in (five - dt.timedelta(seconds=1), thirty + dt.timedelta(seconds=1)):
+        with pytest.raises(GateError) as caught:
+            approval.statement_for(staged, order, destination, "approve", None, NOW, ttl)
+        assert str(caught.value) == "an approval expires between 5 minutes and 30 days after it is signed"
+    with pytest.raises(GateError) as caught:
+        approval.statement_for(staged, order, destination, "maybe", None, NOW)
+    assert str(caught.value) == "decision must be approve or reject, not 'maybe'"
+
+
+def test_a_decision_about_another_destination_names_the_field_whatever_its_shape(life: Any, staged: Any) -> None:
+    order, destination = life.ctx.order_for(staged), life.ctx.destination(staged)
+    doc = approval.statement_for(staged, order, destination, "approve", None, NOW)
+    want = destination.as_dict()
+    older = {k: v for k, v in want.items() if k != "audit_bucket"}  # signed before audit buckets were bound
+    said = approval.mismatch({**doc, "destination": older}, staged, order, destination)
+    assert said is not None and said.startswith("it names destination audit_bucket None, but this batch")
+    for shape in ("s3://elsewhere", None, ["bucket"]):
+        assert approval.mismatch({**doc, "destination": shape}, staged, order, destination) == (
+            "it names another destination than this batch is to be delivered with"
+        )
+    assert approval.mismatch(doc, staged, order, destination) is None
+
+
+def test_the_decisions_read_for_a_batch_are_its_own_and_only_decisions(life: Any, s3: Any,
+                                                                        sqlite_source_url: str) -> None:  # fmt: skip
+    first = transfer(life, sqlite_source_url, s3.name).batch
+    second = transfer(life, sqlite_source_url, s3.name).batch
+    approve(life, first.id, "ada")
+    decide(life, second.id, "bo", "reject", note="no")
+    with life.engine.connect() as conn:
+        mine = approval.signed_decisions(conn, first.id)
+        theirs = approval.signed_decisions(conn, second.id)
+    assert [json.loads(s.statement)["decision"] for s in mine] == ["approve"]
+    assert [json.loads(s.statement)["batch_id"] for s in theirs] == [second.id]

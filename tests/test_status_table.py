@@ -49,6 +49,7 @@ def test_only_a_dead_process_on_this_host_gives_up_its_lease_at_once() -> None:
     import socket
     import subprocess
     import sys
+    import time
 
     from handoff.status import owner_gone, owner_id
 
@@ -59,7 +60,10 @@ def test_only_a_dead_process_on_this_host_gives_up_its_lease_at_once() -> None:
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         assert owner_gone(f"{host}:{dead}:abc123") is True
+        assert owner_gone(f"{host}:{dead}") is True  # written by hand without a token: still this host's, still gone
         assert owner_gone(f"{host}:{live.pid}:abc123") is False  # alive: its lease stands
+        time.sleep(0.3)
+        assert live.poll() is None, "asking whether a process lives must not signal it"
         assert owner_gone(f"another-host:{dead}:abc123") is False  # another host's process: unknowable here
         assert owner_gone(owner_id()) is False  # this very process
         assert owner_gone(f"{host}:{os.getpid()}:ffffff") is False  # another run in this process
@@ -69,3 +73,25 @@ def test_only_a_dead_process_on_this_host_gives_up_its_lease_at_once() -> None:
         live.kill()
         live.wait()
     assert owner_id().startswith(f"{host}:{os.getpid()}:") and len(owner_id().rsplit(":", 1)[1]) == 6
+
+
+def test_a_long_host_name_and_a_process_it_may_not_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Owners carry the host name cut to 40 characters; a process this user may not signal is alive."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from handoff import status
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "h" * 50)
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout)  # fmt: skip
+    owner = f"{status.owner_id().rsplit(':', 2)[0]}:{dead}:abc123"
+    assert owner.startswith("h" * 40 + ":") and status.owner_gone(owner) is True
+
+    def denied(pid: int, sig: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", denied)
+    assert status.owner_gone(owner) is False
