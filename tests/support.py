@@ -256,3 +256,18 @@ def build_settings(home: Path, **overrides: Any) -> Any:
     }
     values.update(overrides)
     return load_settings(**values)
+
+
+def buckets(s3_server: Any, name: str, audit: bool = True) -> tuple[str, str, str | None]:
+    """A new handoff bucket (versioned) with its KMS key, and an Object Lock audit bucket: (bucket, key, audit)."""
+    import uuid
+
+    from handoff_tools import emulator
+
+    bucket = f"handoff-{name}-{uuid.uuid4().hex[:12]}"
+    key = emulator.create_bucket(s3_server, bucket)
+    if not audit:
+        return bucket, key, None
+    audit_bucket = f"handoff-audit-{uuid.uuid4().hex[:12]}"
+    emulator.create_bucket(s3_server, audit_bucket, object_lock=True)
+    return bucket, key, audit_bucket

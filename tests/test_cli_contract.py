@@ -5,27 +5,22 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
-from support import APPROVERS, COUNSEL, HEARING_ID, INITIATOR, KEYS, POLICY_DIR, cli_env, run_cli
+from support import APPROVERS, COUNSEL, HEARING_ID, INITIATOR, KEYS, POLICY_DIR, buckets, cli_env, run_cli
 
 from handoff.cli import app
-from handoff_tools import emulator
 
 
 @pytest.fixture(scope="module")
 def world(s3_server, sqlite_source_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """A home, a bucket and one transferred batch, shared by the tests of this module."""
     home = tmp_path_factory.mktemp("cli-home")
-    bucket = f"handoff-cli-{uuid.uuid4().hex[:12]}"
-    key = emulator.create_bucket(s3_server, bucket)
-    audit = f"handoff-audit-{uuid.uuid4().hex[:12]}"
-    emulator.create_bucket(s3_server, audit, object_lock=True)
+    bucket, key, audit = buckets(s3_server, "cli")
     env = cli_env(home, HANDOFF_KMS_KEY_ID=key, HANDOFF_AUDIT_BUCKET=audit)
     cwd = tmp_path_factory.mktemp("cli-cwd")
     args = ["transfer", "--db", sqlite_source_url, "--bucket", bucket, "--key", str(KEYS.key("operator")), "--json"]
@@ -208,10 +203,7 @@ def test_quarantine_lists_diverted_rows_by_id_and_rule_never_values(world: dict[
 @pytest.fixture
 def fresh_world(s3_server, sqlite_source_url: str, tmp_path: Path) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """A home of its own with one held batch, for attempts that would disturb the module's world."""
-    bucket = f"handoff-cli-{uuid.uuid4().hex[:12]}"
-    key = emulator.create_bucket(s3_server, bucket)
-    audit = f"handoff-audit-{uuid.uuid4().hex[:12]}"
-    emulator.create_bucket(s3_server, audit, object_lock=True)
+    bucket, key, audit = buckets(s3_server, "cli")
     policy_dir = tmp_path / "expectations"
     shutil.copytree(POLICY_DIR, policy_dir)
     env = cli_env(tmp_path / "home", HANDOFF_KMS_KEY_ID=key, HANDOFF_AUDIT_BUCKET=audit,

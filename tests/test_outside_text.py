@@ -9,14 +9,11 @@ sequence in a reason or a name reached every operator's terminal raw.
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import KEYS, cli_env, run_cli
-
-from handoff_tools import emulator
+from support import KEYS, buckets, cli_env, run_cli
 
 # Markup that closes nothing, markup that would style, a CSI colour, an OSC title (BEL-ended), an 8-bit
 # CSI, a right-to-left override and a newline that would forge a second line.
@@ -27,10 +24,7 @@ RAW = ("\x1b", "\x9b", "\x07", "\u202e")
 @pytest.fixture(scope="module")
 def world(s3_server, sqlite_source_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     home = tmp_path_factory.mktemp("outside-home")
-    bucket = f"handoff-text-{uuid.uuid4().hex[:12]}"
-    key = emulator.create_bucket(s3_server, bucket)
-    audit = f"handoff-audit-{uuid.uuid4().hex[:12]}"
-    emulator.create_bucket(s3_server, audit, object_lock=True)
+    bucket, key, audit = buckets(s3_server, "text")
     env = cli_env(home, HANDOFF_KMS_KEY_ID=key, HANDOFF_AUDIT_BUCKET=audit, HANDOFF_BUCKET=bucket)
     cwd = tmp_path_factory.mktemp("outside-cwd")
     res = run_cli("transfer", "--db", sqlite_source_url, "--key", str(KEYS.key("operator")), "--json",

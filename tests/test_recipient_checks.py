@@ -17,22 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import APPROVERS, NOW, approve, build_settings, record_upheld, transfer
+from support import APPROVERS, NOW, approve, buckets, build_settings, record_upheld, transfer
 
 from handoff import manifest as manifests
 from handoff.trust import load_trust, trust_path
 from handoff.verify import Seen, check, read_prefix
-from handoff_tools import emulator
 
 
 @pytest.fixture(scope="module")
 def delivery(s3_server: Any, sqlite_source_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from handoff.transfer import Lifecycle
 
-    bucket = f"handoff-rc-{uuid.uuid4().hex[:12]}"
-    key = emulator.create_bucket(s3_server, bucket)
-    audit = f"handoff-audit-{uuid.uuid4().hex[:12]}"
-    emulator.create_bucket(s3_server, audit, object_lock=True)
+    bucket, key, audit = buckets(s3_server, "rc")
     home = tmp_path_factory.mktemp("rc-home")
     life = Lifecycle(build_settings(home, bucket=bucket, kms_key_id=key, audit_bucket=audit))
     batch = transfer(life, sqlite_source_url, bucket, NOW).batch

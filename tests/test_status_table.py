@@ -67,8 +67,13 @@ def test_only_a_dead_process_on_this_host_gives_up_its_lease_at_once() -> None:
         assert owner_gone(f"another-host:{dead}:abc123") is False  # another host's process: unknowable here
         assert owner_gone(owner_id()) is False  # this very process
         assert owner_gone(f"{host}:{os.getpid()}:ffffff") is False  # another run in this process
-        for malformed in (None, "", host, f"{host}:", f"{host}:notapid:x", f"{host}:-1:x"):
+        for malformed in (None, "", host, f"{host}:", f"{host}:notapid:x", f"{host}:-1:x", f"{host}:0:x"):
             assert owner_gone(malformed) is False, malformed
+        from handoff.status import process_exists
+
+        assert (process_exists(live.pid), process_exists(dead), process_exists(0), process_exists(-1)) == (
+            True, False, False, False)  # fmt: skip
+        assert process_exists(1) and owner_gone(f"{host}:1:x") is False  # init always exists
     finally:
         live.kill()
         live.wait()

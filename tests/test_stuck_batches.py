@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import KEYS, NOW, approve, cli_env, ledger_kinds, record_upheld, run_cli, transfer
+from support import KEYS, NOW, approve, buckets, cli_env, ledger_kinds, record_upheld, run_cli, transfer
 
 from handoff import batch as batches
 from handoff_tools import emulator
@@ -22,10 +22,7 @@ from handoff_tools import emulator
 
 @pytest.fixture
 def env(s3_server: Any, tmp_path: Path) -> dict[str, str]:
-    bucket = f"handoff-stuck-{uuid.uuid4().hex[:12]}"
-    key = emulator.create_bucket(s3_server, bucket)
-    audit = f"handoff-audit-{uuid.uuid4().hex[:12]}"
-    emulator.create_bucket(s3_server, audit, object_lock=True)
+    bucket, key, audit = buckets(s3_server, "stuck")
     return cli_env(tmp_path / "home", HANDOFF_KMS_KEY_ID=key, HANDOFF_AUDIT_BUCKET=audit, HANDOFF_BUCKET=bucket)
 
 

@@ -72,6 +72,19 @@ def owner_id() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+def process_exists(pid: int) -> bool:
+    """Whether a process with this id exists on this host (one this user may not signal exists too)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError included: it is there, only not ours
+        return True
+    return True
+
+
 def owner_gone(owner: str | None) -> bool:
     """True when the lease's owner is a process on this host that no longer exists (killed, crashed):
     its delivery can be taken over at once instead of waiting out the lease. Another host's owner,
@@ -81,15 +94,7 @@ def owner_gone(owner: str | None) -> bool:
     if host != socket.gethostname()[:40] or not pid_text.isdigit():
         return False
     pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OSError):
-        return False
-    return False
+    return 0 < pid != os.getpid() and not process_exists(pid)
 
 
 @dataclass(frozen=True)

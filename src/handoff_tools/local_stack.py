@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from handoff.errors import ConfigError
+from handoff.status import process_exists
 from handoff_tools import emulator
 
 BUCKET = "handoff-local"
@@ -32,7 +33,7 @@ def pid_file(home: Path) -> Path:
 def up(home: Path, say: object = print, stop: threading.Event | None = None) -> None:
     """Run the stack until ``stop`` is set (or the process is interrupted or terminated)."""
     pid = pid_file(home)
-    if pid.exists() and _alive(int(pid.read_text().strip() or 0)):
+    if pid.exists() and process_exists(int(pid.read_text().strip() or 0)):
         raise ConfigError(f"a local stack already runs (pid {pid.read_text().strip()}); `handoff local down` stops it")
     local = emulator.start()
     try:
@@ -70,24 +71,12 @@ def down(home: Path, timeout: float = 20) -> int:
     if not pid.exists():
         raise ConfigError(f"no local stack runs under {home} (no {pid.name}); `handoff local up` starts one")
     number = int(pid.read_text().strip() or 0)
-    if not _alive(number):
+    if not process_exists(number):
         pid.unlink(missing_ok=True)
         env_file(home).unlink(missing_ok=True)
         raise ConfigError(f"the local stack (pid {number}) is no longer running; its files were removed")
     os.kill(number, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _alive(number) and time.monotonic() < deadline:
+    while process_exists(number) and time.monotonic() < deadline:
         time.sleep(0.1)
     return number
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -28,7 +28,6 @@ from handoff.errors import HandoffError
 from handoff.terminal import plain, styled
 
 
-# ----- court --------------------------------------------------------------------------------
 def _parse_at(value: str) -> dt.datetime:
     try:
         return dt.datetime.fromisoformat(value)

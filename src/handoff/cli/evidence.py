@@ -27,7 +27,6 @@ from handoff.errors import HandoffError
 from handoff.terminal import plain
 
 
-# ----- trust and recipient verification ------------------------------------------------------
 @trust_app.command("show")
 def trust_show(as_json: JsonOpt = False) -> None:
     """List who may sign what: each principal, key fingerprint and role, from the reviewed trust file.

@@ -26,7 +26,6 @@ from handoff.errors import HandoffError
 from handoff.terminal import plain, styled
 
 
-# ----- hold ---------------------------------------------------------------------------------
 @hold_app.command("set")
 def hold_set(
     reason: Annotated[str, typer.Option(help="Why deliveries stop (recorded in the ledger).")],

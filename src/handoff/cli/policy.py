@@ -24,7 +24,6 @@ from handoff.errors import HandoffError
 from handoff.terminal import plain
 
 
-# ----- policy -------------------------------------------------------------------------------
 @policy_app.command("show")
 def policy_show(
     order: Annotated[str | None, typer.Option(help="Order id or ORDER@vN (default: the one in force).")] = None,
