@@ -1,0 +1,141 @@
+"""The benchmark's results for people: the table, the profile and scaling lines, the chart."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import TYPE_CHECKING
+
+from handoff_tools.bench_children import DLT_BACKENDS, _ratio
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def render_table(result: dict) -> Table:
+    """A rich table of one ``run_bench`` result, for the CLI."""
+    from rich.table import Table
+
+    rows = result["rows"]
+    table = Table(
+        title=f"Extract benchmark: {rows:,} source rows, {result['selected_rows']:,} selected",
+        caption="rows/s = source rows scanned ÷ seconds; ratio = handoff rows/s ÷ that path's rows/s",
+    )
+    table.add_column("path")
+    table.add_column("seconds", justify="right")
+    table.add_column("rows/s", justify="right")
+    table.add_column("peak RSS MB", justify="right")
+    table.add_column("handoff ÷ path", justify="right")
+    hand = result.get("handoff_rows_per_s")
+
+    def add(label: str, prefix: str) -> None:
+        rate = result.get(f"{prefix}_rows_per_s")
+        table.add_row(
+            label,
+            _fmt(result.get(f"{prefix}_seconds"), ".2f"),
+            _fmt(rate, ",.0f"),
+            _fmt(result.get(f"{prefix}_peak_rss_mb"), ",.0f"),
+            _fmt(_ratio(hand, rate), ".2f") if prefix != "handoff" else "1.00",
+        )
+
+    add(f"floor, ORDER BY id ({result.get('floor_engine', 'adbc')} → Parquet)", "floor")
+    if result.get("floor_unsorted_seconds") is not None:
+        add("floor, unsorted", "floor_unsorted")
+    if result.get("accounted_seconds") is not None:
+        add("sorted floor + exclusion accounting (CASE per row)", "accounted")
+    if result.get("bound_seconds") is not None:
+        add(f"SQL-level bound: {result.get('bound_form', '?')} accounting + unsorted + client sort", "bound")
+    if result.get("bound_other_seconds") is not None:
+        add(f"the same with {result.get('bound_other_form', '?')} accounting", "bound_other")
+    for backend in DLT_BACKENDS:
+        if f"dlt_{backend}_rows_per_s" in result:
+            add(f"dlt sql_table ({backend})", f"dlt_{backend}")
+    add(f"handoff end to end ({result.get('handoff_status', '?')})", "handoff")
+    return table
+
+
+_WALL_STEPS = ("prepare", "extract_validate_stage", "spill_runs", "merge_encode_hash_write", "record",
+               "approve", "deliver")  # fmt: skip
+
+
+def profile_line(result: dict) -> str:
+    """Where handoff's seconds went: its phases, the CPU each step spent, and whose CPU the machine spent."""
+    wall = result.get("handoff_seconds") or 0.0
+    phases = result.get("handoff_phase_seconds") or {}
+    steps = result.get("handoff_step_cpu_seconds") or {}
+    cpu = result.get("handoff_cpu_seconds") or {}
+    text = f"handoff profile, {result['rows']:,} rows: {wall:.2f} s wall; " + ", ".join(
+        f"{k} {phases[k]:.2f} s" for k in _WALL_STEPS if k in phases
+    )
+    if steps:
+        busy = {k: v for k, v in steps.items() if k not in ("extract_validate_stage", "merge_encode_hash_write")}
+        text += "; CPU by step: " + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(busy.items(), key=lambda kv: -kv[1]))
+    if cpu:
+        capacity = cpu.get("cores", 1.0) * wall
+        text += (
+            f"; CPU: handoff process {cpu.get('handoff_process_cpu_s', 0):.2f} s, check workers "
+            f"{cpu.get('check_workers_cpu_s', 0):.2f} s, rest of the machine (database, S3 endpoint) "
+            f"{cpu.get('rest_of_machine_cpu_s', 0):.2f} s, of {capacity:.2f} core-seconds"
+        )
+    spans = result.get("handoff_step_spans") or {}
+    if spans:  # in the order they ended: what the end waited for
+        text += "; timeline (first start–last end, s): " + ", ".join(
+            f"{k} {a:.2f}–{b:.2f}" for k, (a, b) in sorted(spans.items(), key=lambda kv: kv[1][1])
+        )
+    return text
+
+
+def scaling_line(results: list[dict]) -> str:
+    """The linearity and flat-memory check across sizes: smallest vs largest run."""
+    ordered = sorted(results, key=lambda r: r["rows"])
+    small, big = ordered[0], ordered[-1]
+    rate_ratio = _ratio(big.get("handoff_rows_per_s"), small.get("handoff_rows_per_s"))
+    return (
+        f"scaling: handoff {small['rows']:,} rows {_fmt(small.get('handoff_rows_per_s'), ',.0f')} rows/s, "
+        f"peak RSS {_fmt(small.get('handoff_peak_rss_mb'), ',.0f')} MB; "
+        f"{big['rows']:,} rows {_fmt(big.get('handoff_rows_per_s'), ',.0f')} rows/s, "
+        f"peak RSS {_fmt(big.get('handoff_peak_rss_mb'), ',.0f')} MB; "
+        f"rows/s ratio large/small {_fmt(rate_ratio, '.2f')}"
+    )
+
+
+def plot(results: list[dict], path: str | os.PathLike[str]) -> pathlib.Path:
+    """Write a PNG: rows/s and peak RSS against source rows, one line per path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ordered = sorted(results, key=lambda r: r["rows"])
+    series = [("floor (sorted)", "floor"), ("floor (unsorted)", "floor_unsorted"), ("floor + CASE accounting", "accounted"),
+              ("SQL-level bound", "bound"), ("bound, the other aggregate", "bound_other"),
+              ("dlt connectorx", "dlt_connectorx"),
+              ("dlt pyarrow", "dlt_pyarrow"), ("handoff", "handoff")]  # fmt: skip
+    fig, (ax_rate, ax_rss) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for label, prefix in series:
+        pts = [(r["rows"], r.get(f"{prefix}_rows_per_s"), r.get(f"{prefix}_peak_rss_mb")) for r in ordered]
+        rate_pts = [(x, y) for x, y, _ in pts if y is not None]
+        rss_pts = [(x, m) for x, _, m in pts if m is not None]
+        if rate_pts:
+            ax_rate.plot(*zip(*rate_pts, strict=True), marker="o", label=label)
+        if rss_pts:
+            ax_rss.plot(*zip(*rss_pts, strict=True), marker="o", label=label)
+    for ax, ylabel in ((ax_rate, "source rows scanned per second"), (ax_rss, "peak RSS (MB)")):
+        ax.set_xlabel("source rows")
+        ax.set_ylabel(ylabel)
+        if len({r["rows"] for r in ordered}) > 1:
+            ax.set_xscale("log")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    ax_rate.set_title("Throughput")
+    ax_rss.set_title("Peak memory per child process")
+    fig.tight_layout()
+    out = pathlib.Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
