@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from uuid import UUID
 
-from handoff.statement import Signed
+from handoff.signing.statement import Signed
 
 
 def resume_waiting_run(flow_run_id: str | None, signed: Signed | None = None) -> str | None:

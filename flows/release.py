@@ -9,9 +9,9 @@ from prefect.artifacts import create_table_artifact
 from prefect.states import Completed, State
 
 from flows.transfer import _publish
-from handoff.accounting import disclosures
 from handoff.config import load_settings
-from handoff.report import disclosure_rows
+from handoff.evidence.accounting import disclosures
+from handoff.release.report import disclosure_rows
 from handoff.transfer import Lifecycle, Outcome
 
 

@@ -22,14 +22,14 @@ from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, State
 from pydantic import Field
 
-from handoff import approval as approvals
+from handoff.authority import approval as approvals
 from handoff.config import load_settings
 from handoff.errors import GateError
-from handoff.partition import PartitionResult, PartitionSpec, run_partition
-from handoff.pipeline import StageRequest
-from handoff.report import approval_description, batch_markdown
-from handoff.source_ref import SECRET, resolve
-from handoff.statement import DECISION, NAMESPACE, Signed, canonical
+from handoff.release.report import approval_description, batch_markdown
+from handoff.signing.statement import DECISION, NAMESPACE, Signed, canonical
+from handoff.staging.partition import PartitionResult, PartitionSpec, run_partition
+from handoff.staging.pipeline import StageRequest
+from handoff.state.source_ref import SECRET, resolve
 from handoff.transfer import Lifecycle, Outcome
 
 

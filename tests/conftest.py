@@ -78,7 +78,7 @@ def make_source(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     SQLite: a new file. PostgreSQL: a new schema in the session database, selected through
     ``search_path`` in the URL, so the product sees a plain ``enrollees`` table.
     """
-    from handoff.extract import open_source
+    from handoff.extract.reader import open_source
     from handoff_tools.seed import seed_database
 
     shared: dict[tuple[Any, ...], str] = {}
@@ -156,7 +156,7 @@ def staged(source_url: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[A
     """(settings, batch, source URL): one batch staged from each shared source, read-only."""
     from support import INITIATOR, NOW
 
-    from handoff.pipeline import StageRequest, stage_batch
+    from handoff.staging.pipeline import StageRequest, stage_batch
 
     settings = build_settings(tmp_path_factory.mktemp("staged-home"))
     batch = stage_batch(settings, StageRequest(source_url, initiator=INITIATOR), NOW)

@@ -187,7 +187,7 @@ class HandoffEnv:
         return Lifecycle(self.settings())
 
     def ledger(self, batch_id: str | None = None) -> list[Any]:
-        from handoff import ledger
+        from handoff.state import ledger
 
         life = self.lifecycle()
         try:
@@ -437,7 +437,7 @@ def signed_answer(statement: str, label: str) -> dict[str, str]:
 
     Signed as the form's command signs it: the statement's text plus one newline.
     """
-    from handoff.statement import sign_with_key
+    from handoff.signing.statement import sign_with_key
 
     data = statement.strip().encode() + b"\n"
     return {"statement": statement, "signature": sign_with_key(data, KEYS.key(label), "handoff-approve")}

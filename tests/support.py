@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from handoff.trust import APPROVE, OPERATOR, SERVICE  # noqa: E402
-from handoff.trust import COUNSEL as COUNSEL_ROLE
+from handoff.signing.trust import APPROVE, OPERATOR, SERVICE  # noqa: E402
+from handoff.signing.trust import COUNSEL as COUNSEL_ROLE
 from handoff_tools import demokeys  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,7 +177,7 @@ def sign(label: str, doc: dict[str, Any]) -> Any:
 def request(life: Any, source_url: str, bucket: str, now: dt.datetime = NOW, signer: str = "operator",
             **fields: Any) -> Any:  # fmt: skip
     """A StageRequest carrying a transfer request signed by ``signer``."""
-    from handoff.pipeline import StageRequest
+    from handoff.staging.pipeline import StageRequest
 
     req = StageRequest(source_url, bucket=bucket, **fields)
     return dataclasses.replace(req, signed=sign(signer, life.request_statement(req, bucket, now)))
@@ -212,7 +212,7 @@ def record_upheld(life: Any, now: dt.datetime = NOW, hearing: str = HEARING_ID, 
 def record_outcome(life: Any, hearing: str, result: str, now: dt.datetime = NOW, order_file: Path | None = None,
                    label: str = "counsel") -> Any:  # fmt: skip
     """Counsel signs and records a hearing outcome."""
-    from handoff import court
+    from handoff.authority import court
 
     trust = life.trust()
     with life.engine.connect() as conn:
@@ -223,14 +223,14 @@ def record_outcome(life: Any, hearing: str, result: str, now: dt.datetime = NOW,
 
 
 def set_stop(life: Any, reason: str, now: dt.datetime = NOW, actor: str = "Ops On-call") -> Any:
-    from handoff import hold
+    from handoff.authority import hold
 
     with life.ctx.write() as conn:  # as the CLI writes: commit, then anchor
         return hold.set_stop(conn, reason, actor, now)
 
 
 def clear_stops(life: Any, reason: str, now: dt.datetime = NOW, label: str = "ops") -> Any:
-    from handoff import hold
+    from handoff.authority import hold
 
     trust = life.trust()
     with life.engine.connect() as conn:
@@ -240,7 +240,7 @@ def clear_stops(life: Any, reason: str, now: dt.datetime = NOW, label: str = "op
 
 
 def ledger_kinds(life: Any, batch_id: str | None = None) -> list[str]:
-    from handoff import ledger
+    from handoff.state import ledger
 
     with life.engine.connect() as conn:
         return [e.kind for e in ledger.entries(conn, batch_id=batch_id)]

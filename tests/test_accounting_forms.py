@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 from support import POLICY_DIR
 
-from handoff import extract
-from handoff.order import PolicySet
+from handoff.extract import reader as extract
+from handoff.policy.order import PolicySet
 from handoff_tools.seed import seed_database
 
 ORDER = PolicySet(POLICY_DIR).current()

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from support import NOW, approve, cli_env, record_upheld, run_cli, transfer
 
-from handoff import ledger
-from handoff.evidence import ANCHORS
+from handoff.state import ledger
+from handoff.storage.write_once import ANCHORS
 
 LATER = NOW + dt.timedelta(hours=1)
 
@@ -131,7 +131,7 @@ def test_a_manifest_changed_in_the_bucket_is_named(life, delivered, s3, tmp_path
 
 @pytest.mark.postgres
 def test_concurrent_appends_on_a_server_database_never_collide(server_state_url: str) -> None:
-    from handoff.state import open_state
+    from handoff.state.schema import open_state
 
     engine = open_state(server_state_url)
     errors: list[BaseException] = []
@@ -183,8 +183,9 @@ def test_two_state_databases_share_one_audit_bucket_and_honour_each_others_stops
 
 
 def test_a_ledger_opened_before_namespaced_anchors_still_finds_its_old_anchors(tmp_path, audit_bucket) -> None:
-    from handoff import audit, evidence
-    from handoff.state import open_state
+    from handoff.evidence import audit
+    from handoff.state.schema import open_state
+    from handoff.storage import write_once
 
     engine = open_state(f"sqlite:///{tmp_path / 'old.db'}")
     with engine.begin() as conn:  # the first entry as an older handoff wrote it: no ledger-opened entry
@@ -192,8 +193,8 @@ def test_a_ledger_opened_before_namespaced_anchors_still_finds_its_old_anchors(t
         conn.execute(ledger.ledger.insert().values(seq=1, at=NOW.isoformat(), kind="order-version", actor="Counsel",
                                                    batch_id=None, order_ref="o@v1", payload="{}",
                                                    prev_hash=ledger.GENESIS, hash=digest))  # fmt: skip
-    store = evidence.AuditStore(audit_bucket, 1, "us-east-1")
-    store._put_once(f"{evidence.ANCHORS}{1:012d}-{digest}.json", {"seq": 1, "hash": digest, "at": "t"}, NOW)
+    store = write_once.AuditStore(audit_bucket, 1, "us-east-1")
+    store._put_once(f"{write_once.ANCHORS}{1:012d}-{digest}.json", {"seq": 1, "hash": digest, "at": "t"}, NOW)
     with engine.connect() as conn:
         report = audit.verify(conn, store, "us-east-1", check_s3=False)
     engine.dispose()

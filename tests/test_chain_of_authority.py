@@ -16,11 +16,11 @@ import pytest
 from support import APPROVERS, HEARING_ID, INITIATOR, KEYS, NOW, POLICY_DIR, sign
 from support import COUNSEL as COUNSEL_NAME
 
-from handoff import chain, signoff
-from handoff import request as requests
-from handoff import statement as st
-from handoff.order import PolicySet
-from handoff.trust import COUNSEL, load_trust, trust_path
+from handoff.authority import chain, signoff
+from handoff.authority import request as requests
+from handoff.policy.order import PolicySet
+from handoff.signing import statement as st
+from handoff.signing.trust import COUNSEL, load_trust, trust_path
 
 POLICIES = PolicySet(POLICY_DIR)
 ORDER = POLICIES.current()

@@ -16,13 +16,13 @@ import pyarrow as pa
 import pytest
 from support import INITIATOR, NOW, POLICY_DIR, build_settings, sha256_file, staged_paths
 
-from handoff import extract
-from handoff.chunkcheck import Checker
-from handoff.order import PolicySet
-from handoff.pipeline import StageRequest, check_units, process_chunks, quarantined_rows, stage_batch
-from handoff.snapshot import open_read
-from handoff.stage import Stager
-from handoff.suite import load_suite
+from handoff.checks.chunkcheck import Checker
+from handoff.extract import reader as extract
+from handoff.extract.snapshot import open_read
+from handoff.extract.stage import Stager
+from handoff.policy.order import PolicySet
+from handoff.policy.suite import load_suite
+from handoff.staging.pipeline import StageRequest, check_units, process_chunks, quarantined_rows, stage_batch
 
 
 def test_check_units_stage_the_same_bytes_with_fewer_validations(crowded_source_url: str, tmp_path: Path) -> None:

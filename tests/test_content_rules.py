@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from support import NOW, POLICY_DIR, build_settings, cli_env, execute, files_under, population_ids, read_staged, run_cli
 
-from handoff.pipeline import StageRequest, quarantined_rows, stage_batch
+from handoff.staging.pipeline import StageRequest, quarantined_rows, stage_batch
 
 PLANTS: list[tuple[str, str, str]] = [
     ("elgbl_line_1_adr_home", "Apt 4, 918.27.3645", "ssn_like"),
@@ -128,9 +128,9 @@ def test_screened_rules_divert_exactly_what_each_rule_alone_would(column: str) -
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from handoff import quarantine
-    from handoff.order import PolicySet
-    from handoff.rules import rules_for
+    from handoff.checks import quarantine
+    from handoff.policy.order import PolicySet
+    from handoff.policy.rules import rules_for
 
     order = PolicySet(POLICY_DIR).current()
     rules = [r for r in rules_for(order) if r.column == column]
@@ -172,7 +172,7 @@ def test_the_ssn_rule_means_the_same_to_python_arrow_and_postgresql() -> None:
     import pyarrow.compute as pc
     import sqlalchemy as sa
 
-    from handoff.rules import SSN_LIKE, looks_like_ssn
+    from handoff.policy.rules import SSN_LIKE, looks_like_ssn
 
     values = EVASIONS + ORDINARY
     want = [True] * len(EVASIONS) + [False] * len(ORDINARY)
@@ -195,7 +195,7 @@ def test_the_ssn_rule_means_the_same_to_python_arrow_and_postgresql() -> None:
 
 def test_each_rule_says_what_it_checks_in_words() -> None:
     """What `policy show`, the suite's notes and quarantine reports say for each kind of rule."""
-    from handoff.rules import OTHER_CHARACTERS, SSN_LIKE, Rule
+    from handoff.policy.rules import OTHER_CHARACTERS, SSN_LIKE, Rule
 
     said = [
         (Rule("r", "not_null", "c").describe(), "c must not be null"),

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from support import COUNSEL, HEARING_ID, KEYS, NOW, POLICY_DIR, build_settings, record_outcome, sign
 
-from handoff import court, signoff
+from handoff.authority import court, signoff
 from handoff.errors import HandoffError, PolicyError, SignatureError
-from handoff.order import PolicySet, load_order_file
-from handoff.statement import Signed
+from handoff.policy.order import PolicySet, load_order_file
+from handoff.signing.statement import Signed
 from handoff.transfer import Lifecycle
 
 ORDER = PolicySet(POLICY_DIR).current()
@@ -64,8 +64,8 @@ def test_an_outcome_signed_by_anyone_but_counsel_is_refused(counsel_life: Any, l
 
 def test_an_outcome_row_written_into_the_database_opens_nothing(counsel_life: Any) -> None:
     """The insider's shortcut: UPDATE hearings / INSERT a ledger row without a valid signature."""
-    from handoff import ledger
-    from handoff.state import hearings
+    from handoff.state import ledger
+    from handoff.state.schema import hearings
 
     doc = court.outcome_statement(_pending(counsel_life), "upheld", None, NOW)
     with counsel_life.engine.begin() as conn:

@@ -28,7 +28,7 @@ from support import (
     transfer,
 )
 
-from handoff import ledger
+from handoff.state import ledger
 
 LATER = NOW + dt.timedelta(hours=1)
 

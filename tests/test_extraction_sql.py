@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 from support import DENIED, INITIATOR, NOW, POLICY_DIR, build_settings
 
-from handoff import extract
-from handoff.order import PolicySet
-from handoff.pipeline import StageRequest, stage_batch
+from handoff.extract import reader as extract
+from handoff.policy.order import PolicySet
+from handoff.staging.pipeline import StageRequest, stage_batch
 
 FILTER_INPUTS = {"imgrtn_vrfctn_ind", "imgrtn_stus_5_yr_bar_end_dt", "submtg_state_cd", "updated_at"}
 
@@ -137,7 +137,7 @@ def test_postgres_fast_and_portable_paths_stage_identical_files(pg_source_url: s
 
 @pytest.mark.postgres
 def test_source_sessions_take_their_parallel_workers_from_configuration(pg_source_url: str, tmp_path) -> None:
-    from handoff.snapshot import open_read
+    from handoff.extract.snapshot import open_read
 
     order = PolicySet(POLICY_DIR).current()
     engine = extract.open_source(pg_source_url)

@@ -16,14 +16,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from support import APPROVERS, COUNSEL, HEARING_ID, INITIATOR, NOW, POLICY_DIR, sign
 
-from handoff import approval, gates, hold, request, validated
-from handoff.batch import Batch
-from handoff.deliver import Destination
-from handoff.hold import Stop, StopState
-from handoff.order import PolicySet
-from handoff.stage import StagedFile, content_hash
-from handoff.statement import Signed
-from handoff.trust import Signer, load_trust, trust_path
+from handoff.authority import approval, hold, request
+from handoff.authority.hold import Stop, StopState
+from handoff.extract.stage import StagedFile, content_hash
+from handoff.gates import decide as gates
+from handoff.policy.order import PolicySet
+from handoff.signing.statement import Signed
+from handoff.signing.trust import Signer, load_trust, trust_path
+from handoff.state import validated
+from handoff.state.batch import Batch
+from handoff.storage.deliver import Destination
 
 LA = ZoneInfo("America/Los_Angeles")
 ORDER = PolicySet(POLICY_DIR).current()
@@ -57,7 +59,7 @@ def make_batch(**changes) -> Batch:  # type: ignore[no-untyped-def]
 
 
 def hearing(outcome: str | None, hid: str = HEARING_ID, outcome_at: str | None = None) -> Any:
-    from handoff.court import HearingRecord
+    from handoff.authority.court import HearingRecord
 
     return HearingRecord(hid, ORDER.order_id, "2026-01-02T18:00:00+00:00", "Hearing", "order file", outcome,
                          COUNSEL if outcome else None, outcome_at, None)  # fmt: skip
@@ -284,7 +286,7 @@ def test_an_altered_statement_or_other_namespace_is_ignored() -> None:
     assert not g.open and "does not match" in g.reason
     from support import KEYS
 
-    from handoff.statement import canonical, sign_with_key
+    from handoff.signing.statement import canonical, sign_with_key
 
     doc = approval.statement_for(batch, ORDER, DEST, "approve", None, NOW)
     wrong_ns = Signed(canonical(doc), sign_with_key(canonical(doc), KEYS.key("ada"), "git"))
@@ -389,7 +391,7 @@ def test_an_approval_binds_every_part_of_the_destination(field: str) -> None:
 
 # ----- the order version in force comes from the ledger ------------------------------------------------
 def accepted(version: int, sha: str | None = "f" * 64) -> Any:
-    from handoff.in_force import Accepted
+    from handoff.authority.in_force import Accepted
 
     return Accepted(f"{ORDER.order_id}@v{version}", version, sha, 7, "first used")
 
@@ -505,7 +507,7 @@ def test_an_approved_reason_names_the_approvers_and_nothing_else() -> None:
 
 
 def test_a_decided_hearing_without_an_outcome_time_sorts_before_one_with_it() -> None:
-    from handoff.court import HearingRecord
+    from handoff.authority.court import HearingRecord
 
     unknown = HearingRecord("h-a", ORDER.order_id, "2026-01-03T18:00:00+00:00", "A", "x", "enjoined", COUNSEL, None)
     known = HearingRecord("h-b", ORDER.order_id, "2026-01-02T18:00:00+00:00", "B", "x", "upheld", COUNSEL,

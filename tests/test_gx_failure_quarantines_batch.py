@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from support import NOW, approve, build_settings, files_under, ledger_kinds, source_rows, transfer
 
-from handoff import quarantine
+from handoff.checks import quarantine
 from handoff.errors import GateError
 from handoff.transfer import Lifecycle
 
@@ -31,12 +31,12 @@ def settings(tmp_path: Path) -> Any:
 
 @pytest.fixture
 def row_quarantine_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let every row through row quarantine (as handoff.chunkcheck calls it), so only GX stands guard."""
+    """Let every row through row quarantine (as handoff.checks.chunkcheck calls it), so only GX stands guard."""
 
     def let_everything_through(table, rules, id_column, snapshot, unreadable=None):  # type: ignore[no-untyped-def]
         return None, quarantine.RowQuarantine()
 
-    monkeypatch.setattr("handoff.chunkcheck.quarantine.divert", let_everything_through)
+    monkeypatch.setattr("handoff.checks.chunkcheck.quarantine.divert", let_everything_through)
 
 
 @pytest.mark.usefixtures("row_quarantine_disabled")

@@ -18,8 +18,8 @@ import pytest
 from support import KEYS, POLICY_DIR, cli_env, run_cli
 
 from handoff.errors import SignatureError
-from handoff.statement import canonical
-from handoff.trust import APPROVE, OPERATOR, load_trust
+from handoff.signing.statement import canonical
+from handoff.signing.trust import APPROVE, OPERATOR, load_trust
 
 T = dt.datetime(2026, 1, 6, 8, 0, tzinfo=dt.UTC)
 SK_ED25519 = b"sk-ssh-ed25519@openssh.com"
@@ -182,7 +182,7 @@ def _policy_with(tmp_path: Path, trust_file: Path) -> Path:
 
 def test_one_key_on_several_lines_holds_every_role_they_give(tmp_path: Path) -> None:
     """Roles added on a later line of the same principal count, each with its own validity."""
-    from handoff.statement import sign_with_key
+    from handoff.signing.statement import sign_with_key
 
     ada = _pub(KEYS.folder / "ada.pub")
     trust = load_trust(_file(tmp_path, f'"Ada Approver" namespaces="{APPROVE}" {ada}',

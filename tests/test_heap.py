@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from handoff import heap
+from handoff.extract import heap
 
 
 def test_frozen_excludes_what_lives_now_and_hands_it_back() -> None:

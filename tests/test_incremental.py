@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 from support import KEYS, POLICY_DIR, approve, build_settings, population_ids, record_upheld, transfer
 
-from handoff.extract import open_source
-from handoff.pipeline import quarantined_rows
+from handoff.extract.reader import open_source
+from handoff.staging.pipeline import quarantined_rows
 from handoff.transfer import Lifecycle
 from handoff_tools.seed import touch_rows
 
@@ -165,7 +165,7 @@ def test_scheduled_incremental_run_delivers_exactly_the_changed_rows(
     assert life.release(_now()) == []
     assert set(s3.object_keys()) == keys_before, "an empty batch was uploaded"
     assert _stored_watermark(life, second.batch) == new_watermark, "an empty batch moved the watermark"
-    from handoff.accounting import disclosures
+    from handoff.evidence.accounting import disclosures
 
     with life.engine.connect() as conn:
         assert empty_id not in {d.batch_id for d in disclosures(conn)}

@@ -20,9 +20,9 @@ import pytest
 import sqlalchemy as sa
 from support import NOW, approve, decide, ledger_kinds, record_upheld, sign, transfer
 
-from handoff import ledger
 from handoff.errors import GateError
-from handoff.state import batch_files, batches
+from handoff.state import ledger
+from handoff.state.schema import batch_files, batches
 
 LATER = NOW + dt.timedelta(hours=1)
 
@@ -179,8 +179,8 @@ def own_policy(tmp_path, s3, audit_bucket) -> Any:
 
     from support import POLICY_DIR, build_settings
 
+    from handoff.signing.trust import trust_path
     from handoff.transfer import Lifecycle
-    from handoff.trust import trust_path
 
     policy_dir = tmp_path / "expectations"
     shutil.copytree(POLICY_DIR, policy_dir)
@@ -195,8 +195,8 @@ def own_policy(tmp_path, s3, audit_bucket) -> Any:
 def test_a_swapped_sender_trust_file_is_named_by_the_recipient(own_policy, sqlite_source_url, s3, tmp_path) -> None:
     from support import HEARING_ID, KEYS, record_outcome
 
-    from handoff import signoff
-    from handoff.trust import COUNSEL, trust_path
+    from handoff.authority import signoff
+    from handoff.signing.trust import COUNSEL, trust_path
 
     life, published = own_policy
     batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
@@ -238,7 +238,7 @@ def _audit_verify(life: Any, tmp_path: Path, *args: str) -> tuple[int, list[str]
 
 def test_a_delivery_by_hand_is_named_by_the_audit_and_by_the_recipient(own_policy, sqlite_source_url, s3,
                                                                        tmp_path) -> None:  # fmt: skip
-    from handoff import manifest, proof
+    from handoff.release import manifest, proof
 
     life, published = own_policy
     batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
@@ -258,7 +258,7 @@ def test_a_delivery_by_hand_is_named_by_the_audit_and_by_the_recipient(own_polic
                              SSEKMSKeyId=s3.kms_key_id)  # fmt: skip
         objects.append(type("O", (), {"key": dest.prefix + f.name, "bytes": len(body), "sha256": f.sha256})())
     with life.engine.connect() as conn:
-        from handoff import approval
+        from handoff.authority import approval
 
         signed = approval.signed_decisions(conn, batch.id)
         found = approval.binding(signed, life.trust(), batch, order, dest, None, LATER)
@@ -278,7 +278,7 @@ def test_a_delivery_by_hand_is_named_by_the_audit_and_by_the_recipient(own_polic
 def test_anchors_and_objects_hidden_by_delete_markers_are_named(life, sqlite_source_url, s3, tmp_path) -> None:
     import boto3
 
-    from handoff.evidence import ANCHORS
+    from handoff.storage.write_once import ANCHORS
 
     batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
     record_upheld(life)

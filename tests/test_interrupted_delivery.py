@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from support import NOW, approve, ledger_kinds, record_upheld, transfer
 
-from handoff import deliver
 from handoff.errors import DeliveryError
+from handoff.storage import deliver
 
 
 def test_interrupted_delivery_resumes_without_duplicates(
@@ -27,7 +27,7 @@ def test_interrupted_delivery_resumes_without_duplicates(
             raise DeliveryError(f"upload of s3://{target.bucket}/{key}: connection reset (simulated)")
         return real_upload(s3_client, target, key, path, sha256_hex, guard)
 
-    monkeypatch.setattr("handoff.deliver.upload_file", upload_then_fail)
+    monkeypatch.setattr("handoff.storage.deliver.upload_file", upload_then_fail)
     [failed] = life.release(NOW)
     assert failed.error and "simulated" in failed.error
     monkeypatch.undo()
@@ -80,7 +80,7 @@ def test_one_failing_delivery_does_not_block_other_batches(life, sqlite_source_u
 def test_delivery_resumed_after_a_lost_manifest_response_is_still_accounted(
     life, sqlite_source_url: str, s3, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handoff.accounting import disclosures
+    from handoff.evidence.accounting import disclosures
 
     batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
     record_upheld(life)
@@ -92,7 +92,7 @@ def test_delivery_resumed_after_a_lost_manifest_response_is_still_accounted(
         real_write(s3_client, target, key, manifest)
         raise DeliveryError(f"writing s3://{target.bucket}/{key}: read timeout (simulated)")
 
-    monkeypatch.setattr("handoff.deliver.write_manifest", written_but_response_lost)
+    monkeypatch.setattr("handoff.storage.deliver.write_manifest", written_but_response_lost)
     [failed] = life.release(NOW)
     assert failed.error and "simulated" in failed.error
     monkeypatch.undo()

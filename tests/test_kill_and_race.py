@@ -30,7 +30,8 @@ SCRIPT = textwrap.dedent("""
     import datetime as dt, os, signal, sys
     import dataclasses
 
-    from handoff import deliver, upload
+    from handoff.storage import deliver
+    from handoff.release import upload
     from handoff.config import load_settings
     from handoff.context import Context
     from handoff.transfer import Lifecycle

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from handoff import in_force, ledger, validated
-from handoff.stage import StagedFile
-from handoff.state import open_state
+from handoff.authority import in_force
+from handoff.extract.stage import StagedFile
+from handoff.state import ledger, validated
+from handoff.state.schema import open_state
 
 FILES = [StagedFile("part-00001.parquet", 4, 90, "b" * 64), StagedFile("part-00000.parquet", 6, 100, "a" * 64)]
 

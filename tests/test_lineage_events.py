@@ -12,7 +12,7 @@ import pytest
 from support import NOW, approve, build_settings, record_upheld, transfer
 
 from handoff.errors import DeliveryError
-from handoff.lineage import run_id
+from handoff.evidence.lineage import run_id
 from handoff.transfer import Lifecycle
 
 
@@ -79,7 +79,7 @@ def test_delivery_emits_start_and_complete_with_schema_lineage_and_quality(
 )  # fmt: skip
 def test_the_source_is_named_as_openlineage_names_datasets(url: str, namespace: str, name: str) -> None:
     """One table is one dataset in Marquez, whatever the driver or user that read it."""
-    from handoff.lineage import source_dataset
+    from handoff.evidence.lineage import source_dataset
 
     assert source_dataset(url, "enrollees") == (namespace, name)
 
@@ -93,7 +93,7 @@ def test_failed_delivery_emits_fail_with_the_error(
     def broken(*_a: Any, **_k: Any) -> Any:
         raise DeliveryError("upload refused (simulated)")
 
-    monkeypatch.setattr("handoff.deliver.upload_file", broken)
+    monkeypatch.setattr("handoff.storage.deliver.upload_file", broken)
     done = _deliver(life, sqlite_source_url, s3.name)
     assert done.error and "simulated" in done.error
     events = _events(home)

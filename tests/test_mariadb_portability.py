@@ -6,11 +6,11 @@ import pyarrow.parquet as pq
 import pytest
 from support import INITIATOR, NOW, population_ids, read_staged
 
-from handoff import extract
-from handoff.extract import open_source
-from handoff.order import PolicySet
-from handoff.pipeline import StageRequest, quarantined_rows, stage_batch
-from handoff.population import INCLUDED
+from handoff.extract import reader as extract
+from handoff.extract.reader import open_source
+from handoff.policy.order import PolicySet
+from handoff.policy.population import INCLUDED
+from handoff.staging.pipeline import StageRequest, quarantined_rows, stage_batch
 from handoff_tools.seed import seed_database
 
 

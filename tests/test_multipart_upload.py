@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from handoff import deliver
 from handoff.errors import DeliveryError
+from handoff.storage import deliver
 
 MB = 1024 * 1024
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from support import POLICY_DIR
 
-from handoff.narrowing import widened
-from handoff.order import PolicySet
+from handoff.policy.narrowing import widened
+from handoff.policy.order import PolicySet
 
 OLD = PolicySet(POLICY_DIR).current()
 

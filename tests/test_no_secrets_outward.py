@@ -35,7 +35,7 @@ def test_a_bad_source_url_is_named_without_its_password(tmp_path: Path) -> None:
 
 def test_a_deployment_stores_a_reference_to_the_source_not_its_url() -> None:
     from flows.serve import deployments
-    from handoff.source_ref import reference, resolve
+    from handoff.state.source_ref import reference, resolve
 
     ref = reference(None, "HANDOFF_SOURCE_DB_URL", None)
     [transfer, _] = deployments(ref, "agency-handoff", {"all": []})
@@ -86,7 +86,7 @@ def test_a_password_in_the_source_urls_query_is_stored_printed_and_emitted_nowhe
 
 
 def test_every_password_bearing_part_of_a_url_is_masked() -> None:
-    from handoff.state import has_password, safe_url
+    from handoff.urls import has_password, safe_url
 
     for url in (f"postgresql+psycopg://u:{PASSWORD}@h/db", f"postgresql+psycopg://u@h/db?password={PASSWORD}",
                 f"postgresql+psycopg://u@h/db?sslpassword={PASSWORD}&sslmode=require",

@@ -146,7 +146,7 @@ def test_expiry_limits_are_in_the_help(tmp_path: Path) -> None:
 
 def test_verify_on_a_manifest_of_the_wrong_shape_fails_in_one_line_per_problem(s3: Any, tmp_path: Path) -> None:
     """A manifest whose fields hold other types (written by something else): `verify` exits 1 naming it."""
-    from handoff import manifest as manifests
+    from handoff.release import manifest as manifests
 
     prefix = "cand.v1/20260107T180000Z-1a2b3c/"
     doc = {"files": "part-0.parquet", "order": ["not", "a", "mapping"], "approvals": {"x": 1}, "rows": "many",

@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 from support import KEYS, POLICY_DIR
 
-from handoff import manifest as manifests
 from handoff.errors import PolicyError
-from handoff.order import parse_order
-from handoff.trust import load_trust
-from handoff.verify import Seen, check
+from handoff.policy.order import parse_order
+from handoff.release import manifest as manifests
+from handoff.release.verify import Seen, check
+from handoff.signing.trust import load_trust
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 JSON = hs.recursive(

@@ -26,10 +26,10 @@ from support import (
     staged_paths,
 )
 
-from handoff import partition
-from handoff.pipeline import StageRequest, quarantined_rows, stage_batch
-from handoff.population import INCLUDED
-from handoff.source_model import FIPS_BY_ABBR, STATES
+from handoff.policy.population import INCLUDED
+from handoff.policy.source_model import FIPS_BY_ABBR, STATES
+from handoff.staging import partition
+from handoff.staging.pipeline import StageRequest, quarantined_rows, stage_batch
 
 # The shared 4000-row sources admit about 90 rows; these four states admit CA 15, NY 10, OH 8,
 # TX 1, with row-quarantined rows in CA, NY and OH. With 6 rows per partition CA (more than

@@ -18,7 +18,7 @@ from support import (
     transfer,
 )
 
-from handoff.pipeline import quarantined_rows
+from handoff.staging.pipeline import quarantined_rows
 from handoff.transfer import Lifecycle
 
 PLANTED = "918-27-3645"

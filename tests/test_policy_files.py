@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from support import POLICY_DIR, SHIPPED_POLICY_DIR, cli_env, run_cli
 
+from handoff.checks.validate import SuiteValidator
 from handoff.errors import PolicyError
-from handoff.order import PolicySet, load_order_file
-from handoff.suite import build_suite, dumps, load_suite, suite_path, write_suites
-from handoff.validate import SuiteValidator
+from handoff.policy.order import PolicySet, load_order_file
+from handoff.policy.suite import build_suite, dumps, load_suite, suite_path, write_suites
 
 ORDER_FILE = "2025-12-29.yaml"
 
@@ -142,8 +142,8 @@ def test_a_built_order_version_cannot_be_edited_and_rebuilt(policy_dir: Path, ol
 
 
 def test_the_shipped_trust_file_enrols_nobody_and_the_shipped_order_is_unsigned() -> None:
-    from handoff.signoff import signature_path
-    from handoff.trust import load_trust, trust_path
+    from handoff.authority.signoff import signature_path
+    from handoff.signing.trust import load_trust, trust_path
 
     assert load_trust(trust_path(SHIPPED_POLICY_DIR)).signers == ()
     assert not signature_path(SHIPPED_POLICY_DIR / "orders" / ORDER_FILE).exists()

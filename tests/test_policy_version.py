@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from support import KEYS, NOW, POLICY_DIR, approve, build_settings, record_upheld, revalidate, transfer
 
+from handoff.authority.signoff import sign_file
 from handoff.errors import GateError
-from handoff.order import PolicySet
-from handoff.signoff import sign_file
-from handoff.suite import write_suites
+from handoff.policy.order import PolicySet
+from handoff.policy.suite import write_suites
 from handoff.transfer import Lifecycle
 
 LATER = NOW + dt.timedelta(hours=1)

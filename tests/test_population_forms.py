@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 from support import POLICY_DIR
 
-from handoff.order import PolicySet
-from handoff.population import (
+from handoff.policy.order import PolicySet
+from handoff.policy.population import (
     INCLUDED,
     OUT_OF_SCOPE,
     UNKNOWN_JURISDICTION,
@@ -44,7 +44,7 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
     ("citizen_or_national", {"ctznshp_ind": "1", "imgrtn_stus_cd": "1"}),  # the first condition wins
     ("lawful_status_category", {"imgrtn_stus_cd": "2", "imgrtn_stus_5_yr_bar_end_dt": "2027-01-01"}),
 ]
-OUT = sorted(set(__import__("handoff.source_model", fromlist=["STATES"]).STATES) - set(ORDER.in_scope_fips()))
+OUT = sorted(set(__import__("handoff.policy.source_model", fromlist=["STATES"]).STATES) - set(ORDER.in_scope_fips()))
 if OUT:
     ROWS.append((OUT_OF_SCOPE, {"submtg_state_cd": OUT[0]}))
 

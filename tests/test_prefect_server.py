@@ -41,7 +41,7 @@ from support import APPROVERS, KEYS  # noqa: E402
 pytest_plugins = ["prefect_server"]
 pytestmark = pytest.mark.slow
 
-from handoff.statement import canonical  # noqa: E402
+from handoff.signing.statement import canonical  # noqa: E402
 
 COURT_TZ = "America/Los_Angeles"
 HANDOFF_BIN = Path(sys.executable).with_name("handoff")
@@ -191,7 +191,7 @@ def test_waiting_deployment_run_frees_its_worker_and_the_cli_resolves_it(handoff
 
     life = handoff_env.lifecycle()
     try:
-        from handoff import batch as batches
+        from handoff.state import batch as batches
 
         with life.engine.connect() as conn:
             [waiting_id] = batches.ids(conn)

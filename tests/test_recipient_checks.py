@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from support import APPROVERS, NOW, approve, buckets, build_settings, record_upheld, transfer
 
-from handoff import manifest as manifests
-from handoff.trust import load_trust, trust_path
-from handoff.verify import Seen, check, read_prefix
+from handoff.release import manifest as manifests
+from handoff.release.verify import Seen, check, read_prefix
+from handoff.signing.trust import load_trust, trust_path
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from support import APPROVERS, NOW, approve, cli_env, record_upheld, run_cli, transfer
 
-from handoff.trust import load_trust, trust_path
-from handoff.verify import verify_prefix
+from handoff.release.verify import verify_prefix
+from handoff.signing.trust import load_trust, trust_path
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_one_changed_byte_of_one_object_is_named(delivered: dict[str, Any], s3, 
 )  # fmt: skip
 def test_one_changed_character_of_the_manifest_is_named(delivered: dict[str, Any], s3, tmp_path: Path, field: str,
                                                         edit: Any) -> None:  # fmt: skip
-    from handoff.manifest import dumps
+    from handoff.release.manifest import dumps
 
     key = delivered["manifest"]
     doc = json.loads(s3.client.get_object(Bucket=s3.name, Key=key)["Body"].read())
@@ -122,9 +122,9 @@ def test_the_demo_ends_verified_then_refused_after_a_counsel_key_swap(tmp_path: 
 def test_verify_names_another_kms_key_and_an_approval_that_lapsed_before_delivery(delivered: dict[str, Any]) -> None:
     import dataclasses
 
-    from handoff import statement as st
-    from handoff.manifest import dumps
-    from handoff.verify import check, read_prefix
+    from handoff.release.manifest import dumps
+    from handoff.release.verify import check, read_prefix
+    from handoff.signing import statement as st
 
     trust = load_trust(delivered["trust"])
     body, objects, _ = read_prefix(delivered["url"])

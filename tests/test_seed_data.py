@@ -8,7 +8,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from support import DIRTY_RATE, ROWS, SEED
 
-from handoff.source_model import ENROLLEE_COLUMNS, STATES
+from handoff.policy.source_model import ENROLLEE_COLUMNS, STATES
 from handoff_tools.seed import enrollee_blocks
 
 

@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 from support import KEYS, POLICY_DIR
 
-from handoff import statement as st
 from handoff.errors import SignatureError
-from handoff.trust import APPROVE, load_trust, trust_path
+from handoff.signing import statement as st
+from handoff.signing.trust import APPROVE, load_trust, trust_path
 
 TRUST = load_trust(trust_path(POLICY_DIR))
 NOW = dt.datetime(2026, 1, 7, 18, 0, tzinfo=dt.UTC)

@@ -26,8 +26,8 @@ from support import (
     transfer,
 )
 
-from handoff import ledger
 from handoff.errors import GateError, SignatureError
+from handoff.state import ledger
 from handoff.transfer import Lifecycle
 
 LATER = NOW + dt.timedelta(hours=1)
@@ -172,8 +172,8 @@ def test_an_order_that_needs_two_approvals_delivers_only_after_two_people_signed
 
     from support import POLICY_DIR
 
-    from handoff.signoff import sign_file
-    from handoff.suite import write_suites
+    from handoff.authority.signoff import sign_file
+    from handoff.policy.suite import write_suites
 
     policy_dir = tmp_path / "expectations"
     shutil.copytree(POLICY_DIR, policy_dir)
@@ -182,7 +182,7 @@ def test_an_order_that_needs_two_approvals_delivers_only_after_two_people_signed
     order_file = policy_dir / "orders" / "2025-12-29.yaml"
     order_file.write_text(order_file.read_text().replace("approvals_required: 1", "approvals_required: 2"))
     sign_file(order_file, KEYS.key("counsel"))
-    from handoff.order import PolicySet
+    from handoff.policy.order import PolicySet
 
     write_suites(PolicySet(policy_dir))
     life = Lifecycle(
@@ -211,7 +211,7 @@ def test_a_stop_stays_set_against_a_typed_name_or_an_unsigned_ledger_row(life, s
     with life.engine.begin() as conn:
         ledger.append(conn, "hold-cleared", "Random Intern", payload={"stops": [stop.id], "reason": "typed"}, at=NOW)
         ledger.append(conn, "hold-cleared", "Random Intern",
-                      payload=sign("ada", {"kind": "handoff.hold-clear", "version": 1, "stops": [stop.id],
+                      payload=sign("ada", {"kind": "handoff.authority.hold-clear", "version": 1, "stops": [stop.id],
                                            "reason": "approver, not operator", "issued_at": "2026-01-07T18:00:00Z"})
                       .as_dict(), at=NOW)  # fmt: skip
     [out] = life.release(LATER)
@@ -231,7 +231,7 @@ def test_a_transfer_request_must_be_signed_by_an_operator(life, sqlite_source_ur
         life.transfer(signed, s3.name, NOW + dt.timedelta(hours=2))
     import dataclasses
 
-    from handoff.statement import parse
+    from handoff.signing.statement import parse
 
     doc = parse(signed.signed.statement, "handoff.transfer-request")
     forever = dataclasses.replace(signed, signed=sign("operator", {**doc, "expires_at": "2099-01-01T00:00:00Z"}))
@@ -243,10 +243,10 @@ def test_the_service_key_starts_scheduled_transfers_and_nothing_else(tmp_path, s
                                                                      audit_bucket: str) -> None:  # fmt: skip
     import dataclasses
 
-    from handoff import hold
-    from handoff import statement as st
-    from handoff.pipeline import StageRequest
-    from handoff.trust import SERVICE
+    from handoff.authority import hold
+    from handoff.signing import statement as st
+    from handoff.signing.trust import SERVICE
+    from handoff.staging.pipeline import StageRequest
 
     life = Lifecycle(build_settings(tmp_path / "home", bucket=s3.name, kms_key_id=s3.kms_key_id,
                                     audit_bucket=audit_bucket, signing_key=KEYS.key("scheduler")))  # fmt: skip

@@ -9,8 +9,8 @@ import random
 import pyarrow as pa
 import pytest
 
-from handoff import sortmerge
-from handoff.sortmerge import SortedRuns
+from handoff.extract import sortmerge
+from handoff.extract.sortmerge import SortedRuns
 
 
 @pytest.mark.parametrize("rows_per_table", [1, 7, 1000, 10_000])

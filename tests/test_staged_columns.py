@@ -7,8 +7,8 @@ import shutil
 import pyarrow.parquet as pq
 from support import DENIED, INITIATOR, NOW, POLICY_DIR, execute, read_staged, source_rows, staged_paths
 
-from handoff.order import PolicySet, load_order_file
-from handoff.pipeline import StageRequest, stage_batch
+from handoff.policy.order import PolicySet, load_order_file
+from handoff.staging.pipeline import StageRequest, stage_batch
 
 SHIPPED_COLUMNS = [
     "msis_ident_num", "birth_dt", "ctznshp_ind", "imgrtn_stus_cd",

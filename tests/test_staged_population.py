@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from support import population_ids, read_staged, source_rows
 
-from handoff import extract
-from handoff.order import PolicySet
-from handoff.pipeline import quarantined_rows
-from handoff.population import INCLUDED
+from handoff.extract import reader as extract
+from handoff.policy.order import PolicySet
+from handoff.policy.population import INCLUDED
+from handoff.staging.pipeline import quarantined_rows
 
 RULE_COLUMNS = [
     "ctznshp_ind",
@@ -89,7 +89,7 @@ def test_progress_reports_rows_against_the_counted_total(source_url: str, tmp_pa
     """The progress bar and the flow's progress artifact get a total, and end at it."""
     from support import INITIATOR, NOW, build_settings
 
-    from handoff.pipeline import StageRequest, stage_batch
+    from handoff.staging.pipeline import StageRequest, stage_batch
 
     calls: list[tuple[int, int]] = []
     settings = build_settings(tmp_path / "home", chunk_rows=1000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from support import NOW, approve, build_settings, ledger_kinds, record_upheld, transfer
 
-from handoff import ledger
+from handoff.state import ledger
 from handoff.transfer import Lifecycle
 
 

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from support import unavailable
 
-from handoff.state import metadata, open_state
+from handoff.state.schema import metadata, open_state
 
 
 def _diffs(url: str) -> list[object]:

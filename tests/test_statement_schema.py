@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from handoff import statement_schema as schema
 from handoff.errors import SignatureError
-from handoff.status import Lease
+from handoff.signing import statement_schema as schema
+from handoff.state.status import Lease
 
 NOW = dt.datetime(2026, 1, 7, 18, 0, tzinfo=dt.UTC)
 

@@ -11,7 +11,7 @@ import itertools
 import pytest
 
 from handoff.errors import StateError
-from handoff.status import FINAL, OPEN, Status, check
+from handoff.state.status import FINAL, OPEN, Status, check
 
 S = Status
 GATED = {S.STAGED, S.HELD, S.AWAITING, S.APPROVED}
@@ -51,7 +51,7 @@ def test_only_a_dead_process_on_this_host_gives_up_its_lease_at_once() -> None:
     import sys
     import time
 
-    from handoff.status import owner_gone, owner_id
+    from handoff.state.status import owner_gone, owner_id
 
     host = socket.gethostname()[:40]
     child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
@@ -69,7 +69,7 @@ def test_only_a_dead_process_on_this_host_gives_up_its_lease_at_once() -> None:
         assert owner_gone(f"{host}:{os.getpid()}:ffffff") is False  # another run in this process
         for malformed in (None, "", host, f"{host}:", f"{host}:notapid:x", f"{host}:-1:x", f"{host}:0:x"):
             assert owner_gone(malformed) is False, malformed
-        from handoff.status import process_exists
+        from handoff.state.status import process_exists
 
         assert (process_exists(live.pid), process_exists(dead), process_exists(0), process_exists(-1)) == (
             True, False, False, False)  # fmt: skip
@@ -87,7 +87,7 @@ def test_a_long_host_name_and_a_process_it_may_not_signal(monkeypatch: pytest.Mo
     import subprocess
     import sys
 
-    from handoff import status
+    from handoff.state import status
 
     monkeypatch.setattr(socket, "gethostname", lambda: "h" * 50)
     dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,

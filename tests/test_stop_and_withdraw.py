@@ -23,10 +23,10 @@ from support import (
     transfer,
 )
 
-from handoff import deliver
-from handoff.accounting import disclosures
 from handoff.errors import StateError
-from handoff.status import Status
+from handoff.evidence.accounting import disclosures
+from handoff.state.status import Status
+from handoff.storage import deliver
 from handoff.transfer import Lifecycle
 
 LATER = NOW + dt.timedelta(hours=1)
@@ -54,7 +54,7 @@ def _after_first_object(monkeypatch: pytest.MonkeyPatch, action: Any) -> list[st
         calls.append(key)
         return real(s3_client, target, key, path, sha256_hex, guard)
 
-    monkeypatch.setattr("handoff.deliver.upload_file", upload)
+    monkeypatch.setattr("handoff.storage.deliver.upload_file", upload)
     return calls
 
 
@@ -69,7 +69,7 @@ def test_a_stop_set_after_the_first_object_leaves_nothing_and_accounts_the_remov
     assert out.batch.status == "held" and "TRO motion filed" in out.batch.status_reason
     assert _versions(s3) == [], "every version of the uncommitted object was removed; no manifest"
     with life.engine.connect() as conn:
-        from handoff import ledger
+        from handoff.state import ledger
 
         [stopped] = ledger.entries(conn, batch_id=batch.id, kinds=["delivery-stopped"])
         accounted = disclosures(conn)
@@ -146,7 +146,7 @@ def test_a_live_delivery_is_never_resumed_and_an_expired_one_is_taken_over_once(
     [done] = second.release(LATER + dt.timedelta(seconds=61))
     assert done.batch.status == "delivered"
     with second.engine.connect() as conn:
-        from handoff import ledger
+        from handoff.state import ledger
 
         started = ledger.entries(conn, batch_id=batch.id, kinds=["delivery-started"])
     assert [e.payload["took_over_from"] for e in started] == [None, first.ctx.owner]
@@ -178,7 +178,7 @@ def test_withdraw_takes_a_delivered_batch_back_and_accounts_it(life, sqlite_sour
 
 
 def test_the_state_machine_refuses_a_transition_it_does_not_list(life, sqlite_source_url: str, s3) -> None:
-    from handoff import batch as batches
+    from handoff.state import batch as batches
 
     batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
     with life.engine.begin() as conn, pytest.raises(StateError, match="cannot go from held to delivered"):

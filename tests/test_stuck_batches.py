@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from support import KEYS, NOW, approve, buckets, cli_env, ledger_kinds, record_upheld, run_cli, transfer
 
-from handoff import batch as batches
+from handoff.state import batch as batches
 from handoff_tools import emulator
 
 
@@ -137,7 +137,7 @@ def test_reading_status_with_an_edited_order_file_holds_and_never_supersedes(s3:
     order_file = policy / "orders" / "2025-12-29.yaml"
     original = order_file.read_bytes()
     order_file.write_bytes(original.replace(b"name_flag: false", b"name_flag: true"))
-    from handoff.order import PolicySet
+    from handoff.policy.order import PolicySet
 
     life.ctx.policies = PolicySet(policy)
     for _ in range(2):

@@ -10,9 +10,9 @@ import pytest
 from support import KEYS, POLICY_DIR
 
 from handoff.errors import SignatureError
-from handoff.order import PolicySet
-from handoff.statement import canonical, sign_with_key
-from handoff.trust import APPROVE, load_trust
+from handoff.policy.order import PolicySet
+from handoff.signing.statement import canonical, sign_with_key
+from handoff.signing.trust import APPROVE, load_trust
 
 T = dt.datetime(2026, 1, 6, 8, 0, tzinfo=dt.UTC)
 DATA = canonical({"kind": "x", "n": 1})
@@ -173,10 +173,10 @@ def test_a_skipped_line_is_warned_about_once_however_often_the_file_is_read(tmp_
     import logging
 
     path = _file(tmp_path, LINE, "not a line at all")
-    with caplog.at_level(logging.WARNING, logger="handoff.trust"):
+    with caplog.at_level(logging.WARNING, logger="handoff.signing.trust"):
         for _ in range(3):
             assert [s.principal for s in load_trust(path).signers] == ["Ada Approver"]
-    said = [r.getMessage() for r in caplog.records if r.name == "handoff.trust"]
+    said = [r.getMessage() for r in caplog.records if r.name == "handoff.signing.trust"]
     assert said == [
         f'warning: skipped {path}:2: give the roles as namespaces="handoff-approve,..." (one or more '
         "of handoff-approve, handoff-counsel, handoff-operator, handoff-service)"

@@ -9,8 +9,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from support import cli_env, run_cli
 
-from handoff.population import INCLUDED
-from handoff.source_model import STATES
+from handoff.policy.population import INCLUDED
+from handoff.policy.source_model import STATES
 
 
 def _snapshot(url: str) -> dict[str, object]:
@@ -101,8 +101,8 @@ def test_exclusion_counts_name_out_of_scope_states_only_when_one_is_requested(so
     """Asking for an in-scope state skips the jurisdiction tests; asking for an excluded one keeps them."""
     from support import POLICY_DIR
 
-    from handoff import extract
-    from handoff.order import PolicySet
+    from handoff.extract import reader as extract
+    from handoff.policy.order import PolicySet
 
     order = PolicySet(POLICY_DIR).current()
     tx_out = order.model_copy(

@@ -13,15 +13,16 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from handoff import batch as batches
-from handoff import evidence, ledger
 from handoff.config import Settings
-from handoff.deliver import Destination, Target, endpoint_for
 from handoff.errors import HandoffError, StateError
-from handoff.order import Order, PolicySet
-from handoff.state import open_state
-from handoff.status import owner_id
-from handoff.trust import Trust, load_trust, trust_path
+from handoff.policy.order import Order, PolicySet
+from handoff.signing.trust import Trust, load_trust, trust_path
+from handoff.state import batch as batches
+from handoff.state import ledger
+from handoff.state.schema import open_state
+from handoff.state.status import owner_id
+from handoff.storage import write_once
+from handoff.storage.deliver import Destination, Target, endpoint_for
 
 log = logging.getLogger("handoff.context")
 
@@ -31,7 +32,7 @@ class Context:
         self.settings = settings
         self.policies = PolicySet(settings.policy_dir)
         self.engine = open_state(settings.resolved_state_url)
-        self.store = evidence.store_for(settings.audit_bucket, settings.audit_retention_days, settings.region)
+        self.store = write_once.store_for(settings.audit_bucket, settings.audit_retention_days, settings.region)
         self.owner = owner_id()
         self._anchored: ledger.Head | None = None  # the last head this process anchored
 
@@ -49,7 +50,7 @@ class Context:
     def anchor(self, required: bool = False, now: dt.datetime | None = None) -> None:
         if self.store is None:
             if required:
-                evidence.require(None)
+                write_once.require(None)
             return
         with self.engine.connect() as conn:
             head = ledger.head(conn)

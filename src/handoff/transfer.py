@@ -13,17 +13,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from handoff import batch as batches
-from handoff import watermark
 from handoff.config import Settings
 from handoff.context import Context
-from handoff.decisions import Decisions
-from handoff.gatekeeper import Gatekeeper, Outcome
-from handoff.pipeline import Progress, StageRequest, parse_states
-from handoff.release import Release
-from handoff.revalidate import Revalidation
-from handoff.staging import Staging
-from handoff.withdraw import Withdrawal
+from handoff.gates.keeper import Gatekeeper, Outcome
+from handoff.release.decisions import Decisions
+from handoff.release.run import Release
+from handoff.release.withdraw import Withdrawal
+from handoff.staging.pipeline import Progress, StageRequest, parse_states
+from handoff.staging.revalidate import Revalidation
+from handoff.staging.start import Staging
+from handoff.state import batch as batches
+from handoff.state import watermark
 
 __all__ = ["Lifecycle", "Outcome"]
 

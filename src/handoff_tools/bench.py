@@ -55,7 +55,7 @@ from handoff_tools.bench_report import plot, profile_line, render_table, scaling
 __all__ = ["run_bench", "render_table", "profile_line", "scaling_line", "plot", "ChildFailed"]
 
 if TYPE_CHECKING:
-    from handoff.order import Order
+    from handoff.policy.order import Order
 
 Progress = Callable[[str], None]
 
@@ -159,8 +159,8 @@ def run_bench(
     (dlt runs once), for machines whose speed wanders from run to run.
     """
     from handoff.config import load_settings
-    from handoff.order import PolicySet
-    from handoff.snapshot import libpq_uri
+    from handoff.extract.snapshot import libpq_uri
+    from handoff.policy.order import PolicySet
 
     say = progress or (lambda _msg: None)
     work_dir = pathlib.Path(work_dir)
@@ -219,8 +219,8 @@ def _statements(engine: sa.Engine, order: Order) -> dict[str, str]:
     """The SQL every path runs, as literal text: the extractor's statement for the current order
     (all in-scope jurisdictions, no watermark bound: the fast path's snapshot is the cut), the same
     sorted by the server (the earlier design), and the exclusion accounting in both forms."""
-    from handoff import extract
-    from handoff.snapshot import literal_sql
+    from handoff.extract import reader as extract
+    from handoff.extract.snapshot import literal_sql
 
     the_plan = extract.plan(engine, order, None)
     stmt = the_plan.statement
@@ -272,7 +272,7 @@ def _fastest(ctx: _Ctx, run: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
 def _measure_sql(ctx: _Ctx, id_column: str) -> dict[str, dict[str, Any] | None]:
     """The floors (sorted, unsorted), the earlier design's accounting and this design's SQL-level
     bound, with handoff's form of the aggregate and with the other form."""
-    from handoff.snapshot import NO_JIT
+    from handoff.extract.snapshot import NO_JIT
 
     # (a) the floors: sorted by the server (the earlier design) and unsorted (this one)
     floors = {}

@@ -283,8 +283,13 @@ def _time_phases() -> tuple[dict[str, float], dict[str, float], dict[str, list[f
     The spans show what ran last: the database's aggregate, the reading or the checks.
     """
 
-    from handoff import decisions, extract, pipeline, quarantine, release, snapshot, sortmerge
-    from handoff.validate import SuiteValidator
+    from handoff.checks import quarantine
+    from handoff.checks.validate import SuiteValidator
+    from handoff.extract import reader as extract
+    from handoff.extract import snapshot, sortmerge
+    from handoff.release import decisions
+    from handoff.release import run as release
+    from handoff.staging import pipeline
 
     phases: dict[str, float] = {}
     cpu: dict[str, float] = {}
@@ -357,10 +362,10 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
     import openlineage.client  # noqa: F401
     import psycopg  # noqa: F401
 
-    from handoff import chunkcheck
+    from handoff.authority.court import calendar, outcome_statement, record_outcome
+    from handoff.checks import chunkcheck
     from handoff.config import load_settings
-    from handoff.court import calendar, outcome_statement, record_outcome
-    from handoff.pipeline import StageRequest
+    from handoff.staging.pipeline import StageRequest
     from handoff.transfer import Lifecycle
     from handoff_tools import demokeys
 

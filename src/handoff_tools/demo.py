@@ -22,18 +22,18 @@ import boto3
 from rich.console import Console
 from rich.panel import Panel
 
-from handoff import audit
+from handoff.authority.court import calendar, outcome_statement, record_outcome
+from handoff.authority.signoff import sign_file
 from handoff.config import Settings, load_settings
-from handoff.court import calendar, outcome_statement, record_outcome
-from handoff.extract import open_source
-from handoff.pipeline import StageRequest
-from handoff.report import gate_table
-from handoff.signoff import sign_file
+from handoff.evidence import audit
+from handoff.evidence.walk import walk
+from handoff.extract.reader import open_source
+from handoff.release.report import gate_table
+from handoff.release.verify import verify_prefix
+from handoff.signing.trust import COUNSEL, load_trust, trust_path
+from handoff.staging.pipeline import StageRequest
 from handoff.terminal import plain
 from handoff.transfer import Lifecycle
-from handoff.trust import COUNSEL, load_trust, trust_path
-from handoff.verify import verify_prefix
-from handoff.walk import walk
 from handoff_tools import demokeys, emulator
 from handoff_tools.seed import seed_database
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from handoff.authority.signoff import sign_file
 from handoff.errors import HandoffError
-from handoff.signoff import sign_file
-from handoff.statement import NAMESPACE, Signed, canonical, sign_with_key
-from handoff.trust import APPROVE, COUNSEL, OPERATOR, TRUST_FILE
+from handoff.signing.statement import NAMESPACE, Signed, canonical, sign_with_key
+from handoff.signing.trust import APPROVE, COUNSEL, OPERATOR, TRUST_FILE
 
 # label: (principal, roles)
 DEMO_PEOPLE: dict[str, tuple[str, tuple[str, ...]]] = {

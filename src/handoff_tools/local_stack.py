@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from handoff.errors import ConfigError
-from handoff.status import process_exists
+from handoff.state.status import process_exists
 from handoff_tools import emulator
 
 BUCKET = "handoff-local"

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from handoff.errors import SourceError
-from handoff.source_model import (
+from handoff.policy.source_model import (
     CLAIMS_TABLE,
     ENROLLEE_COLUMNS,
     ENROLLEES_TABLE,

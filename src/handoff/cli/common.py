@@ -81,7 +81,7 @@ def emit_json(data: Any) -> None:
 def _signed(doc: dict[str, Any], statement: bool, key: Path | None, signature: Path | None,
             signed: Path | None) -> Any:  # fmt: skip
     """Print the statement (``--statement``) and exit, or return it signed (``--key``/``--signature``)."""
-    from handoff import statement as st
+    from handoff.signing import statement as st
 
     if statement:
         data = st.canonical(doc)
@@ -147,7 +147,7 @@ def _print_outcome(o: Any, with_error: bool = True) -> None:
     if b.status_reason:
         out.print(f"  why: {plain(b.status_reason)}")
     if o.gates:
-        from handoff.report import gate_table
+        from handoff.release.report import gate_table
 
         out.print(gate_table(o.gates))
     if o.manifest_key:

@@ -47,7 +47,7 @@ def hearing_add(
 
     Example: handoff court hearing add --order cand-3-25-cv-05536-2025-12-29 --at 2026-02-10T09:00 --title "Status conference"
     """
-    from handoff.court import add_hearing
+    from handoff.authority.court import add_hearing
 
     life = _lifecycle()
     with life.ctx.write() as conn:
@@ -63,7 +63,7 @@ def hearing_list(as_json: JsonOpt = False) -> None:
 
     Example: handoff court hearing list --json
     """
-    from handoff.court import calendar
+    from handoff.authority.court import calendar
 
     life = _lifecycle()
     with life.engine.connect() as conn:
@@ -95,8 +95,8 @@ def court_outcome(
     by counsel itself (FILE.sig beside it; with --key both are signed); enjoined or vacated hold
     everything. Example: handoff court outcome cand-2026-01-02 --result upheld --key ~/.ssh/counsel_ed25519
     """
-    from handoff import signoff
-    from handoff.court import calendar, check_narrower, outcome_statement, record_outcome
+    from handoff.authority import signoff
+    from handoff.authority.court import calendar, check_narrower, outcome_statement, record_outcome
 
     life = _lifecycle()
     trust = life.trust()

@@ -33,7 +33,7 @@ def trust_show(as_json: JsonOpt = False) -> None:
 
     Example: handoff trust show
     """
-    from handoff.trust import ROLES, load_trust, trust_path
+    from handoff.signing.trust import ROLES, load_trust, trust_path
 
     trust = load_trust(trust_path(settings().policy_dir))
     rows = [(s.principal, s.fingerprint, sorted(ROLES[n] for n in s.namespaces if n in ROLES)) for s in trust.signers]
@@ -66,8 +66,8 @@ def verify_cmd(
     rule out overwrites). Exits 1 naming each object that fails.
     Example: handoff verify s3://agency-handoff/cand-3-25-cv-05536-2025-12-29.v1/20260107T180000Z-1a2b3c/ --trust allowed_signers
     """
-    from handoff.trust import load_trust, trust_path
-    from handoff.verify import verify_prefix
+    from handoff.release.verify import verify_prefix
+    from handoff.signing.trust import load_trust, trust_path
 
     trust = load_trust(trust_file or trust_path(settings().policy_dir))
     report = verify_prefix(url, trust)
@@ -107,8 +107,8 @@ def audit_verify(
     listed with versions) that no recorded delivery accounts for; exits 1 when anything is found.
     Example: handoff audit verify
     """
-    from handoff.audit import verify
-    from handoff.trust import load_trust
+    from handoff.evidence.audit import verify
+    from handoff.signing.trust import load_trust
 
     life = _lifecycle()
     signers = load_trust(trust) if trust is not None else life.trust()
@@ -141,7 +141,7 @@ def audit_disclosures(
     Example: handoff audit disclosures --since 2026-01-01 --csv
     """
 
-    from handoff.accounting import Disclosure, disclosures
+    from handoff.evidence.accounting import Disclosure, disclosures
 
     start = None
     if since:

@@ -35,7 +35,7 @@ def hold_set(
 
     Example: handoff hold set --reason "TRO motion filed"
     """
-    from handoff.hold import set_stop
+    from handoff.authority.hold import set_stop
 
     life = _lifecycle()
     with life.ctx.write() as conn:
@@ -64,7 +64,7 @@ def hold_clear(
 
     Example: handoff hold clear --reason "TRO denied" --key ~/.ssh/id_ed25519
     """
-    from handoff import hold
+    from handoff.authority import hold
 
     life = _lifecycle()
     trust = life.trust()
@@ -85,7 +85,7 @@ def hold_list(as_json: JsonOpt = False) -> None:
 
     Example: handoff hold list
     """
-    from handoff import hold
+    from handoff.authority import hold
 
     life = _lifecycle()
     with life.engine.connect() as conn:

@@ -54,7 +54,7 @@ def transfer(
     awaiting-approval or delivered.
     Example: handoff transfer --db sqlite:///source.db --bucket agency-handoff --state TX --key ~/.ssh/id_ed25519
     """
-    from handoff.pipeline import StageRequest
+    from handoff.staging.pipeline import StageRequest
 
     life = _lifecycle()
     target = bucket or life.settings.bucket
@@ -236,7 +236,7 @@ def quarantine_cmd(
 
     Example: handoff quarantine 20260106T080000Z-1a2b3c --csv
     """
-    from handoff.pipeline import quarantined_rows
+    from handoff.staging.pipeline import quarantined_rows
 
     life = _lifecycle()
     b = life.get(batch)
@@ -264,7 +264,7 @@ def lineage_cmd(
 
     Example: handoff lineage 20260106T080000Z-1a2b3c --json
     """
-    from handoff.walk import walk
+    from handoff.evidence.walk import walk
 
     doc = walk(_lifecycle(), batch)
     if as_json:

@@ -33,7 +33,7 @@ def policy_show(
 
     Example: handoff policy show --json
     """
-    from handoff.order import PolicySet
+    from handoff.policy.order import PolicySet
 
     policies = PolicySet(settings().policy_dir)
     o = policies.current(order)
@@ -74,8 +74,8 @@ def policy_build(
 
     Example: handoff policy build --check
     """
-    from handoff.order import PolicySet
-    from handoff.suite import load_suite, write_suites
+    from handoff.policy.order import PolicySet
+    from handoff.policy.suite import load_suite, write_suites
 
     policies = PolicySet(settings().policy_dir)
     if check:
@@ -101,7 +101,7 @@ def policy_sign(
     """
     import shutil
 
-    from handoff import signoff
+    from handoff.authority import signoff
 
     life = _lifecycle()
     if key is not None and signature is not None:
@@ -125,10 +125,10 @@ def policy_whatif(
 
     Reads only aggregate counts; writes no data. Example: handoff policy whatif --db sqlite:///source.db
     """
-    from handoff import extract
-    from handoff.order import PolicySet
-    from handoff.pipeline import parse_states
-    from handoff.population import INCLUDED, reason_labels
+    from handoff.extract import reader as extract
+    from handoff.policy.order import PolicySet
+    from handoff.policy.population import INCLUDED, reason_labels
+    from handoff.staging.pipeline import parse_states
 
     o = PolicySet(settings().policy_dir).current(order)
     engine = extract.open_source(db)

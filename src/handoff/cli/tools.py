@@ -34,7 +34,7 @@ def seed(
 
     Example: handoff seed --db sqlite:///source.db --rows 100000 --seed 7
     """
-    from handoff.extract import open_source
+    from handoff.extract.reader import open_source
     from handoff_tools.seed import seed_database
 
     engine = open_source(db, must_exist=False)
@@ -159,7 +159,7 @@ def serve(
     on the worker at run time) or --db-secret BLOCK; a --db URL with a password is refused.
     Needs a Prefect API (PREFECT_API_URL). Example: handoff serve --db-env HANDOFF_SOURCE_DB_URL --group west=CA,OR,WA
     """
-    from handoff.source_ref import reference
+    from handoff.state.source_ref import reference
 
     source = reference(db, db_env, db_secret)
     groups: dict[str, list[str]] = {}

@@ -1,10 +1,10 @@
-"""Alembic environment: runs on the connection handed over by ``handoff.state.upgrade``."""
+"""Alembic environment: runs on the connection handed over by ``handoff.state.schema.upgrade``."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from handoff.state import metadata
+from handoff.state.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only via `alembic` CLI with a URL

@@ -1,0 +1,155 @@
+"""OpenLineage run events for every delivery, and the lineage walk behind ``handoff lineage``.
+
+Events (START, COMPLETE, FAIL) carry schema, column-lineage, data-quality and output
+statistics facets. The file transport (default) appends JSON lines under
+``HANDOFF_HOME/lineage``; the HTTP transport posts to ``HANDOFF_LINEAGE_URL`` (Marquez etc.).
+The run id is derived from the batch id, so every event of one batch shares it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from handoff.config import Settings
+from handoff.policy.order import Order
+from handoff.policy.source_model import COLUMN_BY_NAME
+from handoff.state.batch import Batch
+
+PRODUCER = "https://github.com/handoff/handoff"
+
+
+def source_dataset(url: str, table: str) -> tuple[str, str]:
+    """The source table's dataset as OpenLineage's naming spec names it: ``postgres://host:port`` and
+    ``database.schema.table`` for PostgreSQL (the schema from ``search_path`` in the URL, else
+    ``public``), ``mysql://host:port`` and ``database.table`` for MySQL/MariaDB, ``sqlite`` files by
+    path; the same table through another driver or user is the same dataset."""
+    import re
+
+    import sqlalchemy as sa
+
+    try:
+        u = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return url, table
+    backend = u.get_backend_name()
+    if backend == "postgresql":
+        options = str(u.query.get("options", ""))
+        found = re.search(r"search_path(?:=|%3D)([A-Za-z0-9_]+)", options)
+        return (
+            f"postgres://{u.host or 'localhost'}:{u.port or 5432}",
+            f"{u.database}.{found.group(1) if found else 'public'}.{table}",
+        )
+    if backend in ("mysql", "mariadb"):
+        return f"mysql://{u.host or 'localhost'}:{u.port or 3306}", f"{u.database}.{table}"
+    if backend == "sqlite":
+        return "file://localhost", f"{u.database or ':memory:'}/{table}"
+    return f"{backend}://{u.host or 'localhost'}{':' + str(u.port) if u.port else ''}", f"{u.database}.{table}"
+
+
+_NS = uuid.UUID("7f0c6a32-1d7e-4c55-9a64-0e3c1f0a9b21")
+
+
+def run_id(batch_id: str) -> str:
+    return str(uuid.uuid5(_NS, batch_id))
+
+
+def _client(settings: Settings) -> Any:
+    from openlineage.client import OpenLineageClient
+    from openlineage.client.transport.file import FileConfig, FileTransport
+    from openlineage.client.transport.http import HttpConfig, HttpTransport
+
+    if settings.lineage_transport == "http":
+        if not settings.lineage_url:
+            from handoff.errors import ConfigError
+
+            raise ConfigError("HANDOFF_LINEAGE_TRANSPORT=http needs HANDOFF_LINEAGE_URL")
+        return OpenLineageClient(transport=HttpTransport(HttpConfig(url=settings.lineage_url)))
+    settings.lineage_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.lineage_dir / "events.jsonl"
+    return OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=str(path), append=True)))
+
+
+def _datasets(batch: Batch, order: Order, bucket: str, folder: str, final: bool) -> tuple[list[Any], list[Any]]:
+    from openlineage.client.event_v2 import InputDataset, OutputDataset
+    from openlineage.client.facet_v2 import (
+        column_lineage_dataset as cl,
+    )
+    from openlineage.client.facet_v2 import (
+        data_quality_assertions_dataset as dq,
+    )
+    from openlineage.client.facet_v2 import (
+        output_statistics_output_dataset as os_,
+    )
+    from openlineage.client.facet_v2 import (
+        schema_dataset as sd,
+    )
+
+    src_ns, src_name = source_dataset(batch.source_url, batch.source_tables[0])
+    kind = {"text": "VARCHAR", "code": "VARCHAR", "date": "DATE", "timestamp": "TIMESTAMP"}
+    fields = [sd.SchemaDatasetFacetFields(name=c, type=kind[COLUMN_BY_NAME[c].kind]) for c in order.columns]
+    failures = {f.get("rule") for f in batch.validation.get("failed_expectations", [])}
+    assertions = [
+        dq.Assertion(assertion=str(e), success=e not in failures, column=None)
+        for e in ["exact_columns", *sorted(batch.quarantined_by_rule)]
+    ]
+    inputs = [
+        InputDataset(
+            namespace=src_ns, name=src_name,
+            facets={"schema": sd.SchemaDatasetFacet(fields=fields)},
+            inputFacets={"dataQualityAssertions": dq.DataQualityAssertionsDatasetFacet(assertions=assertions)},
+        )
+    ]  # fmt: skip
+    lineage_fields = {
+        c: cl.Fields(
+            inputFields=[cl.InputField(namespace=src_ns, name=src_name, field=c,
+                                       transformations=[cl.Transformation(type="DIRECT", subtype="IDENTITY")])],
+        )
+        for c in order.columns
+    }  # fmt: skip
+    out_facets: dict[str, Any] = {
+        "schema": sd.SchemaDatasetFacet(fields=fields),
+        "columnLineage": cl.ColumnLineageDatasetFacet(fields=lineage_fields),
+    }
+    output_facets: dict[str, Any] = {}
+    if final:
+        output_facets["outputStatistics"] = os_.OutputStatisticsOutputDatasetFacet(
+            rowCount=sum(f.rows for f in batch.files), size=sum(f.bytes for f in batch.files),
+            fileCount=len(batch.files),
+        )  # fmt: skip
+    outputs = [OutputDataset(namespace=f"s3://{bucket}", name=folder, facets=out_facets, outputFacets=output_facets)]
+    return inputs, outputs
+
+
+def emit(
+    settings: Settings,
+    state: str,
+    batch: Batch,
+    order: Order,
+    bucket: str,
+    folder: str,
+    now: dt.datetime,
+    error: str | None = None,
+) -> None:
+    """Emit one run event: ``state`` is START, COMPLETE or FAIL."""
+    if settings.lineage_transport == "none":
+        return
+    from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+    from openlineage.client.facet_v2 import error_message_run, sql_job
+
+    inputs, outputs = _datasets(batch, order, bucket, folder, state == "COMPLETE")
+    run_facets: dict[str, Any] = {}
+    if error:
+        run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(message=error, programmingLanguage="python")
+    event = RunEvent(
+        eventType=RunState[state],
+        eventTime=now.astimezone(dt.UTC).isoformat(),
+        run=Run(runId=run_id(batch.id), facets=run_facets),
+        job=Job(namespace=settings.lineage_namespace, name=f"handoff.transfer.{order.order_id}",
+                facets={"sql": sql_job.SQLJobFacet(query=batch.query_sql)}),
+        inputs=inputs,
+        outputs=outputs,
+        producer=PRODUCER,
+    )  # fmt: skip
+    _client(settings).emit(event)
