@@ -130,13 +130,9 @@ def check_narrower(current: Order, path: Path) -> Order:
     Runs before counsel's key signs the file, so a refused file is never left signed beside it.
     """
     new = load_order_file(path)
-    if new.order_id != current.order_id:
-        raise PolicyError(f"{path}: order_id {new.order_id!r} is not {current.order_id!r}; "
-                          "a different order is a new order file signed by counsel, not a narrowing")  # fmt: skip
-    if new.version <= current.version:
-        raise PolicyError(f"{path}: version {new.version} must be greater than {current.version}")
-    if new.supersedes != current.ref:
-        raise PolicyError(f"{path}: supersedes must be {current.ref!r} (found {new.supersedes!r})")
+    problems = narrowing.successor_problems(current, new)
+    if problems:
+        raise PolicyError(f"{path}: {problems[0]}")
     wider = narrowing.widened(current, new)
     if wider:
         raise PolicyError(f"{path} is not narrower than {current.ref}: it {'; '.join(wider)}. "

@@ -149,3 +149,54 @@ def policy_whatif(
     out.print(t)
     for r in reasons:
         out.print(f"  {plain(r)}: {plain(labels.get(r, r))}")
+
+
+@policy_app.command("diff")
+def policy_diff(
+    old: Annotated[str, typer.Argument(help="The current version: ORDER@vN in the policy folder, or an order file.")],
+    new: Annotated[str, typer.Argument(help="The new version: ORDER@vN in the policy folder, or an order file.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what a new order version changes, whether it may be recorded as `narrowed`, and which batches it stops.
+
+    Columns, the name flag, population conditions, plaintiff states and scope, approvals, required
+    fields, the effective instant, the hearings and the source, side by side. A version that permits
+    anything more needs a new order signed by counsel, never `court record --result narrowed`.
+    Batches staged under OLD that wait on the gates would be superseded once NEW is in force.
+    Example: handoff policy diff medicaid-ice-sharing@v1 drafts/2026-02-01.v2.yaml
+    """
+    from handoff.policy.diff import diff
+    from handoff.policy.order import PolicySet, load_order_file
+    from handoff.state import batch as batches
+    from handoff.state.schema import open_state
+    from handoff.state.status import GATED
+
+    conf = settings()
+    policies = PolicySet(conf.policy_dir)
+
+    def read(arg: str):  # type: ignore[no-untyped-def]
+        return policies.get(arg) if "@" in arg and not Path(arg).exists() else load_order_file(Path(arg))
+
+    d = diff(read(old), read(new))
+    stopped: list[str] = []
+    if d.new.order_id == d.old.order_id and d.new.version > d.old.version:
+        engine = open_state(conf.resolved_state_url)
+        with engine.connect() as conn:
+            stopped = [b for b in batches.ids(conn, sorted(GATED)) if batches.get(conn, b).order_ref == d.old.ref]
+        engine.dispose()
+    if as_json:
+        emit_json({**d.as_dict(), "would_supersede": stopped})
+        return
+    t = Table("what", d.old.ref, d.new.ref, title=f"{d.old.ref} → {d.new.ref}")
+    for c in d.changes:
+        t.add_row(plain(c.what), plain(c.before), plain(c.after))
+    out.print(t if d.changes else "no differences")
+    if d.may_narrow:
+        out.print(f"[green]{d.new.ref} only narrows {d.old.ref}[/]: counsel may record it as a `narrowed` outcome")
+    else:
+        out.print(f"[yellow]{d.new.ref} may not be recorded as narrowing {d.old.ref}[/]:")
+        for why in d.not_narrowing:
+            out.print("  " + plain(why))
+    if stopped:
+        out.print(f"once {d.new.ref} is in force, {len(stopped)} batch(es) staged under {d.old.ref} are superseded "
+                  "(`handoff revalidate` re-checks one): " + plain(", ".join(stopped)))  # fmt: skip

@@ -13,6 +13,19 @@ from handoff.policy.order import Order
 from handoff.policy.source_model import STATES
 
 
+def successor_problems(old: Order, new: Order) -> list[str]:
+    """Why ``new`` is not the next version of ``old`` (same order id, a higher version, superseding it)."""
+    out: list[str] = []
+    if new.order_id != old.order_id:
+        out.append(f"order_id {new.order_id!r} is not {old.order_id!r}; a different order is a new order file "
+                   "signed by counsel, not a narrowing")  # fmt: skip
+    if new.version <= old.version:
+        out.append(f"version {new.version} must be greater than {old.version}")
+    if new.supersedes != old.ref:
+        out.append(f"supersedes must be {old.ref!r} (found {new.supersedes!r})")
+    return out
+
+
 def widened(old: Order, new: Order) -> list[str]:
     """Every way ``new`` permits more than ``old``; empty when it only narrows."""
     out: list[str] = []
