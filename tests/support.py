@@ -271,3 +271,24 @@ def buckets(s3_server: Any, name: str, audit: bool = True) -> tuple[str, str, st
     audit_bucket = f"handoff-audit-{uuid.uuid4().hex[:12]}"
     emulator.create_bucket(s3_server, audit_bucket, object_lock=True)
     return bucket, key, audit_bucket
+
+
+def narrowed_file(tmp_path: Path, *, drop: str = "  phone: [elgbl_phne_num_home]\n", extra: dict[str, str] | None = None,
+                  signed_by: str | None = "counsel") -> Path:  # fmt: skip
+    """A version 2 of the shipped order with ``drop`` removed and ``extra`` replaced, signed by ``signed_by``."""
+    from handoff.authority.signoff import sign_file
+    from handoff.policy.order import PolicySet
+
+    text = (POLICY_DIR / "orders" / "2025-12-29.yaml").read_text()
+    text = text.replace("version: 1", "version: 2", 1).replace(
+        "supersedes: null", f"supersedes: {PolicySet(POLICY_DIR).current().ref}"
+    )
+    text = text.replace(drop, "")
+    for old, new in (extra or {}).items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "narrowed.yaml"
+    path.write_text(text)
+    if signed_by:
+        sign_file(path, KEYS.key(signed_by))
+    return path

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import COUNSEL, HEARING_ID, KEYS, NOW, POLICY_DIR, build_settings, record_outcome, sign
+from support import COUNSEL, HEARING_ID, KEYS, NOW, POLICY_DIR, build_settings, narrowed_file, record_outcome, sign
 
 from handoff.authority import court, signoff
 from handoff.errors import HandoffError, PolicyError, SignatureError
@@ -31,21 +31,6 @@ def counsel_life(tmp_path: Path) -> Any:
 def _pending(life: Any) -> Any:
     with life.engine.connect() as conn:
         return next(h for h in court.calendar(conn, life.policies, life.trust(), NOW) if h.id == HEARING_ID)
-
-
-def narrowed_file(tmp_path: Path, *, drop: str = "  phone: [elgbl_phne_num_home]\n", extra: dict[str, str] | None = None,
-                  signed_by: str | None = "counsel") -> Path:  # fmt: skip
-    text = (POLICY_DIR / "orders" / "2025-12-29.yaml").read_text()
-    text = text.replace("version: 1", "version: 2", 1).replace("supersedes: null", f"supersedes: {ORDER.ref}")
-    text = text.replace(drop, "")
-    for old, new in (extra or {}).items():
-        assert old in text, old
-        text = text.replace(old, new)
-    path = tmp_path / "narrowed.yaml"
-    path.write_text(text)
-    if signed_by:
-        signoff.sign_file(path, KEYS.key(signed_by))
-    return path
 
 
 def test_counsel_signature_records_the_outcome_under_counsels_principal(counsel_life: Any) -> None:

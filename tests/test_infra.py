@@ -23,10 +23,9 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
+import hcl2
 import pytest
 import yaml
-
-hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is in the dev extra")
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"

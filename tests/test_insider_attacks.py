@@ -133,8 +133,7 @@ def test_an_order_version_rolled_back_by_deleting_its_files_holds_everything(tmp
                                                                             audit_bucket) -> None:  # fmt: skip
     import shutil
 
-    from support import HEARING_ID, POLICY_DIR, build_settings, record_outcome
-    from test_court_outcomes import narrowed_file
+    from support import HEARING_ID, POLICY_DIR, build_settings, narrowed_file, record_outcome
 
     from handoff.errors import PolicyError
     from handoff.transfer import Lifecycle

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from importlib.metadata import metadata
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,9 @@ def test_delivery_emits_start_and_complete_with_schema_lineage_and_quality(
     assert "ssn_num" not in json.dumps(complete), "a denied column appears in lineage"
     stats = out["outputFacets"]["outputStatistics"]
     assert stats["rowCount"] == done.batch.rows_staged and stats["fileCount"] == len(done.batch.files)
+    meta = metadata("handoff")
+    source = next(u.split(", ", 1)[1] for u in meta.get_all("Project-URL") or [] if u.startswith("Source, "))
+    assert {e["producer"] for e in events} == {f"{source}/tree/v{meta['Version']}"}  # the package's own URL
     assert complete["job"]["facets"]["sql"]["query"] == done.batch.query_sql
     assert "POSTCOMPILE" not in done.batch.query_sql and "'01'" in done.batch.query_sql  # the statement that ran
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import NOW, POLICY_DIR, build_settings, cli_env, run_cli, transfer
+from support import NOW, POLICY_DIR, build_settings, cli_env, narrowed_file, run_cli, transfer
 
 from handoff.policy.diff import Change, diff
 from handoff.policy.narrowing import successor_problems
@@ -95,15 +95,6 @@ def test_only_the_next_version_of_the_same_order_may_narrow_it(changes: dict[str
     assert successor_problems(OLD, edit()) == []
 
 
-def _v2_file(tmp_path: Path, drop: str) -> Path:
-    text = (POLICY_DIR / "orders" / "2025-12-29.yaml").read_text()
-    text = text.replace("version: 1", "version: 2", 1).replace("supersedes: null", f"supersedes: {OLD.ref}")
-    assert drop in text
-    path = tmp_path / "v2.yaml"
-    path.write_text(text.replace(drop, ""))
-    return path
-
-
 def test_the_command_names_the_batches_a_new_version_would_supersede(
     tmp_path: Path, sqlite_source_url: str, s3: Any, audit_bucket: str
 ) -> None:
@@ -114,7 +105,7 @@ def test_the_command_names_the_batches_a_new_version_would_supersede(
     waiting = transfer(life, sqlite_source_url, s3.name, NOW).batch
     life.engine.dispose()
     assert waiting.status == "held"
-    narrower = _v2_file(tmp_path, "  phone: [elgbl_phne_num_home]\n")
+    narrower = narrowed_file(tmp_path, signed_by=None)
     res = run_cli("policy", "diff", OLD.ref, str(narrower), "--json", env=cli_env(home), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
@@ -122,11 +113,8 @@ def test_the_command_names_the_batches_a_new_version_would_supersede(
     assert doc["old"] == OLD.ref and doc["new"] == f"{OLD.order_id}@v2"
     res = run_cli("policy", "diff", OLD.ref, str(narrower), env=cli_env(home, COLUMNS="200"), cwd=tmp_path)
     assert res.returncode == 0 and "only narrows" in res.stdout and waiting.id in res.stdout, res.stdout
-    wider = _v2_file(
-        tmp_path,
-        '    - column: imgrtn_vrfctn_ind\n      in: ["1"]\n      reason: status_not_verified\n'
-        "      explain: immigration status is not verified\n",
-    )
+    block = '    - column: imgrtn_vrfctn_ind\n      in: ["1"]\n      reason: status_not_verified\n'
+    wider = narrowed_file(tmp_path, drop=block + "      explain: immigration status is not verified\n", signed_by=None)
     res = run_cli("policy", "diff", OLD.ref, str(wider), env=cli_env(home, COLUMNS="200"), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "may not be recorded as narrowing" in res.stdout and "imgrtn_vrfctn_ind" in res.stdout, res.stdout

@@ -17,7 +17,19 @@ from handoff.policy.order import Order
 from handoff.policy.source_model import COLUMN_BY_NAME
 from handoff.state.batch import Batch
 
-PRODUCER = "https://github.com/handoff/handoff"
+
+
+def producer() -> str:
+    """The package's own URL from its metadata (``[project.urls] Source``), at this version's tag."""
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        meta = metadata("handoff")
+    except PackageNotFoundError:
+        return "https://pypi.org/project/handoff/"
+    urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL") or [] if ", " in u)
+    source = urls.get("Source", "https://pypi.org/project/handoff").rstrip("/")
+    return f"{source}/tree/v{meta['Version']}"
 
 
 def source_dataset(url: str, table: str) -> tuple[str, str]:
@@ -150,6 +162,6 @@ def emit(
                 facets={"sql": sql_job.SQLJobFacet(query=batch.query_sql)}),
         inputs=inputs,
         outputs=outputs,
-        producer=PRODUCER,
+        producer=producer(),
     )  # fmt: skip
     _client(settings).emit(event)
