@@ -34,5 +34,5 @@ def test_the_wheel_builds_without_warnings_and_holds_the_product_but_not_the_emu
     assert "handoff/migrations/env.py" in names and any(n.startswith("handoff/migrations/versions/") for n in names)
     required = [r for r in meta.get_all("Requires-Dist") or [] if "extra ==" not in r]
     assert required and not [r for r in required if r.lower().startswith("moto")], required
-    assert any(r.lower().startswith("moto") and "extra == \"local\"" in r for r in meta.get_all("Requires-Dist"))
+    assert any(r.lower().startswith("moto") and 'extra == "local"' in r for r in meta.get_all("Requires-Dist"))
     assert any(u.startswith("Source, https://") for u in meta.get_all("Project-URL") or [])

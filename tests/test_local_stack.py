@@ -47,3 +47,45 @@ def test_local_up_serves_the_buckets_handoff_needs_until_local_down(tmp_path: Pa
     finally:
         if up.poll() is None:
             up.kill()
+
+
+def test_the_demo_kept_up_lets_every_command_it_printed_run_again(tmp_path: Path) -> None:
+    """`handoff demo --keep`: after the story, the environment it prints reaches the demo's own state and
+    buckets, so `status`, the recipient's `verify` and `audit verify` run again (the last naming what the
+    demo's insider signed); `local down` ends it."""
+    home = tmp_path / "home"
+    env = cli_env(home)
+    for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        env.pop(k, None)  # the demo starts its own endpoint
+    demo = subprocess.Popen([str(HANDOFF_BIN), "demo", "--rows", "400", "--keep"], env={**env, "COLUMNS": "400"},
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        lines: list[str] = []
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            lines.append(line)
+            if line.startswith("# up (also in"):
+                break
+        assert lines and lines[-1].startswith("# up"), "".join(lines[-40:]) + (
+            demo.stderr.read() if demo.stderr else ""
+        )
+        exported = dict(x.removeprefix("export ").strip().split("=", 1) for x in lines if x.startswith("export "))
+        assert exported["HANDOFF_HOME"] == str(home / "demo")
+        shell = {**env, **exported}
+        status = run_cli("status", "--json", env=shell, cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        assert [b["status"] for b in json.loads(status.stdout)].count("delivered") == 2
+        verify = next(x for x in lines[-1].split("; ") if x.startswith("handoff verify "))
+        res = run_cli(*verify.removeprefix("handoff ").split(), env=shell, cwd=tmp_path)
+        assert res.returncode == 0, res.stdout + res.stderr
+        # The sender's own check, against the published trust file, names what the insider signed.
+        audit = next(x for x in lines[-1].split("; ") if x.startswith("handoff audit verify "))
+        res = run_cli(*audit.removeprefix("handoff ").split(), env=shell, cwd=tmp_path)
+        assert res.returncode == 1 and "ledger broken" in res.stdout and "hearing-outcome" in res.stdout, res.stdout
+        down = run_cli("local", "down", env=env, cwd=tmp_path)
+        assert down.returncode == 0, down.stderr
+        assert demo.wait(timeout=30) == 0
+        assert not (home / "local.env").exists()
+    finally:
+        if demo.poll() is None:
+            demo.kill()

@@ -6,6 +6,8 @@ of it reaches an operator's terminal:
 - ``clean`` removes escape sequences (CSI, OSC, and any other ESC sequence), C0 and C1 control
   characters, and the invisible bidirectional and zero-width marks that reorder or hide text. Every
   string a ``Console`` renders passes through it (``SafeConsole``), whatever its origin.
+- ``moment`` is how every time is printed for people: ISO 8601 to the second, UTC with ``Z``; a
+  court's time with its offset.
 - ``plain`` is for a value put into a line that carries handoff's own Rich markup: it cleans the
   value, puts it on one line, and escapes it, so ``[/]`` or ``[link=…]`` in a reason is printed as
   typed instead of being read as markup (or raising ``MarkupError`` for everyone).
@@ -13,8 +15,10 @@ of it reaches an operator's terminal:
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.markup import escape
@@ -39,6 +43,21 @@ def clean(text: str) -> str:
 def plain(value: object) -> str:
     """A value from outside, safe inside a Rich markup line: cleaned, on one line, markup escaped."""
     return escape(clean(_LINE_BREAKS.sub(" ", str(value))))
+
+
+def moment(value: object, zone: str | None = None) -> str:
+    """A time as handoff prints it for people: ISO 8601 to the second, in UTC with ``Z``, or in ``zone`` (a
+    court's) with its offset. A naive time is shown as given; text that is not a time, unchanged."""
+    try:
+        t = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    t = t.replace(microsecond=0)
+    if t.tzinfo is None:
+        return t.isoformat()
+    if zone:
+        return t.astimezone(ZoneInfo(zone)).isoformat()
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def styled(text: str, style: str) -> Text:

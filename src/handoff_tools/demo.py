@@ -7,7 +7,9 @@ approves with the demo approver's signature, delivers, then prints counts, the m
 lineage walk, the ledger check and the recipient's ``handoff verify`` against the published trust
 file; then an insider swaps counsel's key on the sender's host and sends a second batch, which the
 same recipient check refuses, naming the broken links. Everything lives under
-``HANDOFF_HOME/demo`` and is recreated on each run.
+``HANDOFF_HOME/demo`` and is recreated on each run. With ``keep`` the S3 endpoint stays up after the
+story (as `handoff local up` does, stopped by Ctrl-C or `handoff local down`), and the environment
+it prints makes every command shown re-runnable against the demo's state and buckets.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from rich.panel import Panel
 from handoff.authority.court import calendar, outcome_statement, record_outcome
 from handoff.authority.signoff import sign_file
 from handoff.config import Settings, load_settings
+from handoff.errors import ConfigError
 from handoff.evidence import audit
 from handoff.evidence.walk import walk
 from handoff.extract.reader import open_source
@@ -32,16 +35,19 @@ from handoff.release.report import gate_table
 from handoff.release.verify import verify_prefix
 from handoff.signing.trust import COUNSEL, load_trust, trust_path
 from handoff.staging.pipeline import StageRequest
-from handoff.terminal import plain
+from handoff.terminal import moment, plain
 from handoff.transfer import Lifecycle
-from handoff_tools import demokeys, emulator
+from handoff_tools import demokeys, emulator, local_stack
 from handoff_tools.seed import seed_database
 
 BUCKET = "handoff-demo-recipient"
 AUDIT_BUCKET = "handoff-demo-audit"
 
 
-def run_demo(base: Settings, rows: int, console: Console) -> None:
+def run_demo(base: Settings, rows: int, console: Console, keep: bool = False) -> None:
+    if keep and local_stack.running(base.home):
+        raise ConfigError(f"a local stack already runs under {base.home} (pid {local_stack.running(base.home)}); "
+                          "`handoff local down` stops it, then run the demo again")  # fmt: skip
     home = base.home / "demo"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
@@ -73,9 +79,25 @@ def run_demo(base: Settings, rows: int, console: Console) -> None:
         _recipient(console, step, first, published, expect_ok=True)
         second = _insider(console, step, life, keys, source, now)
         _recipient(console, step, second, published, expect_ok=False)
-    finally:
+        life.engine.dispose()
+    except BaseException:
         local.stop()
-    console.print(f"\n[bold green]Done.[/] State, staging, keys and lineage events are under {home}/")
+        raise
+    console.print(f"\n[bold green]Done.[/] State, staging, keys and lineage events are under {home}/ "
+                  f"(HANDOFF_HOME={home}, HANDOFF_POLICY_DIR={policy_dir}).")  # fmt: skip
+    again = ["handoff status", f"handoff verify {first} --trust {published}",
+             f"handoff audit verify --trust {published}",
+             "handoff audit disclosures"]  # fmt: skip
+    if not keep:
+        local.stop()
+        console.print(f"Look at the state with `HANDOFF_HOME={home} HANDOFF_POLICY_DIR={policy_dir} handoff status`; "
+                      "run `handoff demo --keep` to keep the S3 endpoint up, so every command above can be re-run.",
+                      highlight=False)  # fmt: skip
+        return
+    env = {**local_stack.aws_env(local), "HANDOFF_HOME": str(home), "HANDOFF_POLICY_DIR": str(policy_dir),
+           "HANDOFF_BUCKET": BUCKET, "HANDOFF_AUDIT_BUCKET": AUDIT_BUCKET, "HANDOFF_KMS_KEY_ID": key}  # fmt: skip
+    say = lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    local_stack.serve(local, env, base.home, say, then="try: " + "; ".join(again))
 
 
 def _story(console: Console, step: Any, life: Lifecycle, keys: demokeys.Keyring, source: str,
@@ -169,7 +191,7 @@ def _evidence(console: Console, step: Any, life: Lifecycle, d: Any, now: dt.date
     doc = walk(life, d.batch.id)
     for o in doc["objects"]:
         console.print(f"  s3://{doc['bucket']}/{o['key']}  sha256 {o['sha256'][:16]}…")
-    console.print(f"  ← approved by {doc['approval']['approver']} at {doc['approval']['at']}")
+    console.print(f"  ← approved by {doc['approval']['approver']} at {moment(doc['approval']['at'])}")
     console.print(f"  ← validated: {doc['validation']['result']}, suite sha256 {doc['suite']['hash'][:16]}…")
     console.print(f"  ← policy {doc['policy']['order_ref']} ({doc['policy']['file']})")
     console.print(f"  ← query sha256 {doc['source']['query_hash'][:16]}… on {doc['source']['url']}")

@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from handoff.errors import ConfigError
 from handoff.state.status import process_exists
@@ -30,28 +31,33 @@ def pid_file(home: Path) -> Path:
     return home / "local.pid"
 
 
-def up(home: Path, say: object = print, stop: threading.Event | None = None) -> None:
-    """Run the stack until ``stop`` is set (or the process is interrupted or terminated)."""
+def running(home: Path) -> int | None:
+    """The pid of the local stack (or kept demo) serving under ``home``, if one runs."""
     pid = pid_file(home)
-    if pid.exists() and process_exists(int(pid.read_text().strip() or 0)):
-        raise ConfigError(f"a local stack already runs (pid {pid.read_text().strip()}); `handoff local down` stops it")
-    local = emulator.start()
+    number = int(pid.read_text().strip() or 0) if pid.exists() else 0
+    return number if number and process_exists(number) else None
+
+
+def aws_env(local: emulator.LocalS3) -> dict[str, str]:
+    """What a shell needs to reach the endpoint: its address (S3 and KMS) and the throwaway credentials."""
+    return {"AWS_ENDPOINT_URL": local.endpoint, "AWS_ENDPOINT_URL_S3": local.endpoint,
+            "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"], "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
+            "AWS_DEFAULT_REGION": os.environ["AWS_DEFAULT_REGION"]}  # fmt: skip
+
+
+def serve(local: emulator.LocalS3, env: dict[str, str], home: Path, say: Any, stop: threading.Event | None = None,
+          then: str = "run handoff") -> None:  # fmt: skip
+    """Write ``env`` to ``HOME/local.env`` and the pid beside it, print it, and keep the endpoint up until
+    ``stop`` is set, Ctrl-C or SIGTERM (`handoff local down`); then stop it and remove both files."""
+    pid = pid_file(home)
     try:
-        key = emulator.create_bucket(local, BUCKET)
-        emulator.create_bucket(local, AUDIT_BUCKET, object_lock=True)
-        env = {"AWS_ENDPOINT_URL": local.endpoint, "AWS_ENDPOINT_URL_S3": local.endpoint,
-               "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"], "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
-               "AWS_DEFAULT_REGION": os.environ["AWS_DEFAULT_REGION"], "HANDOFF_BUCKET": BUCKET,
-               "HANDOFF_AUDIT_BUCKET": AUDIT_BUCKET, "HANDOFF_KMS_KEY_ID": key}  # fmt: skip
         home.mkdir(parents=True, exist_ok=True)
         text = "".join(f"export {k}={v}\n" for k, v in env.items())
         env_file(home).write_text(text)
         pid.write_text(str(os.getpid()))
-        say(text.rstrip())  # type: ignore[operator]
-        say(
-            f"# the local stack is up (also in {env_file(home)}); `source` it, then run handoff; "  # type: ignore[operator]
-            "Ctrl-C or `handoff local down` stops it and forgets every bucket"
-        )
+        say(text.rstrip())
+        say(f"# up (also in {env_file(home)}); `source` it, then {then}; Ctrl-C or `handoff local down` stops it "
+            "and forgets every bucket")  # fmt: skip
         done = stop or threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: done.set())
         try:
@@ -63,6 +69,21 @@ def up(home: Path, say: object = print, stop: threading.Event | None = None) -> 
         local.stop()
         for f in (env_file(home), pid):
             f.unlink(missing_ok=True)
+
+
+def up(home: Path, say: Any = print, stop: threading.Event | None = None) -> None:
+    """Run the stack until ``stop`` is set (or the process is interrupted or terminated)."""
+    if running(home):
+        raise ConfigError(f"a local stack already runs (pid {running(home)}); `handoff local down` stops it")
+    local = emulator.start()
+    try:
+        key = emulator.create_bucket(local, BUCKET)
+        emulator.create_bucket(local, AUDIT_BUCKET, object_lock=True)
+    except BaseException:
+        local.stop()
+        raise
+    env = {**aws_env(local), "HANDOFF_BUCKET": BUCKET, "HANDOFF_AUDIT_BUCKET": AUDIT_BUCKET, "HANDOFF_KMS_KEY_ID": key}
+    serve(local, env, home, say, stop)
 
 
 def down(home: Path, timeout: float = 20) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -25,7 +25,15 @@ from handoff.cli.common import (
     out,
 )
 from handoff.errors import HandoffError
-from handoff.terminal import plain, styled
+from handoff.terminal import moment, plain, styled
+
+
+def _zone(life: Any, order_id: str) -> str | None:
+    """The court's time zone for an order's hearings (None, so UTC, for an order no longer in the folder)."""
+    try:
+        return str(life.policies.current(order_id).court_time_zone)
+    except HandoffError:
+        return None
 
 
 def _parse_at(value: str) -> dt.datetime:
@@ -53,7 +61,7 @@ def hearing_add(
     with life.ctx.write() as conn:
         h = add_hearing(conn, life.policies, order, _parse_at(at), title, as_ or _user(), now())
     emit_json(h.as_dict()) if as_json else out.print(
-        f"added hearing [bold]{plain(h.id)}[/] at {h.at}: {plain(h.title)}"
+        f"added hearing [bold]{plain(h.id)}[/] at {moment(h.at, _zone(life, h.order_id))}: {plain(h.title)}"
     )
 
 
@@ -73,7 +81,7 @@ def hearing_list(as_json: JsonOpt = False) -> None:
         return
     t = Table("hearing", "order", "at", "title", "outcome", "recorded by", "source")
     for h in hs:
-        t.add_row(*map(plain, (h.id, h.order_id, h.at, h.title)), plain(h.outcome) if h.outcome else styled("pending", "yellow"),
+        t.add_row(*map(plain, (h.id, h.order_id, moment(h.at, _zone(life, h.order_id)), h.title)), plain(h.outcome) if h.outcome else styled("pending", "yellow"),
                   plain(h.outcome_by or ""), plain(h.source))  # fmt: skip
     out.print(t)
 

@@ -24,7 +24,7 @@ from handoff.cli.common import (
     trust_app,
 )
 from handoff.errors import HandoffError
-from handoff.terminal import plain
+from handoff.terminal import moment, plain
 
 
 @trust_app.command("show")
@@ -163,6 +163,6 @@ def audit_disclosures(
     else:
         t = Table("kind", "at", "batch", "order", "recipient", "records", "approver", "initiator")
         for r in rows:
-            t.add_row(*map(plain, (r.kind, r.at, r.batch_id, r.order_ref, r.recipient, f"{r.records:,}",
+            t.add_row(*map(plain, (r.kind, moment(r.at), r.batch_id, r.order_ref, r.recipient, f"{r.records:,}",
                                    r.approver or "", r.initiator or "")))  # fmt: skip
         out.print(t if rows else "no disclosures")

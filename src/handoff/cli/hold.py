@@ -23,7 +23,7 @@ from handoff.cli.common import (
     out,
 )
 from handoff.errors import HandoffError
-from handoff.terminal import plain, styled
+from handoff.terminal import moment, plain, styled
 
 
 @hold_app.command("set")
@@ -99,5 +99,5 @@ def hold_list(as_json: JsonOpt = False) -> None:
     t = Table("stop", "set by", "at", "reason", "state")
     for s in stops:
         state_cell = styled("active", "red") if s.id in active else styled("cleared", "green")
-        t.add_row(*map(plain, (s.id, s.set_by, s.set_at, s.reason)), state_cell)
+        t.add_row(*map(plain, (s.id, s.set_by, moment(s.set_at), s.reason)), state_cell)
     out.print(t if stops else "no emergency stop was ever set")

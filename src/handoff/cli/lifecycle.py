@@ -31,7 +31,7 @@ from handoff.cli.common import (
     out,
 )
 from handoff.errors import HandoffError
-from handoff.terminal import plain
+from handoff.terminal import moment, plain
 
 
 @app.command()
@@ -286,7 +286,7 @@ def lineage_cmd(
     p = doc["policy"]
     tree.add(plain(f"policy: {p['order_ref']} file {p['file']} hash {p['policy_hash'][:16]}…"))
     s = doc["source"]
-    src = tree.add(plain(f"source: {s['url']} tables {', '.join(s['tables'])} snapshot {s['snapshot_at']}"))
+    src = tree.add(plain(f"source: {s['url']} tables {', '.join(s['tables'])} snapshot {moment(s['snapshot_at'])}"))
     src.add(plain(f"query sha256 {s['query_hash'][:16]}…: {s['query'][:160]}…"))
     tree.add(plain(f"flow run: {doc.get('flow_run_id') or 'none (CLI)'}; initiator {doc['initiator']}"))
     led = tree.add("ledger")

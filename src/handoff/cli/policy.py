@@ -21,7 +21,7 @@ from handoff.cli.common import (
     settings,
 )
 from handoff.errors import HandoffError
-from handoff.terminal import plain
+from handoff.terminal import moment, plain
 
 
 @policy_app.command("show")
@@ -42,7 +42,10 @@ def policy_show(
                    "columns": o.columns, "file": str(policies.file_for(o))})  # fmt: skip
         return
     out.print(f"[bold]{o.ref}[/]  {plain(o.case.caption)}, {plain(o.case.court)} {plain(o.case.number)}")
-    out.print(f"signed {o.signed_date}; effective {o.effective_instant.isoformat()} ({plain(o.court_time_zone)})")
+    out.print(
+        f"signed {o.signed_date}; effective {moment(o.effective_instant, o.court_time_zone)} "
+        f"({plain(o.court_time_zone)})"
+    )
     out.print(f"file {plain(policies.file_for(o))}; policy hash {o.policy_hash[:16]}…")
     t = Table("category", "columns", title="Permitted fields")
     for cat, cols in o.permitted_fields.items():
@@ -62,7 +65,10 @@ def policy_show(
     )
     for h in o.hearings:
         out.print(
-            plain(f"hearing {h.id} at {h.at} ({o.court_time_zone}): {h.title} — outcome {h.outcome or 'not recorded'}")
+            plain(
+                f"hearing {h.id} at {moment(h.at.replace(tzinfo=o.zone) if h.at.tzinfo is None else h.at, o.court_time_zone)} "
+                f"({o.court_time_zone}): {h.title} — outcome {h.outcome or 'not recorded'}"
+            )
         )
 
 

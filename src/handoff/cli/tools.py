@@ -49,6 +49,13 @@ def seed(
 @app.command()
 def demo(
     rows: Annotated[int, typer.Option(min=100, help="Synthetic enrollees to seed.")] = 20_000,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the S3 endpoint up afterwards (until Ctrl-C or `handoff local "
+            "down`) and print the environment that re-runs every command shown."
+        ),
+    ] = False,
 ) -> None:
     """Tell the whole story on embedded defaults: seed, held transfer, outcome, approval, delivery, lineage.
 
@@ -56,11 +63,11 @@ def demo(
     recipient's check against the published trust file, passing, then failing for a second batch
     sent after an insider swapped counsel's key on the sender's host.
     Everything lives under HANDOFF_HOME/demo and is recreated on each run.
-    Example: handoff demo --rows 50000
+    Example: handoff demo --rows 50000 --keep
     """
     from handoff_tools.demo import run_demo
 
-    run_demo(settings(), rows, out)
+    run_demo(settings(), rows, out, keep=keep)
 
 
 @app.command()

@@ -18,7 +18,6 @@ from handoff.policy.source_model import COLUMN_BY_NAME
 from handoff.state.batch import Batch
 
 
-
 def producer() -> str:
     """The package's own URL from its metadata (``[project.urls] Source``), at this version's tag."""
     from importlib.metadata import PackageNotFoundError, metadata
