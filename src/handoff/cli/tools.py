@@ -89,6 +89,14 @@ def bench(
             "and keep the fastest (a machine whose speed wanders).",
         ),
     ] = 1,
+    processes: Annotated[
+        bool,
+        typer.Option(
+            "--processes",
+            help="Time whole processes instead: a ConnectorX export vs `handoff transfer`, `approve` and `release` "
+            "(median of --repeat, at least 3), at each --rows and at 5,000 rows, with `--help` and `status`.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure rows/s and peak memory: raw floor vs dlt vs this governed path, side by side.
@@ -97,9 +105,22 @@ def bench(
     The SQL-level bound: handoff's aggregate, the unsorted export and a sort in Arrow (and raw-grouped).
     The profile line shows where handoff's time went and, in its timeline, what the end waited for.
     With several --rows, each size gets its own database (NAME_ROWS) and a scaling line is printed.
+    With --processes, every path is timed as the process a user runs (what a run costs before its first row).
     Example: handoff bench --rows 1000000 --rows 16000000 --chart bench.png
     """
     import sqlalchemy as sa
+
+    if processes:
+        from handoff_tools import bench_processes
+
+        result = bench_processes.run_processes(db, rows or [], settings().home / "bench-processes",
+                                               repeat=max(3, repeat), progress=lambda m: err.print(m, markup=False))  # fmt: skip
+        if as_json:
+            emit_json(result)
+            return
+        out.print(bench_processes.render(result))
+        out.print(bench_processes.fixed_line(result), markup=False)
+        return
 
     from handoff_tools import bench as bench_mod
 

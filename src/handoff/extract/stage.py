@@ -12,10 +12,10 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:  # pyarrow loads where files are written or read, not where their records are (`status`)
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class StagedFile:
 
 def parquet_bytes(table: pa.Table) -> bytes:
     """Encode one chunk deterministically: same rows in, same bytes out."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd", write_statistics=True, store_schema=True)
     return sink.getvalue().to_pybytes()
@@ -105,6 +108,9 @@ def verify_staged(folder: Path, files: list[StagedFile]) -> list[str]:
 
 def check_schema(folder: Path, files: list[StagedFile], schema: pa.Schema) -> list[str]:
     """Staged files whose Parquet schema is not exactly ``schema`` (or that are missing), by name."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     bad = []
     for f in files:
         try:

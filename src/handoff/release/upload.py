@@ -15,7 +15,6 @@ from handoff.authority import approval
 from handoff.authority import request as requests
 from handoff.context import Context
 from handoff.errors import DeliveryFailed
-from handoff.extract.reader import arrow_schema
 from handoff.extract.stage import check_schema, verify_staged
 from handoff.policy.order import Order
 from handoff.release import manifest, proof
@@ -33,6 +32,8 @@ def check_staged(batch: batches.Batch, order: Order) -> Path:
     if changed:
         raise DeliveryFailed(f"batch {batch.id}: staged files changed since validation or are missing "
                              f"({', '.join(changed)}); nothing was uploaded")  # fmt: skip
+    from handoff.extract.reader import arrow_schema  # pyarrow and the source model: only when files are checked
+
     bad = check_schema(folder, batch.files, arrow_schema(order))
     if bad:
         raise DeliveryFailed(f"batch {batch.id}: staged files do not match {order.ref}'s columns "

@@ -1,0 +1,218 @@
+"""Whole-process benchmark (``handoff bench --processes``): each path timed as the process a user runs.
+
+People run handoff as processes, and Prefect's process worker starts a fresh one for every flow
+run, so what a run costs before its first row counts. For each size, side by side in one run:
+
+* **ConnectorX**: a fresh Python process that exports the extractor's statement (the order's columns
+  and population, no accounting, no checks) to zstd Parquet with ConnectorX;
+* **handoff**: ``handoff transfer`` (signed request, snapshot, exclusion counts, extract, row
+  quarantine, GX, staging, ledger, anchors), then ``handoff approve`` and ``handoff release`` (gates,
+  upload to the local S3 endpoint with SSE-KMS, manifest, accounting), each its own process;
+* **fixed costs**: ``handoff --help`` and ``handoff status``.
+
+Each is run ``repeat`` times (the median counts), each handoff try in a fresh home with the hearing
+outcome already recorded, so the transfer ends awaiting approval as it would on a working day.
+Seconds are the process's wall clock from spawn to exit; peak RSS is its own high-water mark
+(``ru_maxrss`` from ``wait4``, which covers the process and not its children).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+CX_SCRIPT = """
+import sys, connectorx as cx, pyarrow.parquet as pq
+table = cx.read_sql(sys.argv[1], sys.argv[2], return_type="arrow")
+pq.write_table(table, sys.argv[3], compression="zstd")
+print(table.num_rows)
+"""
+
+
+@dataclass(frozen=True)
+class Timed:
+    seconds: float
+    peak_rss_mb: float
+    stdout: str
+
+
+def timed(args: list[str], env: dict[str, str], cwd: pathlib.Path, timeout: float = 3600) -> Timed:
+    """Run one process to its end: its wall clock and its own peak RSS. A failure raises with its output."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=err, text=True)
+        deadline = start + timeout
+        while True:  # reap with wait4, which reports this child's own peak RSS (KiB on Linux)
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                raise TimeoutError(f"{' '.join(args[:3])} ran past {timeout:.0f} s")
+            time.sleep(0.002)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:3])} … exited {proc.returncode}: {(stderr or stdout)[-2000:]}")
+    return Timed(seconds, usage.ru_maxrss / 1024, stdout)
+
+
+def median(runs: list[Timed]) -> dict[str, float]:
+    return {"seconds": round(statistics.median(r.seconds for r in runs), 3),
+            "peak_rss_mb": round(statistics.median(r.peak_rss_mb for r in runs), 1)}  # fmt: skip
+
+
+@dataclass
+class Stack:
+    """What every handoff process of one run shares: keys, a signed policy folder, the local S3 endpoint."""
+
+    work: pathlib.Path
+    env: dict[str, str]
+    keys: Any
+    policy_dir: pathlib.Path
+    hearings: list[str]
+    stop: Callable[[], None]
+
+
+def start_stack(work: pathlib.Path) -> Stack:
+    from handoff.config import load_settings
+    from handoff.policy.order import PolicySet
+    from handoff_tools import demokeys, emulator, local_stack
+
+    keys = demokeys.make_keyring(work / "keys")
+    policy_dir = demokeys.signed_policy_dir(load_settings().policy_dir, work / "policy", keys)
+    local = emulator.start()
+    key = emulator.create_bucket(local, "handoff-bench")
+    emulator.create_bucket(local, "handoff-bench-audit", object_lock=True)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_")}, **local_stack.aws_env(local),
+           "HANDOFF_POLICY_DIR": str(policy_dir), "HANDOFF_BUCKET": "handoff-bench",
+           "HANDOFF_AUDIT_BUCKET": "handoff-bench-audit", "HANDOFF_KMS_KEY_ID": key,
+           "HANDOFF_CONFIG": str(work / "no-handoff.toml"), "GX_ANALYTICS_ENABLED": "False", "DO_NOT_TRACK": "1",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
+    order = PolicySet(policy_dir).current()
+    return Stack(work, env, keys, policy_dir, [h.id for h in order.hearings], local.stop)
+
+
+def _handoff() -> str:
+    return str(pathlib.Path(sys.executable).with_name("handoff"))
+
+
+def measure_size(stack: Stack, db_url: str, sql: str, rows: int, repeat: int, progress: Callable[[str], None],
+                 fixed: bool) -> dict[str, Any]:  # fmt: skip
+    """ConnectorX, then handoff's transfer, approve and release, ``repeat`` times each, side by side."""
+    import sqlalchemy as sa
+
+    cx_url = sa.engine.make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    runs: dict[str, list[Timed]] = {"connectorx": [], "transfer": [], "approve": [], "release": [], "status": [],
+                                    "help": []}  # fmt: skip
+    selected = 0
+    for i in range(repeat):
+        home = stack.work / f"home-{rows}-{i}"
+        env = {**stack.env, "HANDOFF_HOME": str(home)}
+        progress(f"{rows:,} rows, try {i + 1} of {repeat}: ConnectorX")
+        cx = timed([sys.executable, "-c", CX_SCRIPT, cx_url, sql, str(stack.work / "cx.parquet")], env, stack.work)
+        runs["connectorx"].append(cx)
+        selected = int(cx.stdout.split()[-1])
+        for hearing in stack.hearings:  # the court's outcome is on record before the working day starts
+            timed([_handoff(), "court", "outcome", hearing, "--result", "upheld", "--key",
+                   str(stack.keys.key("counsel"))], env, stack.work)  # fmt: skip
+        progress(f"{rows:,} rows, try {i + 1} of {repeat}: handoff transfer, approve, release")
+        t = timed([_handoff(), "transfer", "--db", db_url, "--key", str(stack.keys.key("operator")), "--json"], env,
+                  stack.work)  # fmt: skip
+        runs["transfer"].append(t)
+        batch = json.loads(t.stdout)
+        if batch["status"] != "awaiting-approval" or batch["rows_staged"] != selected:
+            raise RuntimeError(
+                f"handoff staged {batch['rows_staged']:,} rows ({batch['status']}); ConnectorX {selected:,}"
+            )
+        runs["approve"].append(timed([_handoff(), "approve", batch["id"], "--key", str(stack.keys.key("approver"))],
+                                     env, stack.work))  # fmt: skip
+        r = timed([_handoff(), "release", "--json"], env, stack.work)
+        runs["release"].append(r)
+        if "delivered" not in r.stdout:
+            raise RuntimeError(f"release did not deliver: {r.stdout[-1000:]}")
+        if fixed:
+            runs["status"].append(timed([_handoff(), "status"], env, stack.work))
+            runs["help"].append(timed([_handoff(), "--help"], env, stack.work))
+    out: dict[str, Any] = {"rows": rows, "selected": selected, "repeat": repeat}
+    out.update({k: median(v) for k, v in runs.items() if v})
+    handoff = out["transfer"]["seconds"] + out["release"]["seconds"]
+    out["transfer_release_seconds"] = round(handoff, 3)
+    out["connectorx_over_handoff"] = round(out["connectorx"]["seconds"] / handoff, 3)
+    if fixed:
+        out["status_over_connectorx"] = round(out["status"]["seconds"] / out["connectorx"]["seconds"], 2)
+        out["handoff_over_connectorx"] = round(handoff / out["connectorx"]["seconds"], 2)
+    return out
+
+
+FIXED_ROWS = 5_000
+
+
+def run_processes(db_url: str, sizes: list[int], work_dir: pathlib.Path, repeat: int = 3, seed: int = 42,
+                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Seed each size (its own database, NAME_ROWS) and measure every path as its own process; see the module doc."""
+    import shutil
+
+    import sqlalchemy as sa
+
+    from handoff.policy.order import PolicySet
+    from handoff_tools.bench import _statements, ensure_database, ensure_seeded
+
+    say = progress or (lambda _msg: None)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True)
+    stack = start_stack(work_dir)
+    results = []
+    try:
+        for n in sorted(set(sizes) | {FIXED_ROWS}):
+            url = sa.engine.make_url(db_url)
+            url = url.set(database=f"{url.database}_{n}")
+            engine = sa.create_engine(url)
+            ensure_database(engine.url)
+            if not ensure_seeded(engine, n, seed, say):
+                say(f"reusing {n:,} seeded rows (seed {seed})")
+            sql = _statements(engine, PolicySet(stack.policy_dir).current())["sql"]
+            with engine.connect() as conn:  # the same warm cache for every path
+                conn.exec_driver_sql("SELECT count(*) FROM enrollees").scalar()
+            engine.dispose()
+            text = url.render_as_string(hide_password=False)
+            results.append(measure_size(stack, text, sql, n, repeat, say, fixed=n == FIXED_ROWS))
+    finally:
+        stack.stop()
+    return {"kind": "processes", "repeat": repeat, "cpus": os.cpu_count(), "sizes": results}
+
+
+def render(result: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    t = Table("rows", "selected", "ConnectorX s", "transfer s", "approve s", "release s", "CX ÷ (transfer+release)",
+              "peak RSS MB (CX / transfer / release)",
+              title=f"Whole processes, median of {result['repeat']} ({result['cpus']} CPUs)")  # fmt: skip
+    for r in result["sizes"]:
+        t.add_row(f"{r['rows']:,}", f"{r['selected']:,}", f"{r['connectorx']['seconds']:.2f}",
+                  f"{r['transfer']['seconds']:.2f}", f"{r['approve']['seconds']:.2f}", f"{r['release']['seconds']:.2f}",
+                  f"{r['connectorx_over_handoff']:.2f}x",
+                  f"{r['connectorx']['peak_rss_mb']:.0f} / {r['transfer']['peak_rss_mb']:.0f} / "
+                  f"{r['release']['peak_rss_mb']:.0f}")  # fmt: skip
+    return t
+
+
+def fixed_line(result: dict[str, Any]) -> str:
+    r = next(x for x in result["sizes"] if "status" in x)
+    return (f"fixed costs at {r['rows']:,} rows: `handoff --help` {r['help']['seconds']:.2f} s, `handoff status` "
+            f"{r['status']['seconds']:.2f} s ({r['status_over_connectorx']:.1f}x ConnectorX's whole process, "
+            f"{r['connectorx']['seconds']:.2f} s); transfer + release {r['transfer_release_seconds']:.2f} s "
+            f"({r['handoff_over_connectorx']:.1f}x)")  # fmt: skip
