@@ -134,11 +134,11 @@ def measure_size(stack: Stack, db_url: str, sql: str, rows: int, repeat: int, pr
                   stack.work)  # fmt: skip
         runs["transfer"].append(t)
         batch = json.loads(t.stdout)
-        if batch["status"] != "awaiting-approval" or batch["rows_staged"] != selected:
+        if batch["status"] != "awaiting-approval" or batch["rows_extracted"] != selected:
             raise RuntimeError(
-                f"handoff staged {batch['rows_staged']:,} rows ({batch['status']}); ConnectorX {selected:,}"
+                f"handoff read {batch['rows_extracted']:,} rows ({batch['status']}); ConnectorX {selected:,}"
             )
-        runs["approve"].append(timed([_handoff(), "approve", batch["id"], "--key", str(stack.keys.key("approver"))],
+        runs["approve"].append(timed([_handoff(), "approve", batch["batch_id"], "--key", str(stack.keys.key("approver"))],
                                      env, stack.work))  # fmt: skip
         r = timed([_handoff(), "release", "--json"], env, stack.work)
         runs["release"].append(r)
