@@ -41,3 +41,18 @@ def test_postgres_state_schema_matches_the_declared_tables() -> None:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+def test_the_head_revision_handoff_checks_for_is_alembics_newest(tmp_path: Path) -> None:
+    """A database at head opens without Alembic; the constant it compares with is the newest migration."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from handoff.state.schema import _MIGRATIONS, HEAD_REVISION, open_state
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD_REVISION
+    engine = open_state(f"sqlite:///{tmp_path / 'state.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD_REVISION

@@ -9,21 +9,24 @@ wires them to one ``Context`` and passes calls through; it decides nothing itsel
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from handoff.config import Settings
 from handoff.context import Context
 from handoff.gates.keeper import Gatekeeper, Outcome
-from handoff.release.decisions import Decisions
-from handoff.release.run import Release
-from handoff.release.withdraw import Withdrawal
-from handoff.staging.pipeline import Progress, StageRequest, parse_states
-from handoff.staging.revalidate import Revalidation
-from handoff.staging.start import Staging
 from handoff.state import batch as batches
 from handoff.state import watermark
+
+if TYPE_CHECKING:  # each step is imported when first used: `status` never loads the pipeline or GX
+    from handoff.release.decisions import Decisions
+    from handoff.release.run import Release
+    from handoff.release.withdraw import Withdrawal
+    from handoff.staging.pipeline import Progress, StageRequest
+    from handoff.staging.revalidate import Revalidation
+    from handoff.staging.start import Staging
 
 __all__ = ["Lifecycle", "Outcome"]
 
@@ -35,19 +38,63 @@ class Lifecycle:
         self.ctx = ctx = Context(settings)
         self.settings, self.policies, self.engine = ctx.settings, ctx.policies, ctx.engine
         self.gatekeeper = Gatekeeper(ctx)
-        self.staging = Staging(ctx, self.gatekeeper)
-        self.decisions = Decisions(ctx, self.gatekeeper)
-        self.revalidation = Revalidation(ctx, self.gatekeeper)
-        self.withdrawal = Withdrawal(ctx, self.gatekeeper)
-        self.releases = Release(ctx, self.gatekeeper, self.withdrawal)
         # Reading and deciding, passed straight through.
         self.trust, self.get, self.order_for, self.destination = ctx.trust, ctx.get, ctx.order_for, ctx.destination
         self.refresh = self.gatekeeper.refresh
-        requests = self.staging.requests
-        self.request_statement, self.service_request = requests.request_statement, requests.service_request
-        self.decision_statement, self.decide = self.decisions.statement, self.decisions.decide
-        self.revalidation_statement, self.revalidate = self.revalidation.statement, self.revalidation.revalidate
-        self.deliver, self.release = self.releases.deliver, self.releases.release
+
+    @cached_property
+    def staging(self) -> Staging:
+        from handoff.staging.start import Staging
+
+        return Staging(self.ctx, self.gatekeeper)
+
+    @cached_property
+    def decisions(self) -> Decisions:
+        from handoff.release.decisions import Decisions
+
+        return Decisions(self.ctx, self.gatekeeper)
+
+    @cached_property
+    def revalidation(self) -> Revalidation:
+        from handoff.staging.revalidate import Revalidation
+
+        return Revalidation(self.ctx, self.gatekeeper)
+
+    @cached_property
+    def withdrawal(self) -> Withdrawal:
+        from handoff.release.withdraw import Withdrawal
+
+        return Withdrawal(self.ctx, self.gatekeeper)
+
+    @cached_property
+    def releases(self) -> Release:
+        from handoff.release.run import Release
+
+        return Release(self.ctx, self.gatekeeper, self.withdrawal)
+
+    def request_statement(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self.staging.requests.request_statement(*args, **kwargs)
+
+    def service_request(self, *args: Any, **kwargs: Any) -> Any:
+        return self.staging.requests.service_request(*args, **kwargs)
+
+    def decision_statement(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self.decisions.statement(*args, **kwargs)
+
+    def decide(self, *args: Any, **kwargs: Any) -> Outcome:
+        return self.decisions.decide(*args, **kwargs)
+
+    def revalidation_statement(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self.revalidation.statement(*args, **kwargs)
+
+    def revalidate(self, *args: Any, **kwargs: Any) -> Outcome:
+        return self.revalidation.revalidate(*args, **kwargs)
+
+    def deliver(self, *args: Any, **kwargs: Any) -> Outcome:
+        return self.releases.deliver(*args, **kwargs)
+
+    def release(self, *args: Any, **kwargs: Any) -> list[Outcome]:
+        return self.releases.release(*args, **kwargs)
 
     def transfer(self, request: StageRequest, bucket: str | None, now: dt.datetime, progress: Progress | None = None,
                  partition_rows: int | None = None, runner: Any = None) -> Outcome:  # fmt: skip
@@ -63,6 +110,8 @@ class Lifecycle:
 
     def since(self, order_ref: str | None, states: list[str]) -> dt.datetime | None:
         """Where an incremental run starts: the delivered watermark of the order and these states."""
+        from handoff.staging.pipeline import parse_states
+
         order = self.policies.current(order_ref)
         with self.engine.connect() as conn:
             return watermark.read(conn, order.order_id,

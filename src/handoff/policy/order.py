@@ -262,13 +262,19 @@ def load_order_file(path: Path) -> Order:
     return parse_order(text, str(path))
 
 
+# libyaml's parser with the safe constructor: the same documents, read several times faster.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_order(text: str, path: str) -> Order:
     """Parse and check an order version's text (``path`` names it in errors); ``PolicyError`` if it is not one."""
     try:
-        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader)):
+        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=_LOADER)):
             raise PolicyError(f"{path}: uses YAML aliases (*name); write every value out in an order file")
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (libyaml's when installed)
     except yaml.YAMLError as exc:
+        if "nesting depth" in str(getattr(exc, "problem", "")):  # libyaml's own limit
+            raise PolicyError(f"{path}: nested too deeply to be an order file") from None
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise PolicyError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
