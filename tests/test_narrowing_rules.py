@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from support import POLICY_DIR
 
-from handoff.policy.narrowing import widened
+from handoff.policy.narrowing import successor_problems, widened
 from handoff.policy.order import PolicySet
 
 OLD = PolicySet(POLICY_DIR).current()
@@ -82,3 +82,22 @@ def test_every_condition_is_compared_whatever_its_place() -> None:
     wider = [c.model_copy(update={"in_": ["3", "4"]}) if c.column == "imgrtn_stus_cd" else c for c in null_first.all_of]
     new = edit(old, population=null_first.model_copy(update={"all_of": wider}))
     assert widened(old, new) == ["drops or widens the condition on imgrtn_stus_cd (codes 3)"]
+
+
+def _next(**changes: Any) -> Any:
+    return OLD.model_copy(update={"version": OLD.version + 1, "supersedes": OLD.ref, **changes})
+
+
+@pytest.mark.parametrize(
+    ("changes", "expect"),
+    [
+        ({"order_id": "another-order"}, f"order_id 'another-order' is not {OLD.order_id!r}; a different order is a "
+                                        "new order file signed by counsel, not a narrowing"),
+        ({"version": OLD.version}, f"version {OLD.version} must be greater than {OLD.version}"),
+        ({"supersedes": "another-order@v1"}, f"supersedes must be {OLD.ref!r} (found 'another-order@v1')"),
+    ],
+)  # fmt: skip
+def test_only_the_next_version_of_the_same_order_may_narrow_it(changes: dict[str, Any], expect: str) -> None:
+    new = _next(**changes)
+    assert successor_problems(OLD, new) == [expect]
+    assert successor_problems(OLD, _next()) == []

@@ -8,11 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from support import NOW, POLICY_DIR, build_settings, cli_env, narrowed_file, run_cli, transfer
 
 from handoff.policy.diff import Change, diff
-from handoff.policy.narrowing import successor_problems
 from handoff.policy.order import PolicySet
 
 OLD = PolicySet(POLICY_DIR).current()
@@ -78,21 +76,6 @@ def test_a_wider_version_says_why_it_may_not_be_recorded_as_narrowed() -> None:
     assert d.not_narrowing == [f"permits columns elgbl_email_addr that {OLD.ref} does not",
                                "drops or widens the condition on imgrtn_vrfctn_ind (codes 1)"]  # fmt: skip
     assert Change("population: imgrtn_vrfctn_ind", "in 1", "no condition") in d.changes
-
-
-@pytest.mark.parametrize(
-    ("changes", "expect"),
-    [
-        ({"order_id": "another-order"}, f"order_id 'another-order' is not {OLD.order_id!r}; a different order is a "
-                                        "new order file signed by counsel, not a narrowing"),
-        ({"version": OLD.version}, f"version {OLD.version} must be greater than {OLD.version}"),
-        ({"supersedes": "another-order@v1"}, f"supersedes must be {OLD.ref!r} (found 'another-order@v1')"),
-    ],
-)  # fmt: skip
-def test_only_the_next_version_of_the_same_order_may_narrow_it(changes: dict[str, Any], expect: str) -> None:
-    new = edit(**changes)
-    assert successor_problems(OLD, new) == [expect]
-    assert successor_problems(OLD, edit()) == []
 
 
 def test_the_command_names_the_batches_a_new_version_would_supersede(
