@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 import sqlalchemy as sa
 from support import unavailable
@@ -100,3 +103,30 @@ def test_run_bench_small(tmp_path):
 
     png = plot([result], tmp_path / "bench.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.postgres
+def test_the_whole_process_bench_times_each_path_as_its_own_process(tmp_path):
+    """`bench --processes`: ConnectorX and handoff's transfer, approve and release, each a real process that
+    ran to its end (the transfer read what ConnectorX exported, the release delivered), with the fixed costs."""
+    from handoff_tools.bench_processes import FIXED_ROWS, fixed_line, render, run_processes, timed
+
+    _bench_database()
+    messages: list[str] = []
+    result = run_processes(DB_URL.rsplit("_", 1)[0] + "_proc", [], tmp_path / "bp", repeat=1, progress=messages.append)
+    [r] = result["sizes"]
+    assert r["rows"] == FIXED_ROWS and r["selected"] > 0 and result["repeat"] == 1
+    for path in ("connectorx", "transfer", "transfer_no_prewarm", "approve", "release", "status", "help"):
+        assert r[path]["seconds"] > 0 and r[path]["peak_rss_mb"] > 20, path  # an interpreter's worth at least
+    assert r["transfer_release_seconds"] == pytest.approx(r["transfer"]["seconds"] + r["release"]["seconds"])
+    ratio = r["connectorx"]["seconds"] / r["transfer_release_seconds"]
+    assert r["connectorx_over_handoff"] == pytest.approx(ratio, abs=1e-3)  # as printed: three decimals
+    assert "5,000" in fixed_line(result) and "without" in fixed_line(result)
+    assert render(result).row_count == 1
+    assert any("ConnectorX" in m for m in messages)
+    # A process's own peak memory, not the parent's: a child that allocates 200 MB says so.
+    grown = timed([sys.executable, "-c", "b = bytearray(200 * 1024 * 1024); print(len(b))"], dict(os.environ), tmp_path)
+    small = timed([sys.executable, "-c", "print(1)"], dict(os.environ), tmp_path)
+    assert grown.peak_rss_mb > small.peak_rss_mb + 150 and grown.stdout.strip() == str(200 * 1024 * 1024)
+    with pytest.raises(RuntimeError, match="exited 3"):
+        timed([sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ), tmp_path)

@@ -94,7 +94,8 @@ def _replaced(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
     target = copy
     for step in path[:-1]:
         target = target[step]
-    target[path[-1]] = value
+    # A manifest is JSON: an edit into an object names its member as text (a list index becomes "0").
+    target[str(path[-1]) if isinstance(target, dict) else path[-1]] = value
     return copy
 
 

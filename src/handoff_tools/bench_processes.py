@@ -13,7 +13,7 @@ run, so what a run costs before its first row counts. For each size, side by sid
 Each is run ``repeat`` times (the median counts), each handoff try in a fresh home with the hearing
 outcome already recorded, so the transfer ends awaiting approval as it would on a working day.
 Seconds are the process's wall clock from spawn to exit; peak RSS is its own high-water mark
-(``ru_maxrss`` from ``wait4``, which covers the process and not its children).
+(``VmHWM``, read every few milliseconds; it covers the process, not its children).
 """
 
 from __future__ import annotations
@@ -44,30 +44,43 @@ class Timed:
     stdout: str
 
 
+def _hwm_mb(pid: int) -> float:
+    """The process's own high-water RSS since its exec (``VmHWM``), or 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def timed(args: list[str], env: dict[str, str], cwd: pathlib.Path, timeout: float = 3600) -> Timed:
-    """Run one process to its end: its wall clock and its own peak RSS. A failure raises with its output."""
+    """Run one process to its end: its wall clock and its own peak RSS. A failure raises with its output.
+
+    The peak is ``VmHWM`` read every few milliseconds while it runs: ``ru_maxrss`` would count the
+    parent's memory too (a forked child is the parent's size until it execs).
+    """
     import tempfile
 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=err, text=True)
-        deadline = start + timeout
-        while True:  # reap with wait4, which reports this child's own peak RSS (KiB on Linux)
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, _hwm_mb(proc.pid))
+            if time.perf_counter() - start > timeout:
                 proc.kill()
                 raise TimeoutError(f"{' '.join(args[:3])} ran past {timeout:.0f} s")
-            time.sleep(0.002)
+            time.sleep(0.003)
         seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:3])} … exited {proc.returncode}: {(stderr or stdout)[-2000:]}")
-    return Timed(seconds, usage.ru_maxrss / 1024, stdout)
+    return Timed(seconds, peak, stdout)
 
 
 def median(runs: list[Timed]) -> dict[str, float]:
@@ -117,7 +130,7 @@ def measure_size(stack: Stack, db_url: str, sql: str, rows: int, repeat: int, pr
 
     cx_url = sa.engine.make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
     runs: dict[str, list[Timed]] = {"connectorx": [], "transfer": [], "approve": [], "release": [], "status": [],
-                                    "help": []}  # fmt: skip
+                                    "help": [], "transfer_no_prewarm": []}  # fmt: skip
     selected = 0
     for i in range(repeat):
         home = stack.work / f"home-{rows}-{i}"
@@ -147,6 +160,10 @@ def measure_size(stack: Stack, db_url: str, sql: str, rows: int, repeat: int, pr
         if fixed:
             runs["status"].append(timed([_handoff(), "status"], env, stack.work))
             runs["help"].append(timed([_handoff(), "--help"], env, stack.work))
+            # The same transfer without GX started early, side by side: what the warm-up buys.
+            cold = timed([_handoff(), "transfer", "--db", db_url, "--key", str(stack.keys.key("operator")), "--json"],
+                         {**env, "HANDOFF_GX_PREWARM": "0"}, stack.work)  # fmt: skip
+            runs["transfer_no_prewarm"].append(cold)
     out: dict[str, Any] = {"rows": rows, "selected": selected, "repeat": repeat}
     out.update({k: median(v) for k, v in runs.items() if v})
     handoff = out["transfer"]["seconds"] + out["release"]["seconds"]
@@ -212,7 +229,8 @@ def render(result: dict[str, Any]) -> Any:
 
 def fixed_line(result: dict[str, Any]) -> str:
     r = next(x for x in result["sizes"] if "status" in x)
-    return (f"fixed costs at {r['rows']:,} rows: `handoff --help` {r['help']['seconds']:.2f} s, `handoff status` "
+    return (f"fixed costs at {r['rows']:,} rows: transfer {r['transfer']['seconds']:.2f} s with GX started early, "
+            f"{r['transfer_no_prewarm']['seconds']:.2f} s without; `handoff --help` {r['help']['seconds']:.2f} s, `handoff status` "
             f"{r['status']['seconds']:.2f} s ({r['status_over_connectorx']:.1f}x ConnectorX's whole process, "
             f"{r['connectorx']['seconds']:.2f} s); transfer + release {r['transfer_release_seconds']:.2f} s "
             f"({r['handoff_over_connectorx']:.1f}x)")  # fmt: skip

@@ -4,12 +4,14 @@ A transfer spends its first second authorising the signed request, checking the 
 opening the snapshot, mostly waiting on the database, S3 and ssh; GX's import and first context
 take about as long on the CPU. ``start`` at the top of a transfer overlaps the two; the checking
 thread ``wait``s for it before building its own validator (two GX contexts are never built at once).
-Importing this module loads nothing.
+Importing this module loads nothing. ``HANDOFF_GX_PREWARM=0`` turns it off (the benchmark measures
+a transfer both ways, side by side).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,8 @@ _thread: threading.Thread | None = None
 def start() -> None:
     """Begin warming GX in the background, once per process."""
     global _thread
+    if os.environ.get("HANDOFF_GX_PREWARM", "1") == "0":
+        return
     with _lock:
         if _thread is None:
             _thread = threading.Thread(target=_warm, name="handoff-gx-prewarm", daemon=True)

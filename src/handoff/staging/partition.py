@@ -38,9 +38,9 @@ from handoff.staging.pipeline import (
     load,
     new_batch_id,
     process_chunks,
-    record,
     snapshot_day,
 )
+from handoff.staging.record import record
 
 
 @dataclass(frozen=True)
