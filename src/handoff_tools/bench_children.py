@@ -290,6 +290,7 @@ def _time_phases() -> tuple[dict[str, float], dict[str, float], dict[str, list[f
     from handoff.release import decisions
     from handoff.release import run as release
     from handoff.staging import pipeline
+    from handoff.staging import record as recording
 
     phases: dict[str, float] = {}
     cpu: dict[str, float] = {}
@@ -343,7 +344,7 @@ def _time_phases() -> tuple[dict[str, float], dict[str, float], dict[str, list[f
     timed(pipeline, "_stage_in_order", "merge_encode_hash_write")
     timed(sortmerge.SortedRuns, "add", "spill_runs")
     timed(pipeline, "parquet_bytes", "parquet_encode")
-    timed(pipeline, "record", "record")
+    timed(recording, "record", "record")
     timed(decisions.Decisions, "decide", "approve")
     timed(release.Release, "deliver", "deliver")
     return phases, cpu, spans
