@@ -130,7 +130,7 @@ def measure_size(stack: Stack, db_url: str, sql: str, rows: int, repeat: int, pr
 
     cx_url = sa.engine.make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
     runs: dict[str, list[Timed]] = {"connectorx": [], "transfer": [], "approve": [], "release": [], "status": [],
-                                    "help": [], "transfer_no_prewarm": []}  # fmt: skip
+                                    "help": []}  # fmt: skip
     selected = 0
     for i in range(repeat):
         home = stack.work / f"home-{rows}-{i}"
@@ -160,10 +160,6 @@ def measure_size(stack: Stack, db_url: str, sql: str, rows: int, repeat: int, pr
         if fixed:
             runs["status"].append(timed([_handoff(), "status"], env, stack.work))
             runs["help"].append(timed([_handoff(), "--help"], env, stack.work))
-            # The same transfer without GX started early, side by side: what the warm-up buys.
-            cold = timed([_handoff(), "transfer", "--db", db_url, "--key", str(stack.keys.key("operator")), "--json"],
-                         {**env, "HANDOFF_GX_PREWARM": "0"}, stack.work)  # fmt: skip
-            runs["transfer_no_prewarm"].append(cold)
     out: dict[str, Any] = {"rows": rows, "selected": selected, "repeat": repeat}
     out.update({k: median(v) for k, v in runs.items() if v})
     handoff = out["transfer"]["seconds"] + out["release"]["seconds"]
@@ -189,6 +185,7 @@ def run_processes(db_url: str, sizes: list[int], work_dir: pathlib.Path, repeat:
     from handoff_tools.bench import _statements, ensure_database, ensure_seeded
 
     say = progress or (lambda _msg: None)
+    work_dir = work_dir.resolve()  # every child runs in it, so every path it is given must be absolute
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
     stack = start_stack(work_dir)
@@ -229,8 +226,7 @@ def render(result: dict[str, Any]) -> Any:
 
 def fixed_line(result: dict[str, Any]) -> str:
     r = next(x for x in result["sizes"] if "status" in x)
-    return (f"fixed costs at {r['rows']:,} rows: transfer {r['transfer']['seconds']:.2f} s with GX started early, "
-            f"{r['transfer_no_prewarm']['seconds']:.2f} s without; `handoff --help` {r['help']['seconds']:.2f} s, `handoff status` "
+    return (f"fixed costs at {r['rows']:,} rows: `handoff --help` {r['help']['seconds']:.2f} s, `handoff status` "
             f"{r['status']['seconds']:.2f} s ({r['status_over_connectorx']:.1f}x ConnectorX's whole process, "
             f"{r['connectorx']['seconds']:.2f} s); transfer + release {r['transfer_release_seconds']:.2f} s "
             f"({r['handoff_over_connectorx']:.1f}x)")  # fmt: skip

@@ -27,7 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from handoff.checks import prewarm, quarantine
+from handoff.checks import quarantine
 from handoff.checks.validate import ChunkVerdict, SuiteValidator
 from handoff.errors import CheckerDied
 from handoff.extract import heap, readable, sortmerge
@@ -77,7 +77,6 @@ class Checker:
         GX's first validation in a process costs a few hundred milliseconds of setup; doing it
         while the database is still scanning hides that latency.
         """
-        prewarm.wait()  # GX's import and first context, if a transfer started them early
         try:
             self.validator().validate(extract.arrow_schema(self.order).empty_table(), self.day)
         except Exception:  # noqa: BLE001 - the real validation raises it again, with context

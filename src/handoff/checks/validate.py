@@ -78,7 +78,7 @@ def _no_fingerprints() -> None:
     pandas_execution_engine.HASH_THRESHOLD = 0
 
 
-def quiet_gx() -> None:
+def _quiet_gx() -> None:
     for name in ("great_expectations", "great_expectations.core", "great_expectations.expectations"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -89,7 +89,7 @@ class SuiteValidator:
     def __init__(self, suite_doc: SuiteDoc, id_column: str) -> None:
         import great_expectations as gx
 
-        quiet_gx()
+        _quiet_gx()
         _no_fingerprints()
         self.id_column = id_column
         self._doc = suite_doc

@@ -54,10 +54,6 @@ def transfer(
     awaiting-approval or delivered.
     Example: handoff transfer --db sqlite:///source.db --bucket agency-handoff --state TX --key ~/.ssh/id_ed25519
     """
-    from handoff.checks import prewarm
-
-    if not statement:
-        prewarm.start()  # GX's import and first context, while the request is checked and the snapshot opens
     from handoff.staging.pipeline import StageRequest
 
     life = _lifecycle()

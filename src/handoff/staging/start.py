@@ -15,7 +15,6 @@ import sqlalchemy as sa
 
 from handoff.authority import court, in_force, signoff
 from handoff.authority import request as requests
-from handoff.checks import prewarm
 from handoff.context import Context
 from handoff.errors import GateError, HandoffError, PolicyError
 from handoff.gates.keeper import Gatekeeper, Outcome
@@ -95,7 +94,6 @@ class Staging:
         With ``partition_rows`` the batch is staged as partitions run by ``runner`` (sequential
         by default; the Prefect flow passes a runner that maps them over its task runner).
         """
-        prewarm.start()  # GX's import and first context, while the request is checked and the snapshot opens
         target = bucket or self.ctx.settings.bucket
         if not target:
             raise HandoffError("give --bucket NAME (or set HANDOFF_BUCKET)")
