@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -90,11 +92,30 @@ class DeliveredObject:
         return asdict(self)
 
 
-def s3_client(region: str) -> Any:
-    import boto3
-    from botocore.config import Config
+_CLIENTS: dict[tuple[str, ...], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
 
-    return boto3.client("s3", region_name=region, config=Config(retries={"max_attempts": 5, "mode": "standard"}))
+
+def client(service: str, region: str) -> Any:
+    """One boto3 client per service, region, endpoint and credentials in this process: making one costs
+    about 0.1 s, and clients are thread-safe. The endpoint and credentials are read from the
+    environment each time, so a changed ``AWS_ENDPOINT_URL*`` or key gets a client of its own."""
+    env = os.environ.get
+    key = (service, region, env(f"AWS_ENDPOINT_URL_{service.upper()}") or env("AWS_ENDPOINT_URL") or "",
+           env("AWS_ACCESS_KEY_ID") or "", env("AWS_PROFILE") or "")  # fmt: skip
+    with _CLIENTS_LOCK:
+        made = _CLIENTS.get(key)
+        if made is None:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(retries={"max_attempts": 5, "mode": "standard"})
+            made = _CLIENTS[key] = boto3.client(service, region_name=region, config=config)  # type: ignore[call-overload]
+        return made
+
+
+def s3_client(region: str) -> Any:
+    return client("s3", region)
 
 
 def _b64(hexdigest: str) -> str:
@@ -140,10 +161,8 @@ def check_destination(region: str, bucket: str, kms_key_id: str | None) -> None:
                           "AWS_ENDPOINT_URL_S3, the network and your AWS credentials. Nothing was extracted") from None  # fmt: skip
     if not kms_key_id:
         return
-    import boto3
-
     try:
-        meta = boto3.client("kms", region_name=region).describe_key(KeyId=kms_key_id)["KeyMetadata"]
+        meta = client("kms", region).describe_key(KeyId=kms_key_id)["KeyMetadata"]
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "?")
         if code in ("NotFoundException", "InvalidArnException"):

@@ -61,11 +61,9 @@ class WriteOnceBucket:
     @property
     def s3(self) -> Any:
         if self._s3 is None:
-            import boto3
-            from botocore.config import Config
+            from handoff.storage.deliver import client
 
-            self._s3 = boto3.client("s3", region_name=self.region,
-                                    config=Config(retries={"max_attempts": 5, "mode": "standard"}))  # fmt: skip
+            self._s3 = client("s3", self.region)  # the process's one client for this endpoint
         return self._s3
 
     def check(self) -> None:
