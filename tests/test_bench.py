@@ -116,7 +116,7 @@ def test_the_whole_process_bench_times_each_path_as_its_own_process(tmp_path):
     result = run_processes(DB_URL.rsplit("_", 1)[0] + "_proc", [], tmp_path / "bp", repeat=1, progress=messages.append)
     [r] = result["sizes"]
     assert r["rows"] == FIXED_ROWS and r["selected"] > 0 and result["repeat"] == 1
-    for path in ("connectorx", "transfer", "approve", "release", "status", "help"):
+    for path in ("connectorx", "transfer", "transfer_processes", "approve", "release", "status", "help"):
         assert r[path]["seconds"] > 0 and r[path]["peak_rss_mb"] > 20, path  # an interpreter's worth at least
     assert r["transfer_release_seconds"] == pytest.approx(r["transfer"]["seconds"] + r["release"]["seconds"])
     ratio = r["connectorx"]["seconds"] / r["transfer_release_seconds"]

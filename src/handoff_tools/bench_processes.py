@@ -130,7 +130,7 @@ def measure_size(stack: Stack, db_url: str, sql: str, rows: int, repeat: int, pr
 
     cx_url = sa.engine.make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
     runs: dict[str, list[Timed]] = {"connectorx": [], "transfer": [], "approve": [], "release": [], "status": [],
-                                    "help": []}  # fmt: skip
+                                    "help": [], "transfer_processes": []}  # fmt: skip
     selected = 0
     for i in range(repeat):
         home = stack.work / f"home-{rows}-{i}"
@@ -160,6 +160,14 @@ def measure_size(stack: Stack, db_url: str, sql: str, rows: int, repeat: int, pr
         if fixed:
             runs["status"].append(timed([_handoff(), "status"], env, stack.work))
             runs["help"].append(timed([_handoff(), "--help"], env, stack.work))
+            # The same transfer with its checks in a worker process (the fork server imports GX on another core).
+            runs["transfer_processes"].append(
+                timed(
+                    [_handoff(), "transfer", "--db", db_url, "--key", str(stack.keys.key("operator")), "--json"],
+                    {**env, "HANDOFF_CHECK_PROCESSES": "true", "HANDOFF_WORKERS": "2"},
+                    stack.work,
+                )  # fmt: skip
+            )
     out: dict[str, Any] = {"rows": rows, "selected": selected, "repeat": repeat}
     out.update({k: median(v) for k, v in runs.items() if v})
     handoff = out["transfer"]["seconds"] + out["release"]["seconds"]
@@ -226,7 +234,9 @@ def render(result: dict[str, Any]) -> Any:
 
 def fixed_line(result: dict[str, Any]) -> str:
     r = next(x for x in result["sizes"] if "status" in x)
-    return (f"fixed costs at {r['rows']:,} rows: `handoff --help` {r['help']['seconds']:.2f} s, `handoff status` "
+    return (f"fixed costs at {r['rows']:,} rows: transfer {r['transfer']['seconds']:.2f} s checking in threads, "
+            f"{r['transfer_processes']['seconds']:.2f} s in a worker process; "
+            f"`handoff --help` {r['help']['seconds']:.2f} s, `handoff status` "
             f"{r['status']['seconds']:.2f} s ({r['status_over_connectorx']:.1f}x ConnectorX's whole process, "
             f"{r['connectorx']['seconds']:.2f} s); transfer + release {r['transfer_release_seconds']:.2f} s "
             f"({r['handoff_over_connectorx']:.1f}x)")  # fmt: skip

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from handoff.authority import court, in_force, signoff
 from handoff.authority import request as requests
+from handoff.checks.chunkcheck import start_server, use_processes
 from handoff.context import Context
 from handoff.errors import GateError, HandoffError, PolicyError
 from handoff.gates.keeper import Gatekeeper, Outcome
@@ -94,6 +95,9 @@ class Staging:
         With ``partition_rows`` the batch is staged as partitions run by ``runner`` (sequential
         by default; the Prefect flow passes a runner that maps them over its task runner).
         """
+        settings = self.ctx.settings
+        if use_processes(settings.check_processes, settings.workers):
+            start_server()  # the fork server imports GX on its own core while the request and destination are checked
         target = bucket or self.ctx.settings.bucket
         if not target:
             raise HandoffError("give --bucket NAME (or set HANDOFF_BUCKET)")
