@@ -117,21 +117,35 @@ def test_a_clearing_counts_only_when_it_is_readable_and_not_hidden(store: AuditS
 
 
 class _Pages:
-    """What S3 (not the emulator) lists for a key deleted before it was ever written: a delete marker alone."""
+    """What S3 (not the emulator) lists for keys deleted before they were ever written: a delete marker
+    alone; beside them, one readable stop marker."""
 
     def get_paginator(self, _name: str) -> Any:
         return self
 
-    def paginate(self, **_: Any) -> list[dict[str, Any]]:
-        marker = {"Key": f"{STOPS}never-written.json", "VersionId": "m1", "IsLatest": True}
-        return [{"DeleteMarkers": [marker]}]
+    def paginate(self, **kwargs: Any) -> list[dict[str, Any]]:
+        prefix = kwargs["Prefix"]
+        markers = [{"Key": f"{prefix}a-never-written.json", "VersionId": "m1", "IsLatest": True},
+                   {"Key": f"{prefix}000000000001-{H1}.json", "VersionId": "m2", "IsLatest": True}]  # fmt: skip
+        versions = [{"Key": f"{prefix}b-stop.json", "VersionId": "v1", "IsLatest": True, "LastModified": NOW}]
+        return [{"DeleteMarkers": markers, "Versions": versions}]
+
+    def get_object(self, **kwargs: Any) -> dict[str, Any]:
+        import io
+
+        assert kwargs.get("VersionId") == "v1", kwargs  # only a key with a version is ever read
+        return {"Body": io.BytesIO(json.dumps({"stop": "b", "reason": "r"}).encode())}
 
 
 def test_a_key_that_is_only_a_delete_marker_is_listed_without_a_version_and_skipped(store: AuditStore) -> None:
-    [listed] = list_versions(_Pages(), "bucket", STOPS)
-    assert (listed.key, listed.version_id, listed.hidden) == (f"{STOPS}never-written.json", None, True)
+    listed = list_versions(_Pages(), "bucket", STOPS)
+    assert [(x.key, x.version_id, x.hidden) for x in listed] == [
+        (f"{STOPS}000000000001-{H1}.json", None, True), (f"{STOPS}a-never-written.json", None, True),
+        (f"{STOPS}b-stop.json", "v1", False)]  # fmt: skip
     store._s3 = _Pages()  # the store reads through the same listing
-    assert store.stop_markers() == ([], [])
+    assert store.stop_markers() == ([{"stop": "b", "reason": "r"}], [])
+    key = f"{ANCHORS}ledger-a/000000000001-{H1}.json"
+    assert store.anchors("ledger-a") == [Anchor(1, H1, "", key, True)]  # hidden, and no version to read a time from
 
 
 def test_the_newest_version_of_a_key_is_the_one_read(store: AuditStore) -> None:
@@ -169,3 +183,83 @@ def test_a_bucket_without_object_lock_or_that_does_not_exist_is_named(s3_server:
         AuditStore("handoff-no-such-audit", 1, "us-east-1").ledgers()
     with pytest.raises(StateError, match="cannot list the audit bucket handoff-no-such-audit"):
         AuditStore("handoff-no-such-audit", 1, "us-east-1").anchors("x")
+
+
+def test_an_object_lock_bucket_passes_its_check_and_anchors_are_stored_exactly(store: AuditStore) -> None:
+    store.check()  # COMPLIANCE-capable Object Lock: nothing to say
+    store.anchor("ledger-a", Head(7, H2), NOW)
+    key = f"{ANCHORS}ledger-a/000000000007-{H2}.json"
+    got = _s3().get_object(Bucket=store.bucket, Key=key, ChecksumMode="ENABLED")
+    assert got["Body"].read() == (b'{"at":"2026-01-07T18:00:00+00:00","hash":"' + H2.encode() +
+                                  b'","ledger":"ledger-a","seq":7}\n')  # fmt: skip
+    assert got["ContentType"] == "application/json" and got.get("ChecksumSHA256")
+
+
+def test_times_written_are_utc_whatever_the_hosts_zone(store: AuditStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        store.anchor("ledger-a", Head(1, H1), NOW)
+        store.mark_stop("stop-2", "r", "me", NOW)
+        assert store.anchors("ledger-a")[0].at == "2026-01-07T18:00:00+00:00"
+        assert store.stop_markers()[0][0]["set_at"] == "2026-01-07T18:00:00+00:00"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_an_anchor_without_a_time_reads_as_none_given_and_ledger_names_are_kept_whole(store: AuditStore) -> None:
+    _plant(store, f"{ANCHORS}Xledger/000000000001-{H1}.json", b"{}")
+    assert [(a.seq, a.at) for a in store.anchors("Xledger")] == [(1, "")]
+    assert store.ledgers() == ["Xledger"]
+
+
+def test_an_empty_audit_bucket_has_no_ledgers_and_the_store_keeps_its_region(store: AuditStore) -> None:
+    assert store.ledgers() == [] and store.anchors("any") == [] and store.stop_markers() == ([], [])
+    made = store_for("b", 3, "eu-west-1")
+    assert made is not None and (made.bucket, made.retention_days, made.region) == ("b", 3, "eu-west-1")
+
+
+class _Refusing:
+    """An S3 client whose writes fail with a given error code (what S3 answers a lost race, or a refusal)."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def put_object(self, **_: Any) -> None:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": self.code, "Message": "no"}}, "PutObject")
+
+
+@pytest.mark.parametrize("code", ["PreconditionFailed", "412", "ConditionalRequestConflict"])
+def test_a_key_already_written_is_not_an_error(code: str) -> None:
+    store = AuditStore("b", 1, "us-east-1")
+    store._s3 = _Refusing(code)
+    store.mark_stop("stop-1", "r", "me", NOW)  # another process wrote it first: the evidence is there
+
+
+def test_a_refused_or_unreachable_write_says_so() -> None:
+    store = AuditStore("b", 1, "us-east-1")
+    store._s3 = _Refusing("AccessDenied")
+    with pytest.raises(StateError) as caught:
+        store.mark_stop("stop-1", "r", "me", NOW)
+    assert (
+        str(caught.value)
+        == "cannot write s3://b/stops/stop-1.json: AccessDenied; check HANDOFF_AUDIT_BUCKET and access"
+    )
+    store._s3 = object()  # no put_object at all: an endpoint that answers nothing S3 would
+    with pytest.raises(StateError) as caught:
+        store.mark_stop("stop-1", "r", "me", NOW)
+    assert str(caught.value) == "cannot reach the audit bucket b: AttributeError"
+
+
+def test_an_unreachable_endpoint_is_named_when_the_bucket_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(ConfigError) as caught:
+        AuditStore("b", 1, "us-east-1").check()
+    assert str(caught.value) == "S3 could not be reached to check the audit bucket (EndpointConnectionError)"
