@@ -95,6 +95,12 @@ def test_each_row_is_hashed_in_the_documented_form_so_an_auditor_can_recompute_i
         assert hashlib.sha256(body.encode()).hexdigest() == row.hash
     assert written == ledger.Entry(2, "2026-01-07T18:00:00.000000+00:00", "staged", "Ada", "b1", "o@v1", payload,
                                    rows[0].hash, rows[1].hash)  # fmt: skip
+    engine = open_state(f"sqlite:///{tmp_path / 'state.db'}")
+    with engine.connect() as conn:
+        read = ledger.entries(conn, batch_id="b1")
+    engine.dispose()
+    assert [(e.seq, e.at, e.kind, e.actor, e.order_ref, e.hash) for e in read] == [
+        (2, written.at, "staged", "Ada", "o@v1", written.hash)]  # fmt: skip
 
 
 def test_the_opening_entry_names_the_ledger_with_a_random_id_at_the_first_entrys_time(engine: Any) -> None:

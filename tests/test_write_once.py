@@ -263,3 +263,35 @@ def test_an_unreachable_endpoint_is_named_when_the_bucket_is_checked(monkeypatch
     with pytest.raises(ConfigError) as caught:
         AuditStore("b", 1, "us-east-1").check()
     assert str(caught.value) == "S3 could not be reached to check the audit bucket (EndpointConnectionError)"
+
+
+class _LockAnswers:
+    """An S3 client whose Object Lock configuration answer is given: a document, or an error code."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def get_object_lock_configuration(self, **_: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        if isinstance(self.answer, str):
+            raise ClientError({"Error": {"Code": self.answer, "Message": "no"}}, "GetObjectLockConfiguration")
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [({}, "has no Object Lock"), ({"ObjectLockConfiguration": {}}, "has no Object Lock"),
+     ({"ObjectLockConfiguration": {"ObjectLockEnabled": "Disabled"}}, "has no Object Lock"),
+     ("InvalidRequest", "has no Object Lock"), ("ObjectLockConfigurationNotFoundError", "has no Object Lock"),
+     ("404", "does not exist"), ("NoSuchBucket", "does not exist"),
+     ("AccessDenied", "cannot be used (S3 answered AccessDenied)")],
+)  # fmt: skip
+def test_what_s3_answers_about_object_lock_is_named(answer: Any, said: str) -> None:
+    store = AuditStore("b", 1, "us-east-1")
+    store._s3 = _LockAnswers(answer)
+    with pytest.raises(ConfigError) as caught:
+        store.check()
+    assert f"the audit bucket 'b' {said}" in str(caught.value)
+    store._s3 = _LockAnswers({"ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled"}})
+    store.check()
