@@ -302,9 +302,14 @@ def _denied(statements: list[dict[str, Any]], params: dict[str, Any], kms_arn: s
 
 
 def test_every_write_handoff_sends_meets_the_terraform_bucket_policies(tf: dict[str, Any], life: Any,
-                                                                       sqlite_source_url: str, s3: Any) -> None:  # fmt: skip
+                                                                       sqlite_source_url: str, s3: Any,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     import boto3
     from support import NOW, approve, record_upheld, set_stop, transfer
+
+    from handoff.storage import deliver
+
+    monkeypatch.setattr(deliver, "_CLIENTS", {})  # clients made from here on carry the recording hook
 
     sent: list[tuple[str, dict[str, Any]]] = []
 
