@@ -190,7 +190,7 @@ def run_processes(db_url: str, sizes: list[int], work_dir: pathlib.Path, repeat:
     import sqlalchemy as sa
 
     from handoff.policy.order import PolicySet
-    from handoff_tools.bench import _statements, ensure_database, ensure_seeded
+    from handoff_tools.bench_source import ensure_database, ensure_seeded, statements
 
     say = progress or (lambda _msg: None)
     work_dir = work_dir.resolve()  # every child runs in it, so every path it is given must be absolute
@@ -206,7 +206,7 @@ def run_processes(db_url: str, sizes: list[int], work_dir: pathlib.Path, repeat:
             ensure_database(engine.url)
             if not ensure_seeded(engine, n, seed, say):
                 say(f"reusing {n:,} seeded rows (seed {seed})")
-            sql = _statements(engine, PolicySet(stack.policy_dir).current())["sql"]
+            sql = statements(engine, PolicySet(stack.policy_dir).current())["sql"]
             with engine.connect() as conn:  # the same warm cache for every path
                 conn.exec_driver_sql("SELECT count(*) FROM enrollees").scalar()
             engine.dispose()
