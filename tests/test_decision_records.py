@@ -140,7 +140,7 @@ def test_a_clearing_names_every_active_stop_and_is_recorded_with_its_signer(life
         active = hold.current(conn, life.trust(), NOW).active
     doc = hold.clear_statement(active, "  TRO denied ", NOW)
     assert doc["stops"] == sorted([first.id, second.id]) and doc["reason"] == "TRO denied"
-    assert doc["kind"] == "handoff.authority.hold-clear" and doc["issued_at"] == NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert doc["kind"] == "handoff.hold-clear" and doc["issued_at"] == NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
     partial = sign("ops", {**doc, "stops": [first.id]})
     with life.ctx.write() as conn, pytest.raises(GateError, match=f"does not name every active stop \\({second.id}\\)"):
         hold.clear(conn, life.trust(), partial, NOW)

@@ -211,7 +211,7 @@ def test_a_stop_stays_set_against_a_typed_name_or_an_unsigned_ledger_row(life, s
     with life.engine.begin() as conn:
         ledger.append(conn, "hold-cleared", "Random Intern", payload={"stops": [stop.id], "reason": "typed"}, at=NOW)
         ledger.append(conn, "hold-cleared", "Random Intern",
-                      payload=sign("ada", {"kind": "handoff.authority.hold-clear", "version": 1, "stops": [stop.id],
+                      payload=sign("ada", {"kind": "handoff.hold-clear", "version": 1, "stops": [stop.id],
                                            "reason": "approver, not operator", "issued_at": "2026-01-07T18:00:00Z"})
                       .as_dict(), at=NOW)  # fmt: skip
     [out] = life.release(LATER)

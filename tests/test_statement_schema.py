@@ -70,3 +70,12 @@ def test_a_lease_is_live_until_its_instant_and_held_only_by_its_owner() -> None:
     assert not lease.held_by("host:1", NOW + dt.timedelta(seconds=2))
     assert not Lease(None, NOW + dt.timedelta(hours=1)).live(NOW)
     assert not Lease("host:1", None).live(NOW)
+
+
+def test_the_kinds_people_sign_keep_their_names() -> None:
+    """A kind is part of the signed bytes: renaming one (as a module move once did to hold-clear) would void
+    every statement already signed, anchored or published under the old name."""
+    from handoff.signing import statement_schema as kinds
+
+    assert (kinds.DECISION, kinds.HEARING_OUTCOME, kinds.HOLD_CLEAR, kinds.TRANSFER_REQUEST) == (
+        "handoff.decision", "handoff.hearing-outcome", "handoff.hold-clear", "handoff.transfer-request")  # fmt: skip

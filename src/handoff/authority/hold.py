@@ -1,7 +1,7 @@
 """The emergency stop: anyone may pull it; only a signed operator statement clears it.
 
 ``hold set`` needs no authority: it appends a ``hold-set`` ledger entry with a new stop id.
-``hold clear`` needs a ``handoff.authority.hold-clear`` statement signed by a key holding the
+``hold clear`` needs a ``handoff.hold-clear`` statement signed by a key holding the
 ``handoff-operator`` role, naming the stops it clears. The gate derives which stops are active
 from the ledger and re-verifies every clearing signature, so editing a table cannot lift a stop.
 """

@@ -20,7 +20,7 @@ HEX64 = r"^[0-9a-f]{64}$"
 SKEW = dt.timedelta(minutes=5)
 DECISION = "handoff.decision"
 HEARING_OUTCOME = "handoff.hearing-outcome"
-HOLD_CLEAR = "handoff.authority.hold-clear"
+HOLD_CLEAR = "handoff.hold-clear"
 TRANSFER_REQUEST = "handoff.transfer-request"
 # The longest a statement of each kind may claim to last (from issued_at to expires_at).
 LIFETIME = {DECISION: dt.timedelta(days=30), TRANSFER_REQUEST: dt.timedelta(hours=1)}
@@ -58,7 +58,7 @@ class OutcomeStatement(_Statement):
 
 
 class HoldClearStatement(_Statement):
-    kind: Literal["handoff.authority.hold-clear"]
+    kind: Literal["handoff.hold-clear"]
     stops: list[str] = Field(min_length=1)
     reason: str = Field(min_length=1, max_length=2000)
 
