@@ -171,9 +171,11 @@ def policy_diff(
     Batches staged under OLD that wait on the gates would be superseded once NEW is in force.
     Example: handoff policy diff medicaid-ice-sharing@v1 drafts/2026-02-01.v2.yaml
     """
+    import sqlalchemy as sa
+
     from handoff.policy.diff import diff
     from handoff.policy.order import PolicySet, load_order_file
-    from handoff.state import batch as batches
+    from handoff.state import schema
     from handoff.state.schema import open_state
     from handoff.state.status import GATED
 
@@ -187,8 +189,11 @@ def policy_diff(
     stopped: list[str] = []
     if d.new.order_id == d.old.order_id and d.new.version > d.old.version:
         engine = open_state(conf.resolved_state_url)
-        with engine.connect() as conn:
-            stopped = [b for b in batches.ids(conn, sorted(GATED)) if batches.get(conn, b).order_ref == d.old.ref]
+        with engine.connect() as conn:  # one query: the waiting batches staged under OLD, oldest first
+            table = schema.batches
+            stopped = list(conn.execute(sa.select(table.c.id).where(table.c.order_ref == d.old.ref,
+                                                                    table.c.status.in_(sorted(GATED)))
+                                        .order_by(table.c.created_at)).scalars())  # fmt: skip
         engine.dispose()
     if as_json:
         emit_json({**d.as_dict(), "would_supersede": stopped})
