@@ -24,7 +24,7 @@ from handoff.state.status import owner_id
 from handoff.storage import write_once
 from handoff.storage.deliver import Destination, Target, endpoint_for
 
-log = logging.getLogger("handoff.context")
+log = logging.getLogger(__name__)
 
 
 class Context:

@@ -36,7 +36,7 @@ from handoff.policy.order import Order
 from handoff.policy.rules import rules_for
 from handoff.policy.suite import SuiteDoc
 
-log = logging.getLogger("handoff.checks.chunkcheck")
+log = logging.getLogger(__name__)
 
 
 @dataclass

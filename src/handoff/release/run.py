@@ -24,7 +24,7 @@ from handoff.state import ledger
 from handoff.state.status import OPEN, Lease, Status
 from handoff.storage.deliver import Destination
 
-log = logging.getLogger("handoff.release.run")
+log = logging.getLogger(__name__)
 
 
 class Release:

@@ -44,7 +44,7 @@ from handoff.signing.statement import Signed
 from handoff.state import batch as batches
 from handoff.state.schema import open_state, row_quarantine
 
-log = logging.getLogger("handoff.staging.pipeline")
+log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (rows done, rows expected)
 
 

@@ -27,7 +27,7 @@ from handoff.errors import ConfigError, StateError
 from handoff.signing.statement import Signed
 from handoff.state.ledger import Head
 
-log = logging.getLogger("handoff.storage.write_once")
+log = logging.getLogger(__name__)
 ANCHORS = "anchors/"
 STOPS = "stops/"
 
