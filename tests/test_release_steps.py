@@ -16,9 +16,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from support import APPROVERS, NOW, approve, buckets, build_settings, record_upheld, set_stop, sha256_file, transfer
+from support import (
+    APPROVERS,
+    NOW,
+    approve,
+    buckets,
+    build_settings,
+    clear_stops,
+    record_upheld,
+    set_stop,
+    sha256_file,
+    sign,
+    transfer,
+)
 
-from handoff.errors import ConfigError, DeliveryFailed, DeliveryStopped, LeaseLost
+from handoff.errors import ConfigError, DeliveryFailed, DeliveryStopped, LeaseLost, StateError
 from handoff.release import handover as handover_module
 from handoff.release import manifest as manifests
 from handoff.release.handover import Handover
@@ -26,7 +38,7 @@ from handoff.release.upload import already_delivered, check_staged, upload_batch
 from handoff.state import batch as batches
 from handoff.state import ledger
 from handoff.state.schema import batches as batch_table
-from handoff.state.schema import deliveries
+from handoff.state.schema import deliveries, iso
 from handoff.state.status import Lease, Status
 from handoff.storage import deliver
 from handoff.storage.write_once import ANCHORS
@@ -80,16 +92,20 @@ class Ready:
         return outcome.batch
 
 
-@pytest.fixture
-def ready(crowded_source_url: str, s3_server: Any, tmp_path: Path) -> Ready:
+def _ready(source_url: str, s3_server: Any, home: Path, initiator: str = "operator") -> Ready:
     bucket, key, audit = buckets(s3_server, "steps")
     assert audit is not None
-    life = Lifecycle(build_settings(tmp_path / "home", bucket=bucket, kms_key_id=key, audit_bucket=audit))
-    batch = transfer(life, crowded_source_url, bucket, NOW).batch
+    life = Lifecycle(build_settings(home, bucket=bucket, kms_key_id=key, audit_bucket=audit))
+    batch = transfer(life, source_url, bucket, NOW, signer=initiator).batch
     record_upheld(life)
     batch = approve(life, batch.id, "ada", NOW).batch
     assert batch.status == "approved"
     return Ready(life, batch, bucket, audit)
+
+
+@pytest.fixture
+def ready(crowded_source_url: str, s3_server: Any, tmp_path: Path) -> Ready:
+    return _ready(crowded_source_url, s3_server, tmp_path / "home")
 
 
 def _never() -> None:
@@ -126,12 +142,28 @@ def test_start_takes_the_lease_records_the_delivery_and_anchors_it_before_any_by
         head = ledger.head(conn)
     assert entry.payload["bucket"] == ready.bucket == dest.bucket and entry.payload["prefix"] == dest.prefix
     assert entry.payload["owner"] == ready.life.ctx.owner and entry.payload["took_over_from"] is None
+    assert (entry.actor, entry.order_ref, entry.at) == ("handoff", batch.order_ref, iso(LATER))
+    assert outcome.batch.id == batch.id and [g.gate for g in outcome.gates] == [
+        g["gate"] for g in entry.payload["gates"]
+    ]
     assert {g["gate"] for g in entry.payload["gates"]} >= {"approval", "emergency_stop", "effective_date"}
     assert all(g["open"] for g in entry.payload["gates"])
     assert [(r["status"], r["bucket"], r["prefix"]) for r in rows] == [("delivering", ready.bucket, dest.prefix)]
     assert rows[0]["started_at"].startswith(LATER.isoformat()[:19])
     assert ready.anchored_seqs()[-1] == head.seq, "delivery-started was not anchored before start returned"
     assert ready.listed() == [], "start uploads nothing"
+
+
+def test_start_fails_when_delivery_started_cannot_be_anchored(ready: Ready, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing may move before its start is anchored: an anchor that cannot be written is an error, not a warning."""
+    assert ready.life.ctx.store is not None
+
+    def refuse(*_args: Any) -> None:
+        raise StateError("cannot write s3://audit/anchors/...: AccessDenied")
+
+    monkeypatch.setattr(ready.life.ctx.store, "anchor", refuse)
+    with pytest.raises(StateError, match="AccessDenied"):
+        ready.handover.start(ready.batch.id, LATER)
 
 
 def test_start_refuses_without_an_audit_bucket_and_changes_nothing(ready: Ready) -> None:
@@ -148,8 +180,23 @@ def test_start_holds_an_approved_batch_when_a_gate_closed_since(ready: Ready) ->
     assert state == "waiting"
     assert outcome.batch.status == "held" == ready.reload().status
     assert "emergency_stop" in (outcome.batch.status_reason or "")
+    assert {g.gate: g.open for g in outcome.gates}["emergency_stop"] is False
     assert "delivery-started" not in ready.kinds()
     assert not ready.reload().lease_owner
+    with ready.life.engine.connect() as conn:
+        held = ledger.entries(conn, batch_id=ready.batch.id, kinds=["held"])
+    assert held[-1].actor == "handoff" and held[-1].at == iso(LATER)
+
+
+def test_start_takes_a_batch_held_until_a_moment_ago_once_its_gates_opened(ready: Ready) -> None:
+    """Held by a stop, the stop cleared by a signed statement, no refresh in between: the handover
+    re-evaluates, moves the batch back to approved, and takes it (held cannot go straight to delivering)."""
+    set_stop(ready.life, "counsel asked", NOW + dt.timedelta(minutes=5))
+    assert ready.life.refresh(ready.batch.id, NOW + dt.timedelta(minutes=6)).batch.status == "held"
+    clear_stops(ready.life, "counsel agreed", NOW + dt.timedelta(minutes=10))
+    state, outcome = ready.handover.start(ready.batch.id, LATER)
+    assert state == "started", outcome.error or outcome.batch.status_reason
+    assert ready.reload().status == "delivering"
 
 
 def test_a_crashed_delivery_whose_gate_closed_is_stale_not_resumed(ready: Ready) -> None:
@@ -158,6 +205,7 @@ def test_a_crashed_delivery_whose_gate_closed_is_stale_not_resumed(ready: Ready)
     set_stop(ready.life, "counsel asked", LATER)
     state, outcome = ready.handover.start(ready.batch.id, LATER + dt.timedelta(minutes=1))
     assert state == "stale"  # the caller withdraws what it uploaded, then holds it
+    assert {g.gate: g.open for g in outcome.gates}["emergency_stop"] is False
     assert outcome.batch.status == "delivering" and ready.reload().lease_owner != ready.life.ctx.owner
     assert ready.kinds().count("delivery-started") == 1
 
@@ -169,6 +217,7 @@ def test_a_live_lease_of_another_process_is_left_alone(ready: Ready) -> None:
     state, outcome = ready.handover.start(ready.batch.id, LATER + dt.timedelta(minutes=1))
     assert state == "waiting"
     assert outcome.error == f"being delivered by elsewhere:1:abc until {until}"
+    assert outcome.batch.id == ready.batch.id and outcome.gates and all(g.open for g in outcome.gates)
     batch = ready.reload()
     assert batch.lease_owner == "elsewhere:1:abc" and batches.lease(batch).until == until
     assert ready.kinds().count("delivery-started") == 1
@@ -219,6 +268,7 @@ def test_start_never_touches_a_finished_batch(ready: Ready, status: Status) -> N
     before = ready.kinds()
     state, outcome = ready.handover.start(ready.batch.id, LATER)
     assert state == "waiting"
+    assert outcome.batch.id == ready.batch.id and outcome.batch.status == status and outcome.gates
     assert ready.reload().status == status
     assert ready.kinds() == before
 
@@ -254,11 +304,43 @@ def test_the_guard_raises_on_a_stop_another_state_database_marked_in_the_audit_b
         guard()
 
 
+def test_the_guard_lets_a_stop_go_that_a_signed_statement_cleared(ready: Ready) -> None:
+    set_stop(ready.life, "counsel asked", NOW + dt.timedelta(minutes=5))
+    clear_stops(ready.life, "counsel agreed", NOW + dt.timedelta(minutes=10))
+    batch = ready.started()
+    ready.handover.guard(batch, LATER)()  # the clearing verifies against the trust file now: no stop
+    assert ready.reload().lease_owner == ready.life.ctx.owner
+
+
+def test_the_guard_judges_a_clearing_at_the_moment_it_checks(
+    ready: Ready, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key that cleared a stop lapses while the delivery runs: from that moment the stop holds again."""
+    from handoff.signing.trust import load_trust, trust_path
+
+    set_stop(ready.life, "counsel asked", NOW + dt.timedelta(minutes=5))
+    clear_stops(ready.life, "counsel agreed", NOW + dt.timedelta(minutes=10))
+    batch = ready.started()
+    lapsing = tmp_path / "allowed_signers"
+    lines = trust_path(ready.life.settings.policy_dir).read_text().splitlines(keepends=True)
+    lapsing.write_text("".join(
+        x.replace(" namespaces=", ' valid-before="20260107190030Z",namespaces=', 1) if x.startswith('"Ops On-call"')
+        else x for x in lines))  # fmt: skip
+    assert "valid-before" in lapsing.read_text()
+    monkeypatch.setattr(ready.life.ctx, "trust", lambda: load_trust(lapsing))
+    clock = iter([100.0, 100.0, 160.0])  # made at LATER; checks at LATER, then a minute later
+    monkeypatch.setattr(handover_module, "time", types.SimpleNamespace(monotonic=lambda: next(clock)))
+    guard = ready.handover.guard(batch, LATER)
+    guard()  # the clearing's key is valid until LATER + 30 s
+    with pytest.raises(DeliveryStopped, match="counsel asked"):
+        guard()
+
+
 def test_the_guard_raises_when_another_process_took_the_lease(ready: Ready) -> None:
     batch = ready.started()
     guard = ready.handover.guard(batch, LATER)
     ready.set_lease("elsewhere:1:abc", LATER + dt.timedelta(minutes=10))
-    with pytest.raises(LeaseLost):
+    with pytest.raises(LeaseLost, match="another process took over this delivery's lease"):
         guard()
     assert ready.reload().lease_owner == "elsewhere:1:abc", "the guard must not take a lease back"
 
@@ -274,7 +356,8 @@ def test_a_changed_staged_file_stops_the_upload_before_any_byte(ready: Ready) ->
     folder = Path(batch.staging_path or "")
     assert len(batch.files) >= 2, "the crowded source should stage several files"
     victim = folder / batch.files[1].name
-    victim.write_bytes(victim.read_bytes() + b"\0")
+    table = pq.read_table(victim)
+    pq.write_table(table.slice(1), victim)  # a valid file of the same columns, one person fewer
     order = ready.life.order_for(batch)
     with pytest.raises(DeliveryFailed) as caught:
         upload_batch(ready.life.ctx, batch, order, ready.target(), ready.destination(), _never, LATER)
@@ -393,7 +476,7 @@ def test_already_delivered_reads_what_the_manifest_lists(ready: Ready) -> None:
     assert found is not None
     objects, approvers = found
     assert [(o.key, o.bytes, o.sha256) for o in objects] == [(o.key, o.bytes, o.sha256) for o in written]
-    assert not any(o.uploaded for o in objects)
+    assert [o.uploaded for o in objects] == [False] * len(objects)
     assert objects[0].checksum_sha256 == deliver.checksum(batch.files[0].sha256)
     assert approvers == [APPROVERS[0]]
 
@@ -418,3 +501,26 @@ def test_already_delivered_refuses_another_batchs_manifest(ready: Ready) -> None
     s3.put_object(Bucket=ready.bucket, Key=dest.prefix + manifests.NAME, Body=json.dumps({"content_hash": "0" * 64}))
     with pytest.raises(DeliveryFailed, match="another batch's manifest"):
         already_delivered(ready.batch, ready.target(), dest)
+
+
+def test_the_manifest_lists_no_approval_by_the_person_who_started_the_batch(
+    crowded_source_url: str, s3_server: Any, tmp_path: Path
+) -> None:
+    """An insider appends an approval by the initiator's second key to the ledger: the gate ignores
+    it, and so must the manifest the recipient checks."""
+    ready = _ready(crowded_source_url, s3_server, tmp_path / "home", initiator="dual")
+    statement = ready.life.decision_statement(ready.batch.id, "approve", None, NOW)
+    signed = sign("dual-second", statement)
+    with ready.life.ctx.write() as conn:
+        ledger.append(conn, "approved", "Di Dual", batch_id=ready.batch.id, order_ref=ready.batch.order_ref, at=NOW,
+                      payload={**signed.as_dict(), "key": "forged", "content_hash": statement["content_hash"],
+                               "policy_hash": statement["policy_hash"], "destination": statement["destination"],
+                               "note": None})  # fmt: skip
+    batch = ready.started()
+    dest = ready.destination()
+    _, approvers = upload_batch(ready.life.ctx, batch, ready.life.order_for(batch), ready.target(), dest, Counter(),
+                                LATER)  # fmt: skip
+    assert approvers == [APPROVERS[0]]
+    s3 = deliver.s3_client(ready.target().region)
+    doc = json.loads(s3.get_object(Bucket=ready.bucket, Key=dest.prefix + manifests.NAME)["Body"].read())
+    assert [a["principal"] for a in doc["approvals"]] == [APPROVERS[0]]

@@ -9,6 +9,7 @@ failing raises ``DeliveryStopped`` and nothing more is written.
 from __future__ import annotations
 
 import datetime as dt
+import posixpath
 from pathlib import Path
 
 from handoff.authority import approval
@@ -82,7 +83,7 @@ def already_delivered(
         return None
     if doc.get("content_hash") != batch.content_hash:
         raise DeliveryFailed(f"s3://{target.bucket}/{key} holds another batch's manifest")
-    by_name = {str(f.get("key", "")).rsplit("/", 1)[-1]: f for f in doc.get("files") or [] if isinstance(f, dict)}
+    by_name = {posixpath.basename(str(f.get("key", ""))): f for f in doc.get("files") or [] if isinstance(f, dict)}
     objects = [DeliveredObject(dest.prefix + f.name, f.bytes, f.sha256, deliver.checksum(f.sha256), False)
                for f in batch.files if f.name in by_name]  # fmt: skip
     objects.append(deliver.existing_object(s3, target, key))
