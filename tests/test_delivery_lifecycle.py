@@ -176,3 +176,35 @@ def test_ledger_verifies_and_tampering_is_named(life, sqlite_source_url: str, s3
     assert res.returncode == 1
     said = " ".join(res.stdout.split())
     assert "ledger broken" in said and "ledger entry 2: its content was changed after it was written" in said
+
+
+def test_status_lists_settled_batches_as_recorded_and_re_evaluates_the_rest(life, sqlite_source_url: str, s3,
+                                                                            monkeypatch) -> None:  # fmt: skip
+    """A delivered batch is listed as recorded (no gate moves it), so the listing neither needs the
+    audit bucket for it nor shows gates that no longer decide anything; a waiting batch is re-evaluated."""
+    import pytest
+
+    from handoff.errors import StateError
+
+    delivered = _held_batch(life, sqlite_source_url, s3.name)
+    record_upheld(life)
+    approve(life, delivered.id, "ada", NOW)
+    assert life.release(LATER)[0].batch.status == "delivered"
+    [listed] = life.statuses(LATER)
+    assert (listed.batch.id, listed.batch.status, listed.gates) == (delivered.id, "delivered", [])
+
+    waiting = transfer(life, sqlite_source_url, s3.name, LATER).batch
+    calls = []
+    real = life.ctx.store.stop_markers
+    monkeypatch.setattr(life.ctx.store, "stop_markers", lambda: calls.append(1) or real())
+    first, second = life.statuses(LATER)
+    assert first.batch.id == delivered.id and first.gates == []
+    assert second.batch.id == waiting.id and second.batch.status == "awaiting-approval"
+    assert {g.gate for g in second.gates} >= {"approval", "emergency_stop"} and len(calls) == 1
+
+    def unreachable():  # type: ignore[no-untyped-def]
+        raise StateError("cannot list the audit bucket handoff-audit: EndpointConnectionError")
+
+    monkeypatch.setattr(life.ctx.store, "stop_markers", unreachable)
+    with pytest.raises(StateError):  # a waiting batch's stop cannot be read: said, never guessed
+        life.statuses(LATER)

@@ -19,6 +19,7 @@ from handoff.context import Context
 from handoff.gates.keeper import Gatekeeper, Outcome
 from handoff.state import batch as batches
 from handoff.state import watermark
+from handoff.state.status import SETTLED
 
 if TYPE_CHECKING:  # each step is imported when first used: `status` never loads the pipeline or GX
     from handoff.release.decisions import Decisions
@@ -104,9 +105,11 @@ class Lifecycle:
         return self.withdrawal.delivered(batch_id, reason, actor, now)
 
     def statuses(self, now: dt.datetime) -> list[Outcome]:
+        """Every batch, oldest first: those the gates still decide re-evaluated now, the settled ones
+        (delivered, or in a final status) as recorded, since no gate moves them any more."""
         with self.engine.connect() as conn:
-            ids = batches.ids(conn)
-        return [self.refresh(i, now) for i in ids]
+            listed = [batches.get(conn, i) for i in batches.ids(conn)]
+        return [Outcome(b) if b.status in SETTLED else self.refresh(b.id, now) for b in listed]
 
     def since(self, order_ref: str | None, states: list[str]) -> dt.datetime | None:
         """Where an incremental run starts: the delivered watermark of the order and these states."""

@@ -207,7 +207,7 @@ def status(
     batch: Annotated[str | None, typer.Argument(help="One batch id (or prefix); default: all.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show where each batch stands and why (gates re-evaluated now).
+    """Show where each batch stands and why (gates re-evaluated now for every batch they still decide).
 
     Example: handoff status 20260106T080000Z-1a2b3c
     """

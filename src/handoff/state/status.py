@@ -53,6 +53,8 @@ FOLLOWS: dict[Status, frozenset[Status]] = {
     Status.WITHDRAWN: frozenset(),
 }
 FINAL = frozenset(s for s, nxt in FOLLOWS.items() if not nxt)
+# Batches no gate moves any more (only a withdrawal, from delivered): shown as recorded.
+SETTLED = FINAL | {Status.DELIVERED}
 # Batches a release looks at: waiting on gates, approved, or mid-delivery (live or crashed).
 OPEN = sorted(GATED | {Status.DELIVERING})
 

@@ -1,0 +1,65 @@
+"""Starting Great Expectations without what no suite uses: a validation never loads altair or
+scipy.stats, and an expectation that does use them still validates (each in a fresh interpreter)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from support import POLICY_DIR
+
+VALIDATE = textwrap.dedent(
+    """
+    import datetime as dt, json, sys
+    import pyarrow as pa
+    from handoff.checks import deferred
+    from handoff.checks.validate import SuiteValidator
+    from handoff.policy.order import PolicySet
+    from handoff.policy.suite import load_suite
+    from handoff.extract import reader
+
+    from pathlib import Path
+    policies = PolicySet(Path(sys.argv[1]))
+    order = policies.current()
+    suite = load_suite(policies, order)
+    if sys.argv[2] == "kl":  # a suite of one expectation that needs scipy.stats
+        suite = {"name": "kl", "expectations": [{
+            "type": "expect_column_kl_divergence_to_be_less_than",
+            "kwargs": {"column": "x", "partition_object": {"values": [1, 2], "weights": [0.5, 0.5]},
+                       "threshold": 0.1}}]}
+        table = pa.table({"id": ["a", "b", "c", "d"], "x": [1, 2, 1, 1]})
+        id_column = "id"
+    else:
+        table = reader.arrow_schema(order).empty_table()
+        id_column = order.source.id_column
+    verdict = SuiteValidator(suite, id_column).validate(table, dt.date(2026, 1, 7))
+    print(json.dumps({"passed": verdict.passed, "evaluated": verdict.evaluated,
+                      "failures": [f.as_dict() for f in verdict.failures],
+                      "loaded": {n: deferred.loaded(n) for n in deferred.UNUSED_BY_SUITES}}))
+    """
+)
+
+
+def _run(kind: str) -> dict[str, object]:
+    out = subprocess.run([sys.executable, "-c", VALIDATE, str(POLICY_DIR), kind], capture_output=True, text=True,
+                         timeout=300, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_validating_with_the_orders_suite_never_loads_what_it_does_not_use() -> None:
+    result = _run("order")
+    assert result["passed"] is True and result["failures"] == []
+    assert result["loaded"] == {"altair": False, "scipy.stats": False}
+
+
+def test_an_expectation_that_needs_a_deferred_module_still_validates() -> None:
+    result = _run("kl")
+    assert result["evaluated"] == 1
+    # 3 of 4 values are 1: far from the expected 50/50, so KL divergence exceeds 0.1 and it fails,
+    # as a computed result (scipy.stats loaded on use), not as an expectation that raised.
+    assert result["passed"] is False
+    assert [f["error"] for f in result["failures"]] == [None]
+    assert result["loaded"]["scipy.stats"] is True
