@@ -130,3 +130,31 @@ def test_the_whole_process_bench_times_each_path_as_its_own_process(tmp_path):
     assert grown.peak_rss_mb > small.peak_rss_mb + 150 and grown.stdout.strip() == str(200 * 1024 * 1024)
     with pytest.raises(RuntimeError, match="exited 3"):
         timed([sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ), tmp_path)
+
+
+@pytest.mark.postgres
+def test_the_whole_process_bench_measures_the_advised_index_and_leaves_the_source_as_it_was(tmp_path):
+    """`bench --processes --source-index`: each size again with `source advise`'s DDL applied, then dropped."""
+    import sqlalchemy as sa
+
+    from handoff_tools.bench_processes import render, run_processes
+
+    _bench_database()
+    base = DB_URL.rsplit("_", 1)[0] + "_proc"
+    result = run_processes(base, [6000], tmp_path / "bp", repeat=1, source_index=True)
+    fixed, sized = result["sizes"]
+    assert "indexed" not in fixed, "the 5,000-row fixed-cost line is measured without the index"
+    x = sized["indexed"]
+    assert x["index"].startswith("handoff_population_") and x["index_mb"] >= 0 and x["build_seconds"] >= 0
+    for path in ("connectorx", "transfer", "approve", "release"):
+        assert x[path]["seconds"] > 0, path
+    assert x["connectorx_over_handoff"] == pytest.approx(
+        x["connectorx"]["seconds"] / (x["transfer"]["seconds"] + x["release"]["seconds"]), abs=1e-3
+    )
+    assert render(result).row_count == 3
+    engine = sa.create_engine(f"{base}_6000")
+    with engine.connect() as conn:
+        left = conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE tablename = 'enrollees'").scalars().all()
+        stats = conn.exec_driver_sql("SELECT count(*) FROM pg_statistic_ext").scalar()
+    engine.dispose()
+    assert x["index"] not in left and stats == 0, "the bench must leave the source as it found it"

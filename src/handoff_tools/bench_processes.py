@@ -123,9 +123,40 @@ def _handoff() -> str:
     return str(pathlib.Path(sys.executable).with_name("handoff"))
 
 
+def _one_try(stack: Stack, db_url: str, cx_url: str, sql: str, home: pathlib.Path) -> dict[str, Timed]:
+    """ConnectorX, then handoff's transfer, approve and release, once, each its own process."""
+    env = {**stack.env, "HANDOFF_HOME": str(home)}
+    tried = {"connectorx": timed([sys.executable, "-c", CX_SCRIPT, cx_url, sql, str(stack.work / "cx.parquet")], env,
+                                 stack.work)}  # fmt: skip
+    selected = int(tried["connectorx"].stdout.split()[-1])
+    for hearing in stack.hearings:  # the court's outcome is on record before the working day starts
+        timed([_handoff(), "court", "outcome", hearing, "--result", "upheld", "--key",
+               str(stack.keys.key("counsel"))], env, stack.work)  # fmt: skip
+    tried["transfer"] = timed([_handoff(), "transfer", "--db", db_url, "--key", str(stack.keys.key("operator")),
+                               "--json"], env, stack.work)  # fmt: skip
+    batch = json.loads(tried["transfer"].stdout)
+    if batch["status"] != "awaiting-approval" or batch["rows_extracted"] != selected:
+        raise RuntimeError(
+            f"handoff read {batch['rows_extracted']:,} rows ({batch['status']}); ConnectorX {selected:,}"
+        )
+    tried["approve"] = timed([_handoff(), "approve", batch["batch_id"], "--key", str(stack.keys.key("approver"))], env,
+                             stack.work)  # fmt: skip
+    tried["release"] = timed([_handoff(), "release", "--json"], env, stack.work)
+    if "delivered" not in tried["release"].stdout:
+        raise RuntimeError(f"release did not deliver: {tried['release'].stdout[-1000:]}")
+    return tried
+
+
+def _ratios(out: dict[str, Any]) -> None:
+    handoff = out["transfer"]["seconds"] + out["release"]["seconds"]
+    out["transfer_release_seconds"] = round(handoff, 3)
+    out["connectorx_over_handoff"] = round(out["connectorx"]["seconds"] / handoff, 3)
+
+
 def measure_size(stack: Stack, db_url: str, sql: str, rows: int, repeat: int, progress: Callable[[str], None],
-                 fixed: bool) -> dict[str, Any]:  # fmt: skip
-    """ConnectorX, then handoff's transfer, approve and release, ``repeat`` times each, side by side."""
+                 fixed: bool, source_index: bool = False) -> dict[str, Any]:  # fmt: skip
+    """ConnectorX, then handoff's transfer, approve and release, ``repeat`` times each, side by side;
+    with ``source_index``, the same again once ``handoff source advise``'s DDL ran on the source."""
     import sqlalchemy as sa
 
     cx_url = sa.engine.make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -135,28 +166,10 @@ def measure_size(stack: Stack, db_url: str, sql: str, rows: int, repeat: int, pr
     for i in range(repeat):
         home = stack.work / f"home-{rows}-{i}"
         env = {**stack.env, "HANDOFF_HOME": str(home)}
-        progress(f"{rows:,} rows, try {i + 1} of {repeat}: ConnectorX")
-        cx = timed([sys.executable, "-c", CX_SCRIPT, cx_url, sql, str(stack.work / "cx.parquet")], env, stack.work)
-        runs["connectorx"].append(cx)
-        selected = int(cx.stdout.split()[-1])
-        for hearing in stack.hearings:  # the court's outcome is on record before the working day starts
-            timed([_handoff(), "court", "outcome", hearing, "--result", "upheld", "--key",
-                   str(stack.keys.key("counsel"))], env, stack.work)  # fmt: skip
-        progress(f"{rows:,} rows, try {i + 1} of {repeat}: handoff transfer, approve, release")
-        t = timed([_handoff(), "transfer", "--db", db_url, "--key", str(stack.keys.key("operator")), "--json"], env,
-                  stack.work)  # fmt: skip
-        runs["transfer"].append(t)
-        batch = json.loads(t.stdout)
-        if batch["status"] != "awaiting-approval" or batch["rows_extracted"] != selected:
-            raise RuntimeError(
-                f"handoff read {batch['rows_extracted']:,} rows ({batch['status']}); ConnectorX {selected:,}"
-            )
-        runs["approve"].append(timed([_handoff(), "approve", batch["batch_id"], "--key", str(stack.keys.key("approver"))],
-                                     env, stack.work))  # fmt: skip
-        r = timed([_handoff(), "release", "--json"], env, stack.work)
-        runs["release"].append(r)
-        if "delivered" not in r.stdout:
-            raise RuntimeError(f"release did not deliver: {r.stdout[-1000:]}")
+        progress(f"{rows:,} rows, try {i + 1} of {repeat}: ConnectorX, then handoff transfer, approve, release")
+        for path, took in _one_try(stack, db_url, cx_url, sql, home).items():
+            runs[path].append(took)
+        selected = int(runs["connectorx"][-1].stdout.split()[-1])
         if fixed:
             runs["status"].append(timed([_handoff(), "status"], env, stack.work))
             runs["help"].append(timed([_handoff(), "--help"], env, stack.work))
@@ -170,12 +183,50 @@ def measure_size(stack: Stack, db_url: str, sql: str, rows: int, repeat: int, pr
             )
     out: dict[str, Any] = {"rows": rows, "selected": selected, "repeat": repeat}
     out.update({k: median(v) for k, v in runs.items() if v})
-    handoff = out["transfer"]["seconds"] + out["release"]["seconds"]
-    out["transfer_release_seconds"] = round(handoff, 3)
-    out["connectorx_over_handoff"] = round(out["connectorx"]["seconds"] / handoff, 3)
+    _ratios(out)
     if fixed:
+        handoff = out["transfer_release_seconds"]
         out["status_over_connectorx"] = round(out["status"]["seconds"] / out["connectorx"]["seconds"], 2)
         out["handoff_over_connectorx"] = round(handoff / out["connectorx"]["seconds"], 2)
+    if source_index:
+        out["indexed"] = _with_index(stack, db_url, cx_url, sql, rows, repeat, progress)
+    return out
+
+
+def _with_index(stack: Stack, db_url: str, cx_url: str, sql: str, rows: int, repeat: int,
+                progress: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+    """The same tries with the advised index and statistics on the source (dropped again after)."""
+    import sqlalchemy as sa
+
+    from handoff.extract.advice import advise
+    from handoff.policy.order import PolicySet
+
+    advice = advise(PolicySet(stack.policy_dir).current())
+    engine = sa.create_engine(db_url, isolation_level="AUTOCOMMIT")
+    dialect = engine.dialect
+    try:
+        progress(f"{rows:,} rows: building the advised index ({advice.name}) and statistics, then VACUUM ANALYZE")
+        started = time.perf_counter()
+        with engine.connect() as conn:
+            for statement in advice.ddl(dialect).split(";\n"):
+                code = "\n".join(x for x in statement.splitlines() if not x.startswith("--")).strip()
+                if code:
+                    conn.exec_driver_sql(code)
+            size = conn.exec_driver_sql(f"SELECT pg_relation_size('{advice.name}')").scalar() or 0
+        built = time.perf_counter() - started
+        runs: dict[str, list[Timed]] = {}
+        for i in range(repeat):
+            progress(f"{rows:,} rows with the index, try {i + 1} of {repeat}")
+            for path, took in _one_try(stack, db_url, cx_url, sql, stack.work / f"home-{rows}-index-{i}").items():
+                runs.setdefault(path, []).append(took)
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{advice.name}"')
+            conn.exec_driver_sql(f'DROP STATISTICS IF EXISTS "{advice.name}_stats"')
+        engine.dispose()
+    out: dict[str, Any] = {"index": advice.name, "index_mb": round(size / 1e6), "build_seconds": round(built, 1)}
+    out.update({k: median(v) for k, v in runs.items()})
+    _ratios(out)
     return out
 
 
@@ -183,7 +234,7 @@ FIXED_ROWS = 5_000
 
 
 def run_processes(db_url: str, sizes: list[int], work_dir: pathlib.Path, repeat: int = 3, seed: int = 42,
-                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+                  progress: Callable[[str], None] | None = None, source_index: bool = False) -> dict[str, Any]:  # fmt: skip
     """Seed each size (its own database, NAME_ROWS) and measure every path as its own process; see the module doc."""
     import shutil
 
@@ -211,7 +262,8 @@ def run_processes(db_url: str, sizes: list[int], work_dir: pathlib.Path, repeat:
                 conn.exec_driver_sql("SELECT count(*) FROM enrollees").scalar()
             engine.dispose()
             text = url.render_as_string(hide_password=False)
-            results.append(measure_size(stack, text, sql, n, repeat, say, fixed=n == FIXED_ROWS))
+            results.append(measure_size(stack, text, sql, n, repeat, say, fixed=n == FIXED_ROWS,
+                                        source_index=source_index and n != FIXED_ROWS))  # fmt: skip
     finally:
         stack.stop()
     return {"kind": "processes", "repeat": repeat, "cpus": os.cpu_count(), "sizes": results}
@@ -229,6 +281,13 @@ def render(result: dict[str, Any]) -> Any:
                   f"{r['connectorx_over_handoff']:.2f}x",
                   f"{r['connectorx']['peak_rss_mb']:.0f} / {r['transfer']['peak_rss_mb']:.0f} / "
                   f"{r['release']['peak_rss_mb']:.0f}")  # fmt: skip
+        x = r.get("indexed")
+        if x:
+            t.add_row(f"{r['rows']:,} + index", f"{r['selected']:,}", f"{x['connectorx']['seconds']:.2f}",
+                      f"{x['transfer']['seconds']:.2f}", f"{x['approve']['seconds']:.2f}",
+                      f"{x['release']['seconds']:.2f}", f"{x['connectorx_over_handoff']:.2f}x",
+                      f"{x['connectorx']['peak_rss_mb']:.0f} / {x['transfer']['peak_rss_mb']:.0f} / "
+                      f"{x['release']['peak_rss_mb']:.0f}")  # fmt: skip
     return t
 
 

@@ -27,12 +27,15 @@ hearing_app = typer.Typer(help="Add and list hearings.", no_args_is_help=True)
 hold_app = typer.Typer(help="Emergency stop: holds every release and stops a delivery in flight.", no_args_is_help=True)
 audit_app = typer.Typer(help="Verify the ledger; list disclosures.", no_args_is_help=True)
 trust_app = typer.Typer(help="The reviewed trust file: who may sign what.", no_args_is_help=True)
+source_app = typer.Typer(help="The source database, from the agency DBA's side (handoff only reads it).",
+                         no_args_is_help=True)  # fmt: skip
 app.add_typer(policy_app, name="policy")
 app.add_typer(court_app, name="court")
 court_app.add_typer(hearing_app, name="hearing")
 app.add_typer(hold_app, name="hold")
 app.add_typer(audit_app, name="audit")
 app.add_typer(trust_app, name="trust")
+app.add_typer(source_app, name="source")
 
 # Piped output keeps whole lines: wide tables are not truncated and an error stays one line.
 # Every string they render is cleaned of control and escape sequences (handoff.terminal); a value from

@@ -97,6 +97,14 @@ def bench(
             "(median of --repeat, at least 3), at each --rows and at 5,000 rows, with `--help` and `status`.",
         ),
     ] = False,
+    source_index: Annotated[
+        bool,
+        typer.Option(
+            "--source-index",
+            help="With --processes: measure each size again with `handoff source advise`'s index and statistics "
+            "on the source (built, measured, dropped).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure rows/s and peak memory: raw floor vs dlt vs this governed path, side by side.
@@ -110,11 +118,14 @@ def bench(
     """
     import sqlalchemy as sa
 
+    if source_index and not processes:
+        raise HandoffError("--source-index measures whole processes: add --processes")
     if processes:
         from handoff_tools import bench_processes
 
         result = bench_processes.run_processes(db, rows or [], settings().home / "bench-processes",
-                                               repeat=max(3, repeat), progress=lambda m: err.print(m, markup=False))  # fmt: skip
+                                               repeat=max(3, repeat), progress=lambda m: err.print(m, markup=False),
+                                               source_index=source_index)  # fmt: skip
         if as_json:
             emit_json(result)
             return
