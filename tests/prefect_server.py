@@ -1,10 +1,12 @@
 """A real Prefect server and a real ``handoff serve`` for tests that run the flows the way operators do.
 
 Loaded as a pytest plugin (``pytest_plugins = ["prefect_server"]`` in the test modules), so the
-session-scoped ``prefect_server`` fixture is defined once and every module shares one server.
+session-scoped ``prefect_server_process`` fixture is defined once and every module shares one server;
+``prefect_server`` points this process's client at it for each test.
 
 - ``prefect_server``: ``prefect server start`` (the venv's CLI) on a free loopback port with its
-  own ``PREFECT_HOME``; this process's ``PREFECT_API_URL`` points at it until the session ends.
+  own ``PREFECT_HOME``, started once a session; this process's client points at it during each test
+  that asks for it, even after another test entered the in-process harness.
 - ``ServeProcess``: ``handoff serve ...`` as a subprocess with the same API URL, so scheduled and
   triggered runs execute in the serve process's runner, exactly as in production.
 - ``handoff_env``: a fresh handoff home, a seeded SQLite source, a bucket and KMS key on moto's
@@ -144,23 +146,30 @@ def start_server(root: Path, timeout: float = SERVER_START_TIMEOUT) -> PrefectSe
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """One real Prefect server for the session; this process's client talks to it."""
+def prefect_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """One real Prefect server for the session (its subprocesses find it through PREFECT_API_URL)."""
     server = start_server(tmp_path_factory.mktemp("prefect"))
     previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = server.api_url  # before Prefect first reads its settings, if it has not
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     try:
-        # Prefect may have read its settings before the variable was set: pin them too.
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield server
+        yield server
     finally:
         if previous is None:
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = previous
         stop_process(server.process)
+
+
+@pytest.fixture
+def prefect_server(prefect_server_process: PrefectServer) -> Iterator[PrefectServer]:
+    """The session's real server, with this process's client pinned to it for the test: a test on the
+    same worker that ran a flow in the in-process harness (``prefect_harness``, session-scoped) must
+    not leave the client talking to the harness, where no deployment of ``handoff serve`` exists."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server_process.api_url}):
+        yield prefect_server_process
 
 
 # ----- the handoff environment ------------------------------------------------------------------
