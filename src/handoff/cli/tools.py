@@ -121,16 +121,7 @@ def bench(
     if source_index and not processes:
         raise HandoffError("--source-index measures whole processes: add --processes")
     if processes:
-        from handoff_tools import bench_processes
-
-        result = bench_processes.run_processes(db, rows or [], settings().home / "bench-processes",
-                                               repeat=max(3, repeat), progress=lambda m: err.print(m, markup=False),
-                                               source_index=source_index)  # fmt: skip
-        if as_json:
-            emit_json(result)
-            return
-        out.print(bench_processes.render(result))
-        out.print(bench_processes.fixed_line(result), markup=False)
+        _bench_processes(db, rows or [], max(3, repeat), source_index, as_json)
         return
 
     from handoff_tools import bench as bench_mod
@@ -142,16 +133,8 @@ def bench(
         if len(sizes) > 1:
             base = sa.engine.make_url(db)
             url = base.set(database=f"{base.database}_{n}").render_as_string(hide_password=False)
-        results.append(
-            bench_mod.run_bench(
-                url,
-                n,
-                work_dir=settings().home / "bench",
-                include_dlt=not no_dlt,
-                progress=lambda m: err.print(m, markup=False),
-                repeat=repeat,
-            )
-        )
+        results.append(bench_mod.run_bench(url, n, work_dir=settings().home / "bench", include_dlt=not no_dlt,
+                                           progress=lambda m: err.print(m, markup=False), repeat=repeat))  # fmt: skip
     if chart:
         bench_mod.plot(results, chart)
     if as_json:
@@ -162,6 +145,20 @@ def bench(
         out.print(bench_mod.profile_line(r), markup=False)
     if len(results) > 1:
         out.print(bench_mod.scaling_line(results), markup=False)
+
+
+def _bench_processes(db: str, rows: list[int], repeat: int, source_index: bool, as_json: bool) -> None:
+    """``bench --processes``: every path as its own process; the table and the fixed-cost line, or JSON."""
+    from handoff_tools import bench_processes
+
+    result = bench_processes.run_processes(db, rows, settings().home / "bench-processes", repeat=repeat,
+                                           progress=lambda m: err.print(m, markup=False),
+                                           source_index=source_index)  # fmt: skip
+    if as_json:
+        emit_json(result)
+        return
+    out.print(bench_processes.render(result))
+    out.print(bench_processes.fixed_line(result), markup=False)
 
 
 @app.command()
