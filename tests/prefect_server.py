@@ -413,8 +413,19 @@ def pause_description(run: Any) -> str:
     key = keyset.get("description")
     if not key:
         return ""
-    with get_client(sync_client=True) as client:
-        raw = client.read_flow_run_input(run.id, key)
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+    def read() -> Any:
+        # The paused state names its keyset a moment before the runner stores the description.
+        with get_client(sync_client=True) as client:
+            try:
+                return client.read_flow_run_input(run.id, key)
+            except (ObjectNotFound, PrefectHTTPStatusError) as exc:
+                if isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code != 404:
+                    raise
+                return None
+
+    raw = wait_until(read, 30, f"the approval form's description of run {run.id}")
     import json
 
     try:
