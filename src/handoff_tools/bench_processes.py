@@ -208,10 +208,8 @@ def _with_index(stack: Stack, db_url: str, cx_url: str, sql: str, rows: int, rep
         progress(f"{rows:,} rows: building the advised index ({advice.name}) and statistics, then VACUUM ANALYZE")
         started = time.perf_counter()
         with engine.connect() as conn:
-            for statement in advice.ddl(dialect).split(";\n"):
-                code = "\n".join(x for x in statement.splitlines() if not x.startswith("--")).strip()
-                if code:
-                    conn.exec_driver_sql(code)
+            for statement in advice.statements(dialect):
+                conn.exec_driver_sql(statement)
             size = conn.exec_driver_sql(f"SELECT pg_relation_size('{advice.name}')").scalar() or 0
         built = time.perf_counter() - started
         runs: dict[str, list[Timed]] = {}

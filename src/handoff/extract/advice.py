@@ -59,6 +59,15 @@ class Advice:
         ]
         return "\n".join(lines) + "\n"
 
+    def statements(self, dialect: sa.Dialect) -> list[str]:
+        """``ddl`` as statements to run one by one, comments dropped (outside a transaction: the
+        index is built CONCURRENTLY)."""
+        parts = (
+            "\n".join(x for x in s.splitlines() if not x.startswith("--")).strip()
+            for s in self.ddl(dialect).split(";\n")
+        )
+        return [p for p in parts if p]
+
 
 def advise(order: Order) -> Advice:
     """The index and statistics that serve ``order``'s exclusion count on its source table."""
