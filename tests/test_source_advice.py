@@ -20,7 +20,7 @@ pytestmark = pytest.mark.postgres
 def _run_ddl(url: str, ddl: str) -> None:
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")  # CREATE INDEX CONCURRENTLY: no transaction
     with engine.connect() as conn:
-        for statement in ddl.split(";\n"):
+        for statement in ddl.split(";\n"):  # as a DBA's client runs the printed file
             code = "\n".join(x for x in statement.splitlines() if not x.startswith("--")).strip()
             if code:
                 conn.exec_driver_sql(code)
