@@ -103,3 +103,41 @@ def test_the_column_list_is_checked_on_every_unit_without_converting_its_rows(cr
     for table in (leaked, missing):
         verdict = check.validator().validate(table, NOW.date())
         assert not verdict.passed and "exact_columns" in [f.rule for f in verdict.failures]
+
+
+def test_the_warm_up_validates_an_empty_frame_only_while_no_unit_waits(
+    crowded_source_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Warming up GX hides its first validation's setup behind the database's scan; once a unit waits
+    (a small source is read before GX has started) it would only delay that unit, so it is skipped,
+    and the unit is still validated with every expectation."""
+    from handoff.checks import validate
+
+    policies = PolicySet(POLICY_DIR)
+    order = policies.current()
+    suite = load_suite(policies, order)
+    seen: list[int] = []
+    real = validate.SuiteValidator.validate
+
+    def counting(self: validate.SuiteValidator, table: pa.Table, day: object) -> validate.ChunkVerdict:
+        seen.append(table.num_rows)
+        return real(self, table, day)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(validate.SuiteValidator, "validate", counting)
+    idle = Checker(order, suite, NOW.date())
+    idle.warm()
+    assert seen == [0]  # nothing waited: one validation of an empty frame, while the scan runs
+
+    seen.clear()
+    busy = Checker(order, suite, NOW.date())
+    busy.unit_waiting.set()
+    busy.warm()
+    assert seen == []  # a unit waits: no warm-up validation ahead of it
+    read = open_read(extract.open_source(crowded_source_url), order, None, None, fast=False)
+    try:
+        unit = next(iter(read.chunks(500)))
+    finally:
+        read.close()
+    got = busy(unit)
+    assert got.verdict is not None and got.verdict.passed and got.verdict.evaluated == len(suite["expectations"])
+    assert seen == [got.rows - got.diverted.rows] and seen[0] > 0

@@ -1,5 +1,6 @@
 """Starting Great Expectations without what no suite uses: a validation never loads altair or
-scipy.stats, and an expectation that does use them still validates (each in a fresh interpreter)."""
+scipy.stats, nor builds GX's pandas reader assets, and an expectation that does use them still
+validates (each in a fresh interpreter)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ VALIDATE = textwrap.dedent(
     """
     import datetime as dt, json, sys
     import pyarrow as pa
-    from handoff.checks import deferred
+    from handoff.checks import deferred, reader_assets
     from handoff.checks.validate import SuiteValidator
     from handoff.policy.order import PolicySet
     from handoff.policy.suite import load_suite
@@ -31,13 +32,19 @@ VALIDATE = textwrap.dedent(
                        "threshold": 0.1}}]}
         table = pa.table({"id": ["a", "b", "c", "d"], "x": [1, 2, 1, 1]})
         id_column = "id"
+    elif sys.argv[2] == "bad":  # a column the order does not permit: the column-set expectation fails
+        table = reader.arrow_schema(order).empty_table().append_column("ssn", pa.array([], pa.string()))
+        id_column = order.source.id_column
     else:
         table = reader.arrow_schema(order).empty_table()
         id_column = order.source.id_column
     verdict = SuiteValidator(suite, id_column).validate(table, dt.date(2026, 1, 7))
+    from great_expectations.datasource.fluent.pandas_datasource import PandasDatasource
     print(json.dumps({"passed": verdict.passed, "evaluated": verdict.evaluated,
                       "failures": [f.as_dict() for f in verdict.failures],
-                      "loaded": {n: deferred.loaded(n) for n in deferred.UNUSED_BY_SUITES}}))
+                      "loaded": {n: deferred.loaded(n) for n in deferred.UNUSED_BY_SUITES},
+                      "readers_skipped": reader_assets.skipped(),
+                      "asset_types": [t.__name__ for t in PandasDatasource.asset_types]}))
     """
 )
 
@@ -53,6 +60,15 @@ def test_validating_with_the_orders_suite_never_loads_what_it_does_not_use() -> 
     result = _run("order")
     assert result["passed"] is True and result["failures"] == []
     assert result["loaded"] == {"altair": False, "scipy.stats": False}
+    # GX started without a model per pandas.read_* function; the dataframe asset it validates is there.
+    assert result["readers_skipped"] is True
+    assert "DataFrameAsset" in result["asset_types"] and "CSVAsset" not in result["asset_types"]
+
+
+def test_a_chunk_that_breaks_the_suite_still_fails_with_the_reader_assets_skipped() -> None:
+    result = _run("bad")
+    assert result["readers_skipped"] is True and result["passed"] is False
+    assert {f["expectation"] for f in result["failures"]} == {"expect_table_columns_to_match_ordered_list"}
 
 
 def test_an_expectation_that_needs_a_deferred_module_still_validates() -> None:

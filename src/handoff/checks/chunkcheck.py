@@ -58,6 +58,7 @@ class Checker:
         self.rules = rules_for(order)
         self.schema = extract.arrow_schema(order)
         self.local = threading.local()
+        self.unit_waiting = threading.Event()  # set once a unit is handed to this checker
 
     def __getstate__(self) -> dict[str, Any]:
         return {"order": self.order, "suite": self.suite, "day": self.day}
@@ -72,13 +73,16 @@ class Checker:
         return v
 
     def warm(self) -> None:
-        """Build this thread's validator and run it once on an empty frame.
+        """Build this thread's validator (importing GX) and, while no unit waits, run it once on an empty frame.
 
         GX's first validation in a process costs a few hundred milliseconds of setup; doing it
-        while the database is still scanning hides that latency.
+        while the database is still scanning hides that latency. Once a unit waits (a small source
+        is read before GX has started) there is nothing to hide: its own validation pays the setup.
         """
         try:
-            self.validator().validate(extract.arrow_schema(self.order).empty_table(), self.day)
+            validator = self.validator()
+            if not self.unit_waiting.is_set():
+                validator.validate(extract.arrow_schema(self.order).empty_table(), self.day)
         except Exception:  # noqa: BLE001 - the real validation raises it again, with context
             log.debug("validator warm-up failed", exc_info=True)
 

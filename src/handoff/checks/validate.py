@@ -20,13 +20,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from handoff.checks import deferred
+from handoff.checks import deferred, reader_assets
 from handoff.errors import PolicyError
 from handoff.policy.rules import SNAPSHOT_PARAM, mask_id
 from handoff.policy.suite import SuiteDoc
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 deferred.defer()  # before GX is imported (here, or by the fork server after this module)
+reader_assets.skip()
 MAX_IDS_PER_EXPECTATION = 1000
 # Table-level expectations that read only the frame's column names, never a row.
 SCHEMA_ONLY = frozenset(
