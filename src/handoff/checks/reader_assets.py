@@ -10,7 +10,8 @@ no reader functions. GX copes with that by design (a reader a pandas build lacks
 same way): the pandas datasource then offers the dataframe asset (and GX's own hand-written BigQuery
 asset) and nothing else. What a validation computes is unchanged: the dataframe asset is not
 generated. Should a GX release rename the function, the hook patches nothing and GX starts as
-before, only slower.
+before, only slower. The hook holds for the whole process: a program that embeds handoff and wants
+GX's file-reading assets for itself imports GX before handoff's checks, and keeps them.
 """
 
 from __future__ import annotations
