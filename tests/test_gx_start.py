@@ -32,7 +32,7 @@ VALIDATE = textwrap.dedent(
                        "threshold": 0.1}}]}
         table = pa.table({"id": ["a", "b", "c", "d"], "x": [1, 2, 1, 1]})
         id_column = "id"
-    elif sys.argv[2] == "bad":  # a column the order does not permit: the column-set expectation fails
+    elif sys.argv[2] == "bad":  # a column the order does not permit: the column-list expectation fails
         table = reader.arrow_schema(order).empty_table().append_column("ssn", pa.array([], pa.string()))
         id_column = order.source.id_column
     else:

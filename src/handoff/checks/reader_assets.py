@@ -58,7 +58,8 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 
 def skip() -> bool:
-    """Install the hook before GX is imported (idempotent); False when GX was already imported."""
+    """Install the hook before GX is imported (idempotent); whether it is in place (False when GX was
+    imported before it could be)."""
     with _LOCK:
         if "great_expectations" in sys.modules:
             return any(isinstance(f, _Finder) for f in sys.meta_path)
