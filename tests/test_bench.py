@@ -138,6 +138,7 @@ def test_the_whole_process_bench_measures_the_advised_index_and_leaves_the_sourc
     import sqlalchemy as sa
 
     from handoff_tools.bench_processes import render, run_processes
+    from handoff_tools.bench_report import plot_processes
 
     _bench_database()
     base = DB_URL.rsplit("_", 1)[0] + "_proc"
@@ -152,6 +153,8 @@ def test_the_whole_process_bench_measures_the_advised_index_and_leaves_the_sourc
         x["connectorx"]["seconds"] / (x["transfer"]["seconds"] + x["release"]["seconds"]), abs=1e-3
     )
     assert render(result).row_count == 3
+    png = plot_processes(result, tmp_path / "processes.png")  # `bench --processes --chart`
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     engine = sa.create_engine(f"{base}_6000")
     with engine.connect() as conn:
         left = conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE tablename = 'enrollees'").scalars().all()

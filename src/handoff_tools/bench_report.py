@@ -139,3 +139,41 @@ def plot(results: list[dict], path: str | os.PathLike[str]) -> pathlib.Path:
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+# ``bench --processes``: (label, result key) per whole-process path.
+PROCESS_SERIES = [("ConnectorX export", "connectorx"), ("handoff transfer", "transfer"), ("handoff release", "release")]
+
+
+def plot_processes(result: dict, path: str | os.PathLike[str]) -> pathlib.Path:
+    """Write a PNG of a ``bench --processes`` result: seconds and peak RSS against source rows, one line
+    per process (ConnectorX, transfer, release), dashed where the source had the advised index."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ordered = sorted(result["sizes"], key=lambda r: r["rows"])
+    fig, (ax_time, ax_rss) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for i, (label, key) in enumerate(PROCESS_SERIES):
+        for suffix, style, pick in (("", "-", lambda r: r), (", advised index", "--", lambda r: r.get("indexed"))):
+            pts = [(r["rows"], pick(r)[key]) for r in ordered if pick(r) and key in pick(r)]
+            for ax, field in ((ax_time, "seconds"), (ax_rss, "peak_rss_mb")):
+                if pts:  # one colour per process, dashed where the source had the index
+                    ax.plot([x for x, _ in pts], [p[field] for _, p in pts], style, marker="o", color=f"C{i}",
+                            label=label + suffix)  # fmt: skip
+    for ax, ylabel in ((ax_time, "seconds, spawn to exit (median)"), (ax_rss, "peak RSS of the process (MB)")):
+        ax.set_xlabel("source rows")
+        ax.set_ylabel(ylabel)
+        if len({r["rows"] for r in ordered}) > 1:
+            ax.set_xscale("log")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    ax_time.set_title(f"Whole processes ({result['cpus']} CPUs, median of {result['repeat']})")
+    ax_rss.set_title("Peak memory per process")
+    fig.tight_layout()
+    out = pathlib.Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -79,7 +79,13 @@ def bench(
         list[int] | None, typer.Option(min=1000, help="Rows to seed; repeat for a scaling line (default 4,000,000).")
     ] = None,
     no_dlt: Annotated[bool, typer.Option("--no-dlt", help="Skip the dlt comparison.")] = False,
-    chart: Annotated[Path | None, typer.Option(help="Write a PNG chart (rows/s and peak RSS vs rows) here.")] = None,
+    chart: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a PNG chart here: rows/s and peak RSS vs rows (with --processes: "
+            "each process's seconds and peak RSS)."
+        ),
+    ] = None,
     repeat: Annotated[
         int,
         typer.Option(
@@ -121,7 +127,7 @@ def bench(
     if source_index and not processes:
         raise HandoffError("--source-index measures whole processes: add --processes")
     if processes:
-        _bench_processes(db, rows or [], max(3, repeat), source_index, as_json)
+        _bench_processes(db, rows or [], max(3, repeat), source_index, as_json, chart)
         return
 
     from handoff_tools import bench as bench_mod
@@ -147,13 +153,18 @@ def bench(
         out.print(bench_mod.scaling_line(results), markup=False)
 
 
-def _bench_processes(db: str, rows: list[int], repeat: int, source_index: bool, as_json: bool) -> None:
-    """``bench --processes``: every path as its own process; the table and the fixed-cost line, or JSON."""
+def _bench_processes(db: str, rows: list[int], repeat: int, source_index: bool, as_json: bool,
+                     chart: Path | None) -> None:  # fmt: skip
+    """``bench --processes``: every path as its own process; the table and the fixed-cost line, or JSON;
+    with ``chart``, a PNG of each process's seconds and peak RSS."""
     from handoff_tools import bench_processes
+    from handoff_tools.bench_report import plot_processes
 
     result = bench_processes.run_processes(db, rows, settings().home / "bench-processes", repeat=repeat,
                                            progress=lambda m: err.print(m, markup=False),
                                            source_index=source_index)  # fmt: skip
+    if chart:
+        plot_processes(result, chart)
     if as_json:
         emit_json(result)
         return
