@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from handoff_tools.bench_children import DLT_BACKENDS, _ratio
 
@@ -103,19 +103,46 @@ def scaling_line(results: list[dict]) -> str:
     )
 
 
-def plot(results: list[dict], path: str | os.PathLike[str]) -> pathlib.Path:
-    """Write a PNG: rows/s and peak RSS against source rows, one line per path."""
+def _two_panels() -> tuple[Any, Any, Any]:
+    """A figure with two side-by-side axes, drawn off-screen."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    return fig, left, right
+
+
+def _finish(fig: Any, panels: list[tuple[Any, str, str]], rows: list[int], path: str | os.PathLike[str],
+            legend_size: str = "medium") -> pathlib.Path:  # fmt: skip
+    """Label each (axes, y label, title) against source rows (log scale for several sizes); write the PNG."""
+    import matplotlib.pyplot as plt
+
+    for ax, ylabel, title in panels:
+        ax.set_xlabel("source rows")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        if len(set(rows)) > 1:
+            ax.set_xscale("log")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    out = pathlib.Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot(results: list[dict], path: str | os.PathLike[str]) -> pathlib.Path:
+    """Write a PNG: rows/s and peak RSS against source rows, one line per path."""
     ordered = sorted(results, key=lambda r: r["rows"])
     series = [("floor (sorted)", "floor"), ("floor (unsorted)", "floor_unsorted"), ("floor + CASE accounting", "accounted"),
               ("SQL-level bound", "bound"), ("bound, the other aggregate", "bound_other"),
               ("dlt connectorx", "dlt_connectorx"),
               ("dlt pyarrow", "dlt_pyarrow"), ("handoff", "handoff")]  # fmt: skip
-    fig, (ax_rate, ax_rss) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, ax_rate, ax_rss = _two_panels()
     for label, prefix in series:
         pts = [(r["rows"], r.get(f"{prefix}_rows_per_s"), r.get(f"{prefix}_peak_rss_mb")) for r in ordered]
         rate_pts = [(x, y) for x, y, _ in pts if y is not None]
@@ -124,21 +151,9 @@ def plot(results: list[dict], path: str | os.PathLike[str]) -> pathlib.Path:
             ax_rate.plot(*zip(*rate_pts, strict=True), marker="o", label=label)
         if rss_pts:
             ax_rss.plot(*zip(*rss_pts, strict=True), marker="o", label=label)
-    for ax, ylabel in ((ax_rate, "source rows scanned per second"), (ax_rss, "peak RSS (MB)")):
-        ax.set_xlabel("source rows")
-        ax.set_ylabel(ylabel)
-        if len({r["rows"] for r in ordered}) > 1:
-            ax.set_xscale("log")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-    ax_rate.set_title("Throughput")
-    ax_rss.set_title("Peak memory per child process")
-    fig.tight_layout()
-    out = pathlib.Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _finish(fig, [(ax_rate, "source rows scanned per second", "Throughput"),
+                         (ax_rss, "peak RSS (MB)", "Peak memory per child process")],
+                   [r["rows"] for r in ordered], path)  # fmt: skip
 
 
 # ``bench --processes``: (label, result key) per whole-process path.
@@ -148,13 +163,8 @@ PROCESS_SERIES = [("ConnectorX export", "connectorx"), ("handoff transfer", "tra
 def plot_processes(result: dict, path: str | os.PathLike[str]) -> pathlib.Path:
     """Write a PNG of a ``bench --processes`` result: seconds and peak RSS against source rows, one line
     per process (ConnectorX, transfer, release), dashed where the source had the advised index."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ordered = sorted(result["sizes"], key=lambda r: r["rows"])
-    fig, (ax_time, ax_rss) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, ax_time, ax_rss = _two_panels()
     for i, (label, key) in enumerate(PROCESS_SERIES):
         for suffix, style, pick in (("", "-", lambda r: r), (", advised index", "--", lambda r: r.get("indexed"))):
             pts = [(r["rows"], pick(r)[key]) for r in ordered if pick(r) and key in pick(r)]
@@ -162,18 +172,7 @@ def plot_processes(result: dict, path: str | os.PathLike[str]) -> pathlib.Path:
                 if pts:  # one colour per process, dashed where the source had the index
                     ax.plot([x for x, _ in pts], [p[field] for _, p in pts], style, marker="o", color=f"C{i}",
                             label=label + suffix)  # fmt: skip
-    for ax, ylabel in ((ax_time, "seconds, spawn to exit (median)"), (ax_rss, "peak RSS of the process (MB)")):
-        ax.set_xlabel("source rows")
-        ax.set_ylabel(ylabel)
-        if len({r["rows"] for r in ordered}) > 1:
-            ax.set_xscale("log")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-    ax_time.set_title(f"Whole processes ({result['cpus']} CPUs, median of {result['repeat']})")
-    ax_rss.set_title("Peak memory per process")
-    fig.tight_layout()
-    out = pathlib.Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    title = f"Whole processes ({result['cpus']} CPUs, median of {result['repeat']})"
+    return _finish(fig, [(ax_time, "seconds, spawn to exit (median)", title),
+                         (ax_rss, "peak RSS of the process (MB)", "Peak memory per process")],
+                   [r["rows"] for r in ordered], path, legend_size="small")  # fmt: skip
