@@ -167,11 +167,12 @@ def plot_processes(result: dict, path: str | os.PathLike[str]) -> pathlib.Path:
     fig, ax_time, ax_rss = _two_panels()
     for i, (label, key) in enumerate(PROCESS_SERIES):
         for suffix, style, pick in (("", "-", lambda r: r), (", advised index", "--", lambda r: r.get("indexed"))):
-            pts = [(r["rows"], pick(r)[key]) for r in ordered if pick(r) and key in pick(r)]
-            for ax, field in ((ax_time, "seconds"), (ax_rss, "peak_rss_mb")):
-                if pts:  # one colour per process, dashed where the source had the index
-                    ax.plot([x for x, _ in pts], [p[field] for _, p in pts], style, marker="o", color=f"C{i}",
-                            label=label + suffix)  # fmt: skip
+            pts = [(r["rows"], got[key]) for r in ordered if (got := pick(r)) and key in got]
+            if not pts:
+                continue
+            for ax, field in ((ax_time, "seconds"), (ax_rss, "peak_rss_mb")):  # one colour per process
+                ax.plot([x for x, _ in pts], [p[field] for _, p in pts], style, marker="o", color=f"C{i}",
+                        label=label + suffix)  # fmt: skip
     title = f"Whole processes ({result['cpus']} CPUs, median of {result['repeat']})"
     return _finish(fig, [(ax_time, "seconds, spawn to exit (median)", title),
                          (ax_rss, "peak RSS of the process (MB)", "Peak memory per process")],
