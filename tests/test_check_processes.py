@@ -119,3 +119,37 @@ def test_a_chunk_failing_gx_in_a_worker_process_stages_nothing_and_names_the_rul
     assert {f.rule for f in out.failures} == {"test:no_rows_may_leave"}
     assert len(out.failures) == out.chunks  # every chunk checked, so the report is complete
     assert not stager.files and not list(tmp_path.rglob("*.parquet"))
+
+
+WORKER_SCRIPT = """
+import multiprocessing as mp, os, sys
+with open(os.environ["MARKER"], "a") as fh:
+    fh.write(__name__ + "\\n")
+from handoff.checks import server
+
+if __name__ == "__main__":
+    if sys.argv[1] == "by-name":
+        server.main_by_name()
+    child = mp.get_context("spawn").Process(target=int)
+    child.start()
+    child.join()
+    sys.exit(child.exitcode)
+"""
+
+
+@pytest.mark.parametrize(("how", "runs"), [("by-name", ["__main__"]), ("by-path", ["__main__", "__mp_main__"])])
+def test_a_worker_started_from_the_handoff_script_does_not_run_the_script_again(
+    how: str, runs: list[str], tmp_path: Path
+) -> None:
+    """Worker processes start without re-running the ``handoff`` console script (and importing the
+    whole command line, half a second each); the control shows multiprocessing's default."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "handoff"  # named as the console script is
+    script.write_text(WORKER_SCRIPT)
+    marker = tmp_path / "runs"
+    out = subprocess.run([sys.executable, str(script), how], env={**os.environ, "MARKER": str(marker)},
+                         capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert marker.read_text().splitlines() == runs

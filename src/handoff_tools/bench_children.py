@@ -364,7 +364,7 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
     import psycopg  # noqa: F401
 
     from handoff.authority.court import calendar, outcome_statement, record_outcome
-    from handoff.checks import chunkcheck
+    from handoff.checks import server
     from handoff.config import load_settings
     from handoff.staging.pipeline import StageRequest
     from handoff.transfer import Lifecycle
@@ -377,8 +377,8 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
                              bucket=spec.get("bucket"), kms_key_id=spec.get("kms_key_id"),
                              audit_bucket=spec.get("audit_bucket"),
                              **({"workers": spec["workers"]} if spec.get("workers") else {}))  # fmt: skip
-    if chunkcheck.use_processes(settings.check_processes, settings.workers):
-        chunkcheck.start_server(wait=True)  # the check workers' library imports, like this child's above
+    if server.use_processes(settings.check_processes, settings.workers):
+        server.start_server(wait=True)  # the check workers' library imports, like this child's above
     phases, step_cpu, spans = _time_phases()  # before Lifecycle binds the methods it passes through (decide, deliver)
     life = Lifecycle(settings)
     now = dt.datetime.now(dt.UTC)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import multiprocessing as mp
 import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -27,7 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from handoff.checks import quarantine
+from handoff.checks import quarantine, server
 from handoff.checks.validate import ChunkVerdict, SuiteValidator
 from handoff.errors import CheckerDied
 from handoff.extract import heap, readable, sortmerge
@@ -124,52 +123,13 @@ def _check(chunk: pa.Table) -> Checked:
     return _WORKER(chunk)
 
 
-# What the fork server imports once, so that forked workers start with it loaded: GX alone takes
-# seconds of CPU to import.
-PRELOAD = [__name__, "great_expectations", "great_expectations.expectations"]
-
-
-def _context() -> Any:
-    try:
-        ctx = mp.get_context("forkserver")
-    except ValueError:  # no fork server on this platform (Windows): each worker starts afresh
-        return mp.get_context("spawn")
-    ctx.set_forkserver_preload(PRELOAD)
-    return ctx
-
-
-def start_server(wait: bool = False) -> None:
-    """Start the fork server now, so its imports overlap the database's work (idempotent); with
-    ``wait``, return once it has loaded them."""
-    ctx = _context()
-    if ctx.get_start_method() != "forkserver":
-        return
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
-    if wait:
-        probe = ctx.Process(target=int)  # forked only once the server has imported PRELOAD
-        probe.start()
-        probe.join()
-
-
-def use_processes(setting: bool | None, workers: int) -> bool:
-    """Whether to check in worker processes: as configured, else when the machine has cores to spare.
-
-    With fewer than four cores the database's scans and handoff's own work already share the CPU,
-    and a worker process costs its start-up and a copy of every chunk; threads win there (see the
-    README's benchmark section).
-    """
-    if workers < 2:
-        return False
-    return setting if setting is not None else (os.cpu_count() or 1) >= 4
-
-
 class CheckProcesses:
     """``n`` worker processes running one ``Checker``; ``submit`` returns a future ``Checked``."""
 
     def __init__(self, checker: Checker, n: int) -> None:
-        self.pool = ProcessPoolExecutor(max_workers=n, mp_context=_context(), initializer=_start, initargs=(checker,))
+        self.pool = ProcessPoolExecutor(
+            max_workers=n, mp_context=server.context(), initializer=_start, initargs=(checker,)
+        )
         for _ in range(n):
             self.pool.submit(int)  # start every worker (and its warm-up) now, while the scan starts
 

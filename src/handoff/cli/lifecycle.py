@@ -54,6 +54,7 @@ def transfer(
     awaiting-approval or delivered.
     Example: handoff transfer --db sqlite:///source.db --bucket agency-handoff --state TX --key ~/.ssh/id_ed25519
     """
+    _start_checking_early()
     from handoff.staging.pipeline import StageRequest
 
     life = _lifecycle()
@@ -77,6 +78,17 @@ def transfer(
     else:
         _print_outcome(result)
     raise typer.Exit(0)
+
+
+def _start_checking_early() -> None:
+    """With checks in worker processes, start their fork server before this command's own imports,
+    so that it imports GX on another core while this process opens the source."""
+    from handoff.checks.server import start_server, use_processes
+    from handoff.cli.common import settings
+
+    s = settings()
+    if use_processes(s.check_processes, s.workers):
+        start_server()
 
 
 @app.command()

@@ -19,15 +19,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import sqlalchemy as sa
 
-from handoff.checks.chunkcheck import (
-    Checked,
-    Checker,
-    CheckProcesses,
-    checked,
-    start_server,
-    take_chunks,
-    use_processes,
-)
+from handoff.checks.chunkcheck import Checked, Checker, CheckProcesses, checked, take_chunks
+from handoff.checks.server import start_server, use_processes
 from handoff.checks.validate import Failure
 from handoff.config import Settings
 from handoff.errors import SourceError

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from handoff.authority import request as requests
-from handoff.checks.chunkcheck import Checker, use_processes
+from handoff.checks.chunkcheck import Checker
+from handoff.checks.server import use_processes
 from handoff.config import Settings
 from handoff.context import Context
 from handoff.errors import GateError

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from handoff.authority import court, in_force, signoff
 from handoff.authority import request as requests
-from handoff.checks.chunkcheck import start_server, use_processes
+from handoff.checks.server import start_server, use_processes
 from handoff.context import Context
 from handoff.errors import GateError, HandoffError, PolicyError
 from handoff.gates.keeper import Gatekeeper, Outcome
