@@ -161,3 +161,21 @@ def test_the_whole_process_bench_measures_the_advised_index_and_leaves_the_sourc
         stats = conn.exec_driver_sql("SELECT count(*) FROM pg_statistic_ext").scalar()
     engine.dispose()
     assert x["index"] not in left and stats == 0, "the bench must leave the source as it found it"
+
+
+def test_the_whole_process_bench_times_handoff_as_installed_with_its_bytecode_compiled(tmp_path):
+    """A wheel install has every module's bytecode; the bench compiles a checkout's the same way first,
+    so no timed process pays for compiling handoff (under PYTHONDONTWRITEBYTECODE it would, every time)."""
+    import importlib.util
+    import pathlib
+    import shutil
+
+    import handoff
+    from handoff_tools.bench_processes import compiled
+
+    package = pathlib.Path(handoff.__file__).parent
+    module = package / "checks" / "server.py"
+    cache = pathlib.Path(importlib.util.cache_from_source(str(module)))
+    shutil.rmtree(cache.parent, ignore_errors=True)  # as in a fresh checkout under PYTHONDONTWRITEBYTECODE
+    assert compiled() == sum(1 for _ in package.rglob("*.py"))
+    assert cache.is_file() and cache.stat().st_mtime >= module.stat().st_mtime
