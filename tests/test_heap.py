@@ -52,3 +52,41 @@ def test_release_hands_freed_memory_back_to_the_system() -> None:
     kept = _rss_mb() - before
     heap.release()
     assert _rss_mb() - before < kept - 100, "freed memory stayed with the allocator"
+
+
+STARTING = """
+import gc, json
+from handoff.extract import heap
+
+seen = {"before": gc.isenabled()}
+heap.starting()  # a command starts: imports, clients
+seen["starting"] = gc.isenabled()
+with heap.frozen():  # its work
+    seen["work"] = gc.isenabled()
+seen["after"] = gc.isenabled()
+with heap.frozen():  # later work in the same process leaves collection as it is
+    seen["again"] = gc.isenabled()
+print(json.dumps(seen))
+"""
+
+
+def test_a_command_starts_without_collection_and_its_work_collects() -> None:
+    """A short-lived command does not collect while it starts; its work (row checks, GX) does, so the
+    garbage a long transfer makes is still collected (in a fresh interpreter: the switch is process-wide)."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", STARTING], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(out.stdout) == {"before": True, "starting": False, "work": True, "after": True, "again": True}
+
+
+def test_the_work_leaves_collection_off_where_the_embedding_program_turned_it_off() -> None:
+    """Without ``starting`` (a Prefect worker, a program embedding handoff), the work does not turn on
+    a collector its host turned off."""
+    gc.disable()
+    try:
+        with heap.frozen():
+            assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from handoff.checks import deferred, reader_assets
 from handoff.errors import PolicyError
+from handoff.extract import heap
 from handoff.policy.rules import SNAPSHOT_PARAM, mask_id
 from handoff.policy.suite import SuiteDoc
 
@@ -90,6 +91,10 @@ class SuiteValidator:
     """Validates Arrow chunks against one suite. Not thread-safe: one per worker thread."""
 
     def __init__(self, suite_doc: SuiteDoc, id_column: str) -> None:
+        with heap.uncollected():  # GX's import and context: long-lived objects, no garbage
+            self._start(suite_doc, id_column)
+
+    def _start(self, suite_doc: SuiteDoc, id_column: str) -> None:
         import great_expectations as gx
 
         _quiet_gx()

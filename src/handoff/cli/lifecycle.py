@@ -31,6 +31,7 @@ from handoff.cli.common import (
     out,
 )
 from handoff.errors import HandoffError
+from handoff.extract import heap
 from handoff.terminal import moment, plain
 
 
@@ -54,6 +55,7 @@ def transfer(
     awaiting-approval or delivered.
     Example: handoff transfer --db sqlite:///source.db --bucket agency-handoff --state TX --key ~/.ssh/id_ed25519
     """
+    heap.starting()
     _start_checking_early()
     from handoff.staging.pipeline import StageRequest
 
@@ -112,6 +114,7 @@ def approve(
       handoff approve 20260106T080000Z-1a2b3c --statement > approve.json   # sign elsewhere, then:
       handoff approve 20260106T080000Z-1a2b3c --signature approve.json.sig
     """
+    heap.starting()
     _decide(batch, "approve", note, expires_in, key, signature, signed, statement, as_json)
 
 
@@ -179,6 +182,7 @@ def release(as_json: JsonOpt = False) -> None:
 
     Example: handoff release --json
     """
+    heap.starting()
     results = _lifecycle().release(now())
     if as_json:
         emit_json([r.as_dict() for r in results])
@@ -223,6 +227,7 @@ def status(
 
     Example: handoff status 20260106T080000Z-1a2b3c
     """
+    heap.starting()
     life = _lifecycle()
     results = [life.refresh(batch, now())] if batch else life.statuses(now())
     if as_json:
