@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from handoff.checks import deferred, reader_assets
+from handoff.checks import deferred, field_copies, reader_assets
 from handoff.errors import PolicyError
 from handoff.extract import heap
 from handoff.policy.rules import SNAPSHOT_PARAM, mask_id
@@ -29,6 +29,7 @@ from handoff.policy.suite import SuiteDoc
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 deferred.defer()  # before GX is imported (here, or by the fork server after this module)
 reader_assets.skip()
+field_copies.install()
 MAX_IDS_PER_EXPECTATION = 1000
 # Table-level expectations that read only the frame's column names, never a row.
 SCHEMA_ONLY = frozenset(
