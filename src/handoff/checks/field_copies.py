@@ -18,6 +18,10 @@ import copy
 import copyreg
 from typing import Any
 
+# The types copy.deepcopy returns as they are (its own table): a slot holding one is assigned, not
+# passed through deepcopy, which would only look the type up and hand the same object back.
+_ATOMIC = frozenset(t for t, f in copy._deepcopy_dispatch.items() if f is copy._deepcopy_atomic)  # type: ignore[attr-defined]
+
 
 def _deepcopy_slots(self: Any, memo: dict[int, Any]) -> Any:
     cls: Any = type(self)
@@ -30,7 +34,7 @@ def _deepcopy_slots(self: Any, memo: dict[int, Any]) -> Any:
             value = getattr(self, name)
         except AttributeError:  # an unset slot is not copied, as object.__getstate__ leaves it out
             continue
-        setattr(new, name, copy.deepcopy(value, memo))
+        setattr(new, name, value if type(value) in _ATOMIC else copy.deepcopy(value, memo))
     return new
 
 
