@@ -79,3 +79,25 @@ def test_an_expectation_that_needs_a_deferred_module_still_validates() -> None:
     assert result["passed"] is False
     assert [f["error"] for f in result["failures"]] == [None]
     assert result["loaded"]["scipy.stats"] is True
+
+
+PRELOADED = """
+import gc, json, sys
+import handoff.checks.preload
+from handoff.checks import deferred, field_copies, reader_assets
+print(json.dumps({"gx": "great_expectations.expectations" in sys.modules, "readers_skipped": reader_assets.skipped(),
+                  "fields_direct": field_copies.installed(),
+                  "deferred_loaded": [n for n in deferred.UNUSED_BY_SUITES if deferred.loaded(n)],
+                  "collecting": gc.isenabled(), "frozen": gc.get_freeze_count()}))
+"""
+
+
+def test_the_check_workers_fork_server_starts_gx_with_its_shortcuts_and_freezes_it() -> None:
+    """What every check worker process is forked from: GX loaded with the same shortcuts as in threads,
+    collection back on, and the loaded objects frozen out of the workers' collections."""
+    out = subprocess.run([sys.executable, "-c", PRELOADED], capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["gx"] is True and result["readers_skipped"] is True and result["fields_direct"] is True
+    assert result["deferred_loaded"] == []
+    assert result["collecting"] is True and result["frozen"] > 100_000

@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 # What the fork server imports once, so that forked workers start with it loaded.
-PRELOAD = ["handoff.checks.chunkcheck", "great_expectations", "great_expectations.expectations"]
+PRELOAD = ["handoff.checks.preload"]
 
 
 def context() -> Any:
