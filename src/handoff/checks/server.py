@@ -12,7 +12,6 @@ Prefect) make a plain ``fork`` unsafe.
 from __future__ import annotations
 
 import importlib.util
-import multiprocessing as mp
 import os
 import sys
 from typing import Any
@@ -22,6 +21,8 @@ PRELOAD = ["handoff.checks.preload"]
 
 
 def context() -> Any:
+    import multiprocessing as mp  # here: every command imports this module (``main_by_name``)
+
     try:
         ctx = mp.get_context("forkserver")
     except ValueError:  # no fork server on this platform (Windows): each worker starts afresh
