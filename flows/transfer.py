@@ -25,6 +25,7 @@ from pydantic import Field
 from handoff.authority import approval as approvals
 from handoff.config import load_settings
 from handoff.errors import GateError
+from handoff.extract import heap
 from handoff.release.report import approval_description, batch_markdown
 from handoff.signing.statement import DECISION, NAMESPACE, Signed, canonical
 from handoff.staging.partition import PartitionResult, PartitionSpec, run_partition
@@ -247,6 +248,7 @@ def transfer_flow(
     Ends Completed with a state name that says where the batch stands: Quarantined, Held,
     AwaitingApproval, Rejected or Delivered. Nothing is delivered unless every gate is open.
     """
+    heap.skip_final_collection()  # a flow-run process then ends without its last collection
     if partition_rows:
         batch_id = stage_partitioned_in_flow(db_url, states or [], order, bucket, partition_rows, incremental)
     else:

@@ -1,5 +1,6 @@
-"""A command ends when its work is done: the interpreter's last garbage collection, half a second
-once GX is loaded, is skipped; every exit handler still runs and the output is complete."""
+"""A command (or a Prefect flow-run process) ends when its work is done: the interpreter's last
+garbage collection, half a second once GX is loaded, is skipped; every exit handler still runs and
+the output is complete."""
 
 from __future__ import annotations
 
@@ -48,3 +49,19 @@ def test_without_the_command_the_interpreter_collects_at_exit(tmp_path: Path) ->
                          check=False)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert sorted(marker.read_text().splitlines()) == ["collected at exit", "exit handler ran"]
+
+
+def test_a_prefect_flow_run_process_also_exits_without_the_final_collection(tmp_path: Path) -> None:
+    """Prefect's process worker starts a process per flow run; the release flow (its work stubbed out
+    here: nothing to release) leaves that process to end the same way."""
+    marker = tmp_path / "marker"
+    script = SCRIPT.replace(
+        "from handoff.cli import main\n\nmain()",
+        "import flows.release as release\n\nrelease.release_task = lambda: ([], [])\n"
+        "print(release.release_flow.fn().name)",
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(marker)], capture_output=True, text=True, timeout=300,
+                         check=False, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "Completed"
+    assert marker.read_text() == "exit handler ran\n"

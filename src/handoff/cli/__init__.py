@@ -6,8 +6,6 @@ line and exits 2; only a bug shows a traceback.
 
 from __future__ import annotations
 
-import atexit
-import gc
 import sys
 from typing import Any
 
@@ -17,6 +15,7 @@ from handoff.checks import server
 from handoff.cli import court, evidence, hold, lifecycle, policy, tools  # noqa: F401 - registers the commands
 from handoff.cli.common import app, err, out
 from handoff.errors import HandoffError
+from handoff.extract import heap
 
 _RETIRED_OPTIONS = {
     "--as": "no typed name decides anything any more: sign with --key KEY (or --statement, then --signature FILE)",
@@ -28,23 +27,9 @@ _RETIRED_OPTIONS = {
 UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
-def _skip_final_collection() -> None:
-    """Exit without the interpreter's last garbage collection (half a second once GX is loaded).
-
-    At exit CPython collects every reference cycle left, and the classes of Great Expectations,
-    pydantic and pandas are tens of thousands of them: measured here, 0.5 to 0.9 s after a
-    transfer's work was done (0.04 s without). At exit this moves every object alive then out of
-    the collector's reach. Every exit handler still runs (logging's, multiprocessing's, the
-    database drivers'), the interpreter still flushes and closes what it holds, and the operating
-    system takes back the memory, as for any process; only objects kept alive by a reference
-    cycle are not finalised one by one.
-    """
-    atexit.register(gc.freeze)
-
-
 def main() -> None:
     server.main_by_name()
-    _skip_final_collection()
+    heap.skip_final_collection()
     try:
         code = typer.main.get_command(app).main(prog_name="handoff", standalone_mode=False)
     except UsageError as exc:
