@@ -153,3 +153,43 @@ def test_a_worker_started_from_the_handoff_script_does_not_run_the_script_again(
                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert marker.read_text().splitlines() == runs
+
+
+def test_a_worker_warms_up_gx_only_while_no_unit_waits(
+    crowded_source_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker forked once the caller already handed over a unit (a small source, read while the
+    fork server was still importing GX) goes straight to that unit: no warm-up validation of an empty
+    frame ahead of it. The caller's first unit sets the Event the workers share."""
+    from handoff.checks import chunkcheck, server, validate
+
+    policies = PolicySet(POLICY_DIR)
+    order = policies.current()
+    suite = load_suite(policies, order)
+    seen: list[int] = []
+    real = validate.SuiteValidator.validate
+
+    def counting(self: validate.SuiteValidator, table: pa.Table, day: object) -> validate.ChunkVerdict:
+        seen.append(table.num_rows)
+        return real(self, table, day)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(validate.SuiteValidator, "validate", counting)
+    for waiting, warm_ups in [(False, [0]), (True, [])]:
+        seen.clear()
+        event = server.context().Event()
+        if waiting:
+            event.set()
+        chunkcheck._start(Checker(order, suite, NOW.date()), event)  # what each forked worker runs first
+        assert seen == warm_ups
+
+    procs = chunkcheck.CheckProcesses(Checker(order, suite, NOW.date()), 1)
+    read = open_read(extract.open_source(crowded_source_url), order, None, None, fast=False)
+    try:
+        assert not procs.unit_waiting.is_set()
+        unit = next(iter(read.chunks(500)))
+        got = chunkcheck.checked(procs.submit(unit))
+        assert procs.unit_waiting.is_set()
+        assert got.verdict is not None and got.verdict.passed and got.pid != os.getpid()
+    finally:
+        read.close()
+        procs.close()

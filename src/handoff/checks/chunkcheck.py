@@ -57,7 +57,8 @@ class Checker:
         self.rules = rules_for(order)
         self.schema = extract.arrow_schema(order)
         self.local = threading.local()
-        self.unit_waiting = threading.Event()  # set once a unit is handed to this checker
+        # Set once a unit is handed to this checker; in a worker process, the caller's shared Event (``_start``).
+        self.unit_waiting: Any = threading.Event()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"order": self.order, "suite": self.suite, "day": self.day}
@@ -112,9 +113,13 @@ def take_chunks(chunks: list[pa.Table]) -> pa.Table:
 _WORKER: Checker | None = None
 
 
-def _start(checker: Checker) -> None:
+def _start(checker: Checker, unit_waiting: Any = None) -> None:
+    """A worker's initializer: keep the checker and warm it up, unless the caller already has a unit
+    waiting (``unit_waiting``, an Event shared with the calling process)."""
     global _WORKER
     _WORKER = checker
+    if unit_waiting is not None:
+        checker.unit_waiting = unit_waiting
     checker.warm()
 
 
@@ -127,13 +132,18 @@ class CheckProcesses:
     """``n`` worker processes running one ``Checker``; ``submit`` returns a future ``Checked``."""
 
     def __init__(self, checker: Checker, n: int) -> None:
+        ctx = server.context()
+        # Set with the first unit: a worker that starts after it (a small source, read while the fork
+        # server was still importing GX) skips the warm-up validation, which would only delay that unit.
+        self.unit_waiting = ctx.Event()
         self.pool = ProcessPoolExecutor(
-            max_workers=n, mp_context=server.context(), initializer=_start, initargs=(checker,)
+            max_workers=n, mp_context=ctx, initializer=_start, initargs=(checker, self.unit_waiting)
         )
         for _ in range(n):
             self.pool.submit(int)  # start every worker (and its warm-up) now, while the scan starts
 
     def submit(self, chunk: pa.Table) -> Future[Checked]:
+        self.unit_waiting.set()
         try:
             return self.pool.submit(_check, chunk)
         except BrokenProcessPool:
