@@ -144,3 +144,40 @@ def test_http_transport_posts_events_to_a_lineage_server(tmp_path: Path, sqlite_
     assert [r["event"]["eventType"] for r in got] == ["START", "COMPLETE"]
     assert all(r["path"] == "/api/v1/lineage" for r in got)
     assert not (tmp_path / "home" / "lineage" / "events.jsonl").exists()
+
+
+EMIT_ALONE = """
+import json, sys
+from pathlib import Path
+from handoff.checks import deferred
+from handoff.config import load_settings
+from handoff.evidence import lineage
+
+settings = load_settings(home=Path(sys.argv[1]), policy_dir=Path(sys.argv[2]))
+client = lineage._client(settings)  # imports OpenLineage's client, as a release's first event does
+from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+event = RunEvent(eventType=RunState.START, eventTime="2026-01-07T12:00:00+00:00", run=Run(runId=lineage.run_id("b1")),
+                 job=Job(namespace="handoff", name="handoff.transfer.test"), producer=lineage.producer())
+client.emit(event)
+loaded = {name: deferred.loaded(name) for name in ("httpx2", "fsspec")}
+import httpx2  # what OpenLineage's async HTTP transport does with it: the real module, loaded on use
+print(json.dumps({"loaded": loaded, "url": str(httpx2.URL("http://127.0.0.1/x").path),
+                  "after_use": deferred.loaded("httpx2")}))
+"""
+
+
+def test_events_are_written_without_loading_the_transports_handoff_does_not_use(tmp_path: Path) -> None:
+    """A release writes its events without importing httpx2 or fsspec (OpenLineage's async HTTP and
+    remote-file transports); either still works when touched. In a fresh interpreter, as a release runs."""
+    import subprocess
+    import sys
+
+    from support import POLICY_DIR
+
+    out = subprocess.run([sys.executable, "-c", EMIT_ALONE, str(tmp_path / "home"), str(POLICY_DIR)],
+                         capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"loaded": {"httpx2": False, "fsspec": False}, "url": "/x", "after_use": True}
+    [event] = _events(tmp_path / "home")
+    assert event["eventType"] == "START" and event["run"]["runId"] == run_id("b1")

@@ -1,10 +1,11 @@
-"""Modules Great Expectations imports but handoff's suites never use, loaded only when touched.
+"""Modules a library imports but handoff never uses, loaded only when touched.
 
 Importing GX 1.x imports every core expectation, and one of them (KL divergence) imports altair
 and ``scipy.stats`` at module level: more than a third of GX's import time here, for an
-expectation no order's suite holds (``docs/benchmarks.md``). ``defer`` puts a stand-in for each
-in ``sys.modules``; the first attribute read on a stand-in imports the real module, which then
-replaces it, so a suite that did use such an expectation still works, only slower to start.
+expectation no order's suite holds (``docs/benchmarks.md``); OpenLineage's client imports the
+packages of every transport (``evidence.lineage``). ``defer`` puts a stand-in for each in
+``sys.modules``; the first attribute read on a stand-in imports the real module, which then
+replaces it, so a suite (or transport) that did use one still works, only slower to start.
 """
 
 from __future__ import annotations
