@@ -193,3 +193,58 @@ def test_a_worker_warms_up_gx_only_while_no_unit_waits(
     finally:
         read.close()
         procs.close()
+
+
+SLOW_PRELOAD = """
+import os, pathlib, time
+go, seen = pathlib.Path(os.environ["GO"]), pathlib.Path(os.environ["GO"] + ".preloaded")
+deadline = time.monotonic() + 30
+while not go.exists() and time.monotonic() < deadline:  # the fork server's imports, held up until told
+    time.sleep(0.05)
+import handoff.checks.preload  # noqa: E402,F401
+seen.write_text("done")
+"""
+
+START_WHILE_PRELOADING = """
+import json, os, pathlib, sys
+from handoff.checks import chunkcheck, server
+from handoff.extract import reader as extract
+from handoff.extract.snapshot import open_read
+from handoff.policy.order import PolicySet
+from handoff.policy.suite import load_suite
+import datetime as dt
+
+server.PRELOAD[:] = ["slow_preload"]
+policies = PolicySet(pathlib.Path(sys.argv[1]))
+order = policies.current()
+checker = chunkcheck.Checker(order, load_suite(policies, order), dt.date(2026, 1, 7))
+procs = chunkcheck.CheckProcesses(checker, 1)
+preloaded_first = pathlib.Path(os.environ["GO"] + ".preloaded").exists()
+pathlib.Path(os.environ["GO"]).write_text("go")  # the caller read on meanwhile; now let the server finish
+read = open_read(extract.open_source(sys.argv[2]), order, None, None, fast=False)
+try:
+    got = chunkcheck.checked(procs.submit(next(iter(read.chunks(500)))))
+finally:
+    read.close()
+    procs.close()
+print(json.dumps({"returned_before_the_server_was_ready": not preloaded_first,
+                  "passed": got.verdict is not None and got.verdict.passed, "in_a_worker": got.pid != os.getpid()}))
+"""
+
+
+def test_the_caller_reads_on_while_the_fork_server_is_still_importing(crowded_source_url: str, tmp_path: Path) -> None:
+    """Starting the workers does not wait for the fork server's imports (GX: seconds of CPU on a busy
+    machine), so the rows keep flowing from the database meanwhile; the first unit then waits for a
+    worker and is checked there. The server's imports are held until the caller has moved on."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "slow_preload.py").write_text(SLOW_PRELOAD)
+    env = {**os.environ, "GO": str(tmp_path / "go"),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", START_WHILE_PRELOADING, str(POLICY_DIR), crowded_source_url],
+                         env=env, capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "returned_before_the_server_was_ready": True, "passed": True, "in_a_worker": True}  # fmt: skip

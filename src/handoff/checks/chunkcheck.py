@@ -139,17 +139,33 @@ class CheckProcesses:
         self.pool = ProcessPoolExecutor(
             max_workers=n, mp_context=ctx, initializer=_start, initargs=(checker, self.unit_waiting)
         )
-        for _ in range(n):
-            self.pool.submit(int)  # start every worker (and its warm-up) now, while the scan starts
+        # Every worker (and its warm-up) starts now, while the scan starts, from another thread: a worker
+        # is forked only once the fork server has imported GX, and meanwhile the caller reads (were it
+        # to wait, the database's export would stall on a full socket; 16M rows on two cores, worker
+        # processes: 9.03-9.17 s against 9.24-9.41 s, alternating).
+        self.start_error: BaseException | None = None
+        self.starting = threading.Thread(target=self._start_workers, args=(n,), name="handoff-workers", daemon=True)
+        self.starting.start()
+
+    def _start_workers(self, n: int) -> None:
+        try:
+            for _ in range(n):
+                self.pool.submit(int)
+        except BaseException as exc:  # noqa: BLE001 - the first submit raises it again
+            self.start_error = exc
 
     def submit(self, chunk: pa.Table) -> Future[Checked]:
         self.unit_waiting.set()
+        self.starting.join()  # the first unit waits for the workers, the reading before it did not
         try:
+            if self.start_error is not None:
+                raise self.start_error
             return self.pool.submit(_check, chunk)
         except BrokenProcessPool:
             raise _died() from None
 
     def close(self) -> None:
+        self.starting.join()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
