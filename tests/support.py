@@ -292,3 +292,19 @@ def narrowed_file(tmp_path: Path, *, drop: str = "  phone: [elgbl_phne_num_home]
     if signed_by:
         sign_file(path, KEYS.key(signed_by))
     return path
+
+
+def count_validations(monkeypatch: Any) -> list[int]:
+    """Record the rows of every GX validation from now on (0 for a warm-up on an empty frame); each
+    still runs for real."""
+    from handoff.checks import validate
+
+    seen: list[int] = []
+    real = validate.SuiteValidator.validate
+
+    def counting(self: validate.SuiteValidator, table: pa.Table, day: Any) -> validate.ChunkVerdict:
+        seen.append(table.num_rows)
+        return real(self, table, day)
+
+    monkeypatch.setattr(validate.SuiteValidator, "validate", counting)
+    return seen

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pyarrow as pa
 import pytest
-from support import INITIATOR, NOW, POLICY_DIR, build_settings, sha256_file, staged_paths
+from support import INITIATOR, NOW, POLICY_DIR, build_settings, count_validations, sha256_file, staged_paths
 
 from handoff.checks.chunkcheck import Checker, CheckerDied
 from handoff.extract import reader as extract
@@ -161,19 +161,12 @@ def test_a_worker_warms_up_gx_only_while_no_unit_waits(
     """A worker forked once the caller already handed over a unit (a small source, read while the
     fork server was still importing GX) goes straight to that unit: no warm-up validation of an empty
     frame ahead of it. The caller's first unit sets the Event the workers share."""
-    from handoff.checks import chunkcheck, server, validate
+    from handoff.checks import chunkcheck, server
 
     policies = PolicySet(POLICY_DIR)
     order = policies.current()
     suite = load_suite(policies, order)
-    seen: list[int] = []
-    real = validate.SuiteValidator.validate
-
-    def counting(self: validate.SuiteValidator, table: pa.Table, day: object) -> validate.ChunkVerdict:
-        seen.append(table.num_rows)
-        return real(self, table, day)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(validate.SuiteValidator, "validate", counting)
+    seen = count_validations(monkeypatch)
     for waiting, warm_ups in [(False, [0]), (True, [])]:
         seen.clear()
         event = server.context().Event()

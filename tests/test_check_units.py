@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from support import INITIATOR, NOW, POLICY_DIR, build_settings, sha256_file, staged_paths
+from support import INITIATOR, NOW, POLICY_DIR, build_settings, count_validations, sha256_file, staged_paths
 
 from handoff.checks.chunkcheck import Checker
 from handoff.extract import reader as extract
@@ -111,19 +111,10 @@ def test_the_warm_up_validates_an_empty_frame_only_while_no_unit_waits(
     """Warming up GX hides its first validation's setup behind the database's scan; once a unit waits
     (a small source is read before GX has started) it would only delay that unit, so it is skipped,
     and the unit is still validated with every expectation."""
-    from handoff.checks import validate
-
     policies = PolicySet(POLICY_DIR)
     order = policies.current()
     suite = load_suite(policies, order)
-    seen: list[int] = []
-    real = validate.SuiteValidator.validate
-
-    def counting(self: validate.SuiteValidator, table: pa.Table, day: object) -> validate.ChunkVerdict:
-        seen.append(table.num_rows)
-        return real(self, table, day)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(validate.SuiteValidator, "validate", counting)
+    seen = count_validations(monkeypatch)
     idle = Checker(order, suite, NOW.date())
     idle.warm()
     assert seen == [0]  # nothing waited: one validation of an empty frame, while the scan runs
