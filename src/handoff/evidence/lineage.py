@@ -62,7 +62,7 @@ def source_dataset(url: str, table: str) -> tuple[str, str]:
 
 # Imported by OpenLineage's client for transports handoff never configures: httpx2 by the async HTTP
 # transport (handoff's HTTP transport uses requests), fsspec by the file transport for remote paths
-# only (handoff's file is local). About 25 ms of every release here; ``deferred`` loads either on use.
+# only (handoff's file is local). About 22 ms of every release here; ``deferred`` loads either on use.
 UNUSED_BY_LINEAGE = ("httpx2", "fsspec")
 
 _NS = uuid.UUID("7f0c6a32-1d7e-4c55-9a64-0e3c1f0a9b21")
