@@ -113,13 +113,12 @@ def take_chunks(chunks: list[pa.Table]) -> pa.Table:
 _WORKER: Checker | None = None
 
 
-def _start(checker: Checker, unit_waiting: Any = None) -> None:
+def _start(checker: Checker, unit_waiting: Any) -> None:
     """A worker's initializer: keep the checker and warm it up, unless the caller already has a unit
     waiting (``unit_waiting``, an Event shared with the calling process)."""
     global _WORKER
     _WORKER = checker
-    if unit_waiting is not None:
-        checker.unit_waiting = unit_waiting
+    checker.unit_waiting = unit_waiting
     checker.warm()
 
 

@@ -64,6 +64,7 @@ def source_dataset(url: str, table: str) -> tuple[str, str]:
 # transport (handoff's HTTP transport uses requests), fsspec by the file transport for remote paths
 # only (handoff's file is local). About 22 ms of every release here; ``deferred`` loads either on use.
 UNUSED_BY_LINEAGE = ("httpx2", "fsspec")
+deferred.defer(UNUSED_BY_LINEAGE)  # before anything here imports OpenLineage's client
 
 _NS = uuid.UUID("7f0c6a32-1d7e-4c55-9a64-0e3c1f0a9b21")
 
@@ -73,7 +74,6 @@ def run_id(batch_id: str) -> str:
 
 
 def _client(settings: Settings) -> Any:
-    deferred.defer(UNUSED_BY_LINEAGE)
     from openlineage.client import OpenLineageClient
     from openlineage.client.transport.file import FileConfig, FileTransport
     from openlineage.client.transport.http import HttpConfig, HttpTransport
@@ -153,7 +153,6 @@ def emit(
     """Emit one run event: ``state`` is START, COMPLETE or FAIL."""
     if settings.lineage_transport == "none":
         return
-    deferred.defer(UNUSED_BY_LINEAGE)  # before the first import of OpenLineage's client
     from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
     from openlineage.client.facet_v2 import error_message_run, sql_job
 
