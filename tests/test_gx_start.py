@@ -1,5 +1,5 @@
-"""Starting Great Expectations without what no suite uses: a validation never loads altair or
-scipy.stats, nor builds GX's pandas reader assets, and an expectation that does use them still
+"""Starting Great Expectations without what no suite uses: a validation never loads altair,
+scipy.stats, jsonschema, mistune or webbrowser, nor builds GX's pandas reader assets, and an expectation that does use them still
 validates (each in a fresh interpreter)."""
 
 from __future__ import annotations
@@ -32,6 +32,12 @@ VALIDATE = textwrap.dedent(
                        "threshold": 0.1}}]}
         table = pa.table({"id": ["a", "b", "c", "d"], "x": [1, 2, 1, 1]})
         id_column = "id"
+    elif sys.argv[2] == "json":  # one that needs jsonschema: the second value is not an object
+        suite = {"name": "json", "expectations": [{
+            "type": "expect_column_values_to_match_json_schema",
+            "kwargs": {"column": "x", "json_schema": {"type": "object"}}}]}
+        table = pa.table({"id": ["a", "b"], "x": ['{"k": 1}', "[1]"]})
+        id_column = "id"
     elif sys.argv[2] == "bad":  # a column the order does not permit: the column-list expectation fails
         table = reader.arrow_schema(order).empty_table().append_column("ssn", pa.array([], pa.string()))
         id_column = order.source.id_column
@@ -59,7 +65,8 @@ def _run(kind: str) -> dict[str, object]:
 def test_validating_with_the_orders_suite_never_loads_what_it_does_not_use() -> None:
     result = _run("order")
     assert result["passed"] is True and result["failures"] == []
-    assert result["loaded"] == {"altair": False, "scipy.stats": False}
+    assert set(result["loaded"]) == {"altair", "scipy.stats", "jsonschema", "mistune", "webbrowser"}
+    assert not any(result["loaded"].values()), result["loaded"]
     # GX started without a model per pandas.read_* function; the dataframe asset it validates is there.
     assert result["readers_skipped"] is True
     assert "DataFrameAsset" in result["asset_types"] and "CSVAsset" not in result["asset_types"]
@@ -79,6 +86,13 @@ def test_an_expectation_that_needs_a_deferred_module_still_validates() -> None:
     assert result["passed"] is False
     assert [f["error"] for f in result["failures"]] == [None]
     assert result["loaded"]["scipy.stats"] is True
+
+
+def test_an_expectation_that_needs_jsonschema_still_finds_the_value_that_breaks_it() -> None:
+    result = _run("json")
+    assert result["evaluated"] == 1 and result["passed"] is False
+    assert [f["error"] for f in result["failures"]] == [None]
+    assert result["loaded"]["jsonschema"] is True
 
 
 PRELOADED = """
