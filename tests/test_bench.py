@@ -179,3 +179,16 @@ def test_the_whole_process_bench_times_handoff_as_installed_with_its_bytecode_co
     shutil.rmtree(cache.parent, ignore_errors=True)  # as in a fresh checkout under PYTHONDONTWRITEBYTECODE
     assert compiled() == sum(1 for _ in package.rglob("*.py"))
     assert cache.is_file() and cache.stat().st_mtime >= module.stat().st_mtime
+
+
+def test_the_whole_process_bench_runs_connectorx_with_the_users_blas_threads(monkeypatch):
+    """Importing handoff sets one OpenBLAS thread for handoff's own processes; ConnectorX's process gets the
+    environment as the user gave it: without that default, or with the user's own setting."""
+    import handoff
+    from handoff_tools.bench_processes import without_handoff_defaults
+
+    env = {"PATH": "/usr/bin", "OPENBLAS_NUM_THREADS": "1"}
+    monkeypatch.setattr(handoff, "BLAS_THREADS_DEFAULTED", True)
+    assert without_handoff_defaults(env) == {"PATH": "/usr/bin"}
+    monkeypatch.setattr(handoff, "BLAS_THREADS_DEFAULTED", False)  # the user had set it: it stays
+    assert without_handoff_defaults(env) == env

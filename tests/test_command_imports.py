@@ -45,3 +45,28 @@ def test_an_everyday_command_loads_neither_gx_nor_pandas_nor_prefect(command: li
     report = json.loads(out.stderr.strip().splitlines()[-1])
     assert report["code"] == 0, out.stderr[-2000:]
     assert report["loaded"] == [], f"`handoff {' '.join(command)}` imported {report['loaded']}"
+
+
+THREADS = """
+import os, sys
+if sys.argv[1] == "handoff":
+    import handoff  # noqa: F401
+import numpy  # noqa: F401 - loads OpenBLAS, which starts its threads
+print(len(os.listdir("/proc/self/task")))
+"""
+
+
+def _threads(first: str, **env: str) -> int:
+    base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", THREADS, first], env={**base, **env}, capture_output=True,
+                         text=True, timeout=120, check=True)  # fmt: skip
+    return int(out.stdout.strip())
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc (Linux)")
+def test_a_handoff_process_starts_no_blas_threads_unless_the_user_asks() -> None:
+    """numpy's OpenBLAS starts a spinning thread per extra core; handoff does no linear algebra."""
+    if _threads("numpy") == 1:
+        pytest.skip("OpenBLAS starts no extra thread on this machine (one core)")
+    assert _threads("handoff") == 1
+    assert _threads("handoff", OPENBLAS_NUM_THREADS="2") == 2  # the user's setting stands

@@ -124,6 +124,16 @@ def start_stack(work: pathlib.Path) -> Stack:
     return Stack(work, env, keys, policy_dir, [h.id for h in order.hearings], local.stop)
 
 
+def without_handoff_defaults(env: dict[str, str]) -> dict[str, str]:
+    """``env`` as the user gave it to this process: without the OpenBLAS thread count that importing
+    handoff set (``handoff.BLAS_THREADS_DEFAULTED``), so ConnectorX runs as it would for the user."""
+    import handoff
+
+    if not handoff.BLAS_THREADS_DEFAULTED:
+        return env
+    return {k: v for k, v in env.items() if k != "OPENBLAS_NUM_THREADS"}
+
+
 def _handoff() -> str:
     return str(pathlib.Path(sys.executable).with_name("handoff"))
 
@@ -131,8 +141,8 @@ def _handoff() -> str:
 def _one_try(stack: Stack, db_url: str, cx_url: str, sql: str, home: pathlib.Path) -> dict[str, Timed]:
     """ConnectorX, then handoff's transfer, approve and release, once, each its own process."""
     env = {**stack.env, "HANDOFF_HOME": str(home)}
-    tried = {"connectorx": timed([sys.executable, "-c", CX_SCRIPT, cx_url, sql, str(stack.work / "cx.parquet")], env,
-                                 stack.work)}  # fmt: skip
+    tried = {"connectorx": timed([sys.executable, "-c", CX_SCRIPT, cx_url, sql, str(stack.work / "cx.parquet")],
+                                 without_handoff_defaults(env), stack.work)}  # fmt: skip
     selected = int(tried["connectorx"].stdout.split()[-1])
     for hearing in stack.hearings:  # the court's outcome is on record before the working day starts
         timed([_handoff(), "court", "outcome", hearing, "--result", "upheld", "--key",
