@@ -1,5 +1,5 @@
 """Starting Great Expectations without what no suite uses: a validation never loads altair,
-scipy.stats, jsonschema, mistune or webbrowser, nor builds GX's pandas reader assets, and an expectation that does use them still
+scipy.stats, jsonschema, mistune, webbrowser or SQLAlchemy's ORM, nor builds GX's pandas reader assets, and an expectation that does use them still
 validates (each in a fresh interpreter)."""
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ VALIDATE = textwrap.dedent(
     print(json.dumps({"passed": verdict.passed, "evaluated": verdict.evaluated,
                       "failures": [f.as_dict() for f in verdict.failures],
                       "loaded": {n: deferred.loaded(n) for n in deferred.UNUSED_BY_SUITES},
+                      "orm": "sqlalchemy.orm" in sys.modules,
                       "readers_skipped": reader_assets.skipped(),
                       "asset_types": [t.__name__ for t in PandasDatasource.asset_types]}))
     """
@@ -67,6 +68,7 @@ def test_validating_with_the_orders_suite_never_loads_what_it_does_not_use() -> 
     assert result["passed"] is True and result["failures"] == []
     assert set(result["loaded"]) == {"altair", "scipy.stats", "jsonschema", "mistune", "webbrowser"}
     assert not any(result["loaded"].values()), result["loaded"]
+    assert result["orm"] is False, "GX binds declarative_base from SQLAlchemy's ORM; nothing here uses the ORM"
     # GX started without a model per pandas.read_* function; the dataframe asset it validates is there.
     assert result["readers_skipped"] is True
     assert "DataFrameAsset" in result["asset_types"] and "CSVAsset" not in result["asset_types"]
@@ -102,6 +104,7 @@ from handoff.checks import deferred, field_copies, reader_assets
 print(json.dumps({"gx": "great_expectations.expectations" in sys.modules, "readers_skipped": reader_assets.skipped(),
                   "fields_direct": field_copies.installed(),
                   "deferred_loaded": [n for n in deferred.UNUSED_BY_SUITES if deferred.loaded(n)],
+                  "orm": "sqlalchemy.orm" in sys.modules,
                   "collecting": gc.isenabled(), "frozen": gc.get_freeze_count()}))
 """
 
@@ -113,5 +116,47 @@ def test_the_check_workers_fork_server_starts_gx_with_its_shortcuts_and_freezes_
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["gx"] is True and result["readers_skipped"] is True and result["fields_direct"] is True
-    assert result["deferred_loaded"] == []
+    assert result["deferred_loaded"] == [] and result["orm"] is False
     assert result["collecting"] is True and result["frozen"] > 100_000
+
+
+NAMES_ONLY = """
+import json, sys
+from handoff.checks import deferred
+seen = {}
+with deferred.names_only("pkg", ("make",)):
+    from pkg import make  # bound, not imported
+    seen["bound_without_import"] = "PKG_RAN" not in __import__("os").environ and not deferred.loaded("pkg")
+seen["after_block_absent"] = "pkg" not in sys.modules  # the block left nothing behind
+seen["called"] = make(2)  # the forwarder imports pkg and calls the real one
+seen["loaded_by_call"] = deferred.loaded("pkg")
+import pkg
+seen["one_module"] = pkg is sys.modules["pkg"] and __import__("os").environ["PKG_RAN"] == "1"  # ran once
+with deferred.names_only("other", ("make",)):
+    from other import size  # a name not in the list: the package imports, as with defer
+seen["other_loaded"] = deferred.loaded("other") and size == 3
+with deferred.names_only("third", ("make",)):
+    import third.sub  # a submodule inside the block still imports
+seen["submodule"] = third.sub.VALUE
+import third
+seen["third_real"] = deferred.loaded("third") and third.sub.VALUE == "sub"
+print(json.dumps(seen))
+"""
+
+
+def test_a_name_bound_from_a_package_imports_it_only_when_called(tmp_path) -> None:
+    """``names_only``: GX's ``from sqlalchemy.orm import declarative_base`` costs nothing until it is called;
+    anything else that uses the package gets the real one, during the block or after it."""
+    for name, size in (("pkg", 1), ("other", 3), ("third", 1)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(
+            f"import os\nos.environ['{name.upper()}_RAN'] = str(int(os.environ.get('{name.upper()}_RAN', '0')) + 1)\n"
+            f"size = {size}\ndef make(n):\n    return n * 10\n"
+        )
+    (tmp_path / "third" / "sub.py").write_text("VALUE = 'sub'\n")
+    out = subprocess.run([sys.executable, "-c", NAMES_ONLY], capture_output=True, text=True, timeout=120,
+                         check=False, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"bound_without_import": True, "after_block_absent": True, "called": 20, "loaded_by_call": True,
+                    "one_module": True, "other_loaded": True, "submodule": "sub", "third_real": True}  # fmt: skip

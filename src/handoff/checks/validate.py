@@ -13,6 +13,7 @@ column, because GX copies the frame it is given once per column expectation.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -83,6 +84,17 @@ def _no_fingerprints() -> None:
     pandas_execution_engine.HASH_THRESHOLD = 0
 
 
+def import_gx() -> Any:
+    """``great_expectations``, imported without SQLAlchemy's ORM, which it binds one name from and never
+    uses (``deferred.names_only``); the ORM still imports whenever anything uses it."""
+    package, names = deferred.BOUND_BY_GX
+    with deferred.names_only(package, names):
+        import great_expectations as gx
+
+        importlib.import_module("great_expectations.expectations")
+    return gx
+
+
 def _quiet_gx() -> None:
     for name in ("great_expectations", "great_expectations.core", "great_expectations.expectations"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -96,8 +108,7 @@ class SuiteValidator:
             self._start(suite_doc, id_column)
 
     def _start(self, suite_doc: SuiteDoc, id_column: str) -> None:
-        import great_expectations as gx
-
+        gx = import_gx()
         _quiet_gx()
         _no_fingerprints()
         self.id_column = id_column
