@@ -91,3 +91,42 @@ def test_quarantined_batch_cannot_be_approved(sqlite_source_url: str, settings, 
     with life.engine.connect() as conn:
         n = conn.execute(sa.text("SELECT count(*) FROM approvals")).scalar()
     assert n == 0
+
+
+def test_a_small_unit_and_a_large_one_are_judged_the_same(sqlite_source_url: str, settings, s3,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Up to WHOLE_UNIT_ROWS rows GX sees the unit as one batch; above, one batch per column. The same
+    rows get the same verdict either way: clean rows pass, broken values fail under the same rules,
+    counted alike and naming the same rows."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from support import read_staged
+
+    from handoff.checks import validate
+    from handoff.policy.suite import load_suite
+
+    life = Lifecycle(settings)
+    batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
+    assert batch.rows_staged > 3 and batch.status == "held"  # staged; the hearing outcome is not on record
+    clean = read_staged(batch)
+    order = life.policies.current()
+    broken = clean
+    for column, value in (("elgbl_zip_cd_home", "ABCDE"), ("elgbl_phne_num_home", "12")):
+        i = broken.schema.get_field_index(column)
+        values = pc.if_else(pa.array([n < 3 for n in range(broken.num_rows)]), value, broken.column(i))
+        broken = broken.set_column(i, column, values)
+    validator = validate.SuiteValidator(load_suite(life.policies, order), order.source.id_column)
+
+    def judged(table: pa.Table, whole_up_to: int) -> tuple[bool, int, list[tuple[Any, ...]]]:
+        monkeypatch.setattr(validate, "WHOLE_UNIT_ROWS", whole_up_to)
+        v = validator.validate(table, NOW.date())
+        return v.passed, v.evaluated, sorted((f.rule, f.column, f.unexpected_count, tuple(sorted(f.medicaid_ids)))
+                                             for f in v.failures)  # fmt: skip
+
+    assert judged(clean, 0) == judged(clean, clean.num_rows) == (True, validator.size, [])
+    by_column, whole = judged(broken, 0), judged(broken, broken.num_rows)
+    assert by_column == whole
+    assert whole[0] is False and {(r, c, n) for r, c, n, _ in whole[2]} == {
+        ("zip_format:elgbl_zip_cd_home", "elgbl_zip_cd_home", 3),
+        ("phone_format:elgbl_phne_num_home", "elgbl_phne_num_home", 3),
+    }
