@@ -304,12 +304,14 @@ def _denied(statements: list[dict[str, Any]], params: dict[str, Any], kms_arn: s
 def test_every_write_handoff_sends_meets_the_terraform_bucket_policies(tf: dict[str, Any], life: Any,
                                                                        sqlite_source_url: str, s3: Any,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    import boto3
+    import botocore.session
     from support import NOW, approve, record_upheld, set_stop, transfer
 
     from handoff.storage import deliver
 
+    session = botocore.session.Session()  # the session handoff makes its clients from, with a recorder
     monkeypatch.setattr(deliver, "_CLIENTS", {})  # clients made from here on carry the recording hook
+    monkeypatch.setattr(deliver, "_SESSION", [session])
 
     sent: list[tuple[str, dict[str, Any]]] = []
 
@@ -317,8 +319,7 @@ def test_every_write_handoff_sends_meets_the_terraform_bucket_policies(tf: dict[
         if model.name in ("PutObject", "CreateMultipartUpload"):
             sent.append((model.name, dict(params)))
 
-    session = boto3._get_default_session()
-    session.events.register("before-parameter-build.s3", record)
+    session.register("before-parameter-build.s3", record)
     try:
         batch = transfer(life, sqlite_source_url, s3.name, NOW).batch
         record_upheld(life)
@@ -329,7 +330,7 @@ def test_every_write_handoff_sends_meets_the_terraform_bucket_policies(tf: dict[
         life.ctx.store.mark_stop(stop.id, stop.reason, stop.set_by, NOW)
         life.withdraw(batch.id, "policy check", "Ops On-call", NOW + dt.timedelta(hours=2))
     finally:
-        session.events.unregister("before-parameter-build.s3", record)
+        session.unregister("before-parameter-build.s3", record)
     buckets = {s3.name: "handoff", life.settings.audit_bucket: "audit"}
     kms_arn = s3.kms_key_id  # the key the deployment configures: aws_kms_key.handoff in production
     seen = {buckets[p["Bucket"]] for _, p in sent}

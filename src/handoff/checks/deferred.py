@@ -3,8 +3,9 @@
 Importing GX 1.x imports every core expectation, and one of them (KL divergence) imports altair
 and ``scipy.stats`` at module level: more than a third of GX's import time here, for an
 expectation no order's suite holds (``docs/benchmarks.md``); likewise ``jsonschema`` (for the
-JSON-schema expectation's metric), ``mistune`` (GX's HTML views) and ``webbrowser`` (opening
-data docs), about 0.08 s of CPU together; OpenLineage's client imports the
+JSON-schema expectation's metric), ``mistune`` (GX's HTML views), ``webbrowser`` (opening
+data docs), about 0.08 s of CPU together, and ``boto3`` with s3transfer (its S3 datasources), about
+0.05 s; OpenLineage's client imports the
 packages of every transport (``evidence.lineage``). ``defer`` puts a stand-in for each in
 ``sys.modules``; the first attribute read on a stand-in imports the real module, which then
 replaces it, so a suite (or transport) that did use one still works, only slower to start.
@@ -27,8 +28,9 @@ from contextlib import contextmanager
 from typing import Any
 
 # Imported by GX at start-up, used only by expectations handoff's suites do not contain, by data docs
-# (rendered HTML, opened in a browser), never by a validation.
-UNUSED_BY_SUITES = ("altair", "scipy.stats", "jsonschema", "mistune", "webbrowser")
+# (rendered HTML, opened in a browser) or by its S3 datasources (boto3: handoff's own S3 clients come
+# from botocore, ``storage.deliver.client``), never by a validation.
+UNUSED_BY_SUITES = ("altair", "scipy.stats", "jsonschema", "mistune", "webbrowser", "boto3")
 # What GX imports by name from a package it never otherwise uses while it starts (``names_only``).
 BOUND_BY_GX = ("sqlalchemy.orm", ("declarative_base",))
 _LOCK = threading.RLock()  # re-entrant: loading one stand-in may load another
