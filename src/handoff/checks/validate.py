@@ -119,6 +119,7 @@ class SuiteValidator:
         self.id_column = id_column
         self._doc = suite_doc
         self._suites: dict[str, Any] = {}
+        self._whole: dict[str, Any] = {}
         expectations = self._expectations(None)
         if not expectations:
             raise PolicyError(f"suite {suite_doc.get('name')} is empty; an empty suite proves nothing")
@@ -180,11 +181,10 @@ class SuiteValidator:
         """The suite's expectations, bound to ``snapshot``, as one GX suite (for a small unit)."""
         from great_expectations.core import ExpectationSuite
 
-        key = f"whole:{snapshot.isoformat()}T23:59:59"
-        if key not in self._suites:
-            self._suites[key] = ExpectationSuite(name=str(self._doc.get("name")),
-                                                 expectations=self._expectations(key.removeprefix("whole:")))  # fmt: skip
-        return self._suites[key]
+        key = f"{snapshot.isoformat()}T23:59:59"
+        if key not in self._whole:
+            self._whole[key] = ExpectationSuite(name=str(self._doc.get("name")), expectations=self._expectations(key))
+        return self._whole[key]
 
     def _validate_domains(self, table: pa.Table, snapshot: dt.date) -> list[Any]:
         """Every expectation's result: a boolean-only pass per domain, COMPLETE (row IDs) where one failed.
