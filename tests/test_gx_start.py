@@ -1,6 +1,6 @@
 """Starting Great Expectations without what no suite uses: a validation never loads altair,
-scipy.stats, jsonschema, mistune, webbrowser, boto3 or SQLAlchemy's ORM, nor builds GX's pandas reader assets, and an expectation that does use them still
-validates (each in a fresh interpreter)."""
+scipy.stats, jsonschema, mistune, webbrowser, boto3 or SQLAlchemy's ORM, nor builds GX's pandas
+reader assets, and an expectation that does use them still validates (each in a fresh interpreter)."""
 
 from __future__ import annotations
 
