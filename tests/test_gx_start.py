@@ -1,6 +1,7 @@
 """Starting Great Expectations without what no suite uses: a validation never loads altair,
 scipy.stats, jsonschema, mistune, webbrowser, boto3 or SQLAlchemy's ORM, nor builds GX's pandas
-reader assets, and an expectation that does use them still validates (each in a fresh interpreter)."""
+reader assets, its other datasource types or the expectations handoff's suites do not name, and an
+expectation or datasource that does use them still works (each in a fresh interpreter)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import sys
 import textwrap
 
 from support import POLICY_DIR
+
+from handoff.policy.suite import EXPECTATION_TYPES
 
 VALIDATE = textwrap.dedent(
     """
@@ -51,7 +54,12 @@ VALIDATE = textwrap.dedent(
                       "loaded": {n: deferred.loaded(n) for n in deferred.UNUSED_BY_SUITES},
                       "orm": "sqlalchemy.orm" in sys.modules,
                       "readers_skipped": reader_assets.skipped(),
-                      "asset_types": [t.__name__ for t in PandasDatasource.asset_types]}))
+                      "asset_types": [t.__name__ for t in PandasDatasource.asset_types],
+                      "expectations_built": sorted(k.rsplit(".", 1)[1] for k in sys.modules
+                                                   if k.startswith("great_expectations.expectations.core.")),
+                      "datasources_built": sorted(k.rsplit(".", 1)[1] for k in sys.modules
+                                                  if k.startswith("great_expectations.datasource.fluent.")
+                                                  and k.endswith("datasource"))}))
     """
 )
 
@@ -72,6 +80,10 @@ def test_validating_with_the_orders_suite_never_loads_what_it_does_not_use() -> 
     # GX started without a model per pandas.read_* function; the dataframe asset it validates is there.
     assert result["readers_skipped"] is True
     assert "DataFrameAsset" in result["asset_types"] and "CSVAsset" not in result["asset_types"]
+    # Of GX's ~60 core expectations, only those handoff's suites are built from (and one GX imports itself).
+    assert result["expectations_built"] == sorted([*EXPECTATION_TYPES, "unexpected_rows_expectation"])
+    assert "pandas_datasource" in result["datasources_built"]
+    assert not {"spark_datasource", "snowflake_datasource", "sql_server_datasource"} & set(result["datasources_built"])
 
 
 def test_a_chunk_that_breaks_the_suite_still_fails_with_the_reader_assets_skipped() -> None:
@@ -88,6 +100,8 @@ def test_an_expectation_that_needs_a_deferred_module_still_validates() -> None:
     assert result["passed"] is False
     assert [f["error"] for f in result["failures"]] == [None]
     assert result["loaded"]["scipy.stats"] is True
+    # built when the suite named it
+    assert "expect_column_kl_divergence_to_be_less_than" in result["expectations_built"]
 
 
 def test_an_expectation_that_needs_jsonschema_still_finds_the_value_that_breaks_it() -> None:
@@ -140,13 +154,22 @@ with deferred.names_only("third", ("make",)):
 seen["submodule"] = third.sub.VALUE
 import third
 seen["third_real"] = deferred.loaded("third") and third.sub.VALUE == "sub"
+# A module under a package that is not imported yet: neither runs until the name is used.
+with deferred.names_only("fourth.base", ("Base",)):
+    from fourth.base import Base
+seen["module_unimported"] = "FOURTH_RAN" not in __import__("os").environ and "fourth" not in sys.modules
+class Child(Base):  # subclassing the bound name subclasses the real class
+    pass
+seen["subclassed"] = [c.__name__ for c in Child.__mro__[:2]] + [Child().kind]
+seen["read"] = Base.kind
 print(json.dumps(seen))
 """
 
 
 def test_a_name_bound_from_a_package_imports_it_only_when_called(tmp_path) -> None:
     """``names_only``: GX's ``from sqlalchemy.orm import declarative_base`` costs nothing until it is called;
-    anything else that uses the package gets the real one, during the block or after it."""
+    anything else that uses the package gets the real one, during the block or after it; a bound class
+    can be subclassed and read from, which imports its module first."""
     for name, size in (("pkg", 1), ("other", 3), ("third", 1)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text(
@@ -154,9 +177,42 @@ def test_a_name_bound_from_a_package_imports_it_only_when_called(tmp_path) -> No
             f"size = {size}\ndef make(n):\n    return n * 10\n"
         )
     (tmp_path / "third" / "sub.py").write_text("VALUE = 'sub'\n")
+    (tmp_path / "fourth").mkdir()
+    (tmp_path / "fourth" / "__init__.py").write_text("import os\nos.environ['FOURTH_RAN'] = '1'\n")
+    (tmp_path / "fourth" / "base.py").write_text("class Base:\n    kind = 'real'\n")
     out = subprocess.run([sys.executable, "-c", NAMES_ONLY], capture_output=True, text=True, timeout=120,
                          check=False, cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen == {"bound_without_import": True, "after_block_absent": True, "called": 20, "loaded_by_call": True,
-                    "one_module": True, "other_loaded": True, "submodule": "sub", "third_real": True}  # fmt: skip
+                    "one_module": True, "other_loaded": True, "submodule": "sub", "third_real": True,
+                    "module_unimported": True, "subclassed": ["Child", "Base", "real"], "read": "real"}  # fmt: skip
+
+
+SKIPPED_PARTS = """
+import json, sys
+from handoff.checks.validate import import_gx
+gx = import_gx()
+import great_expectations.datasource.fluent as fluent
+import great_expectations.expectations as gxe
+seen = {"spark_before": "great_expectations.datasource.fluent.spark_datasource" in sys.modules}
+# A datasource type GX started without: its module, which subclasses two others GX also skipped.
+from great_expectations.datasource.fluent.spark_filesystem_datasource import SparkFilesystemDatasource
+seen["mro"] = [c.__name__ for c in SparkFilesystemDatasource.__mro__[1:3]]
+seen["offered"] = hasattr(gx.get_context(mode="ephemeral").data_sources, "add_spark_filesystem")
+seen["bound_name_is_forwarder"] = "imported on first use" in repr(fluent.SparkFilesystemDatasource)
+# An expectation GX started without, built through the package's name for it.
+e = gxe.ExpectColumnMaxToBeBetween(column="x", min_value=1)
+seen["expectation"] = [type(e).__name__, e.expectation_type]
+print(json.dumps(seen))
+"""
+
+
+def test_a_datasource_or_expectation_gx_started_without_is_built_when_used() -> None:
+    out = subprocess.run([sys.executable, "-c", SKIPPED_PARTS], capture_output=True, text=True, timeout=300,
+                         check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"spark_before": False, "mro": ["_SparkFilePathDatasource", "_SparkDatasource"], "offered": True,
+                    "bound_name_is_forwarder": True,
+                    "expectation": ["ExpectColumnMaxToBeBetween", "expect_column_max_to_be_between"]}  # fmt: skip

@@ -13,17 +13,21 @@ replaces it, so a suite (or transport) that did use one still works, only slower
 GX also binds ``declarative_base`` from SQLAlchemy's ORM as it starts, and never calls it; nothing
 else handoff runs uses the ORM, whose import is 0.06-0.08 s of CPU here. ``names_only`` lets such a
 ``from package import name`` bind a forwarder for the length of a block (GX's import), leaving the
-package to import as usual afterwards.
+package to import as usual afterwards. A module under a package that is not imported yet can be
+bound so too (its package is not imported to find it), and a bound name can be called, read from or
+subclassed: each imports the real module first. GX's own datasources and expectations that no
+handoff suite uses are bound so (``gx_parts``).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,6 +44,8 @@ class Deferred(types.ModuleType):
     """A stand-in module: the first attribute it lacks imports the real module (thread-safe)."""
 
     def __getattr__(self, attr: str) -> Any:
+        if attr == "__path__" and getattr(self.__spec__, "submodule_search_locations", None) is None:
+            raise AttributeError(attr)  # a module, not a package: ``from module import x`` asks first
         return getattr(self._load(), attr)
 
     def _load(self) -> types.ModuleType:
@@ -60,14 +66,29 @@ def _submodules(package: str) -> list[str]:
     return [k[len(prefix) :] for k in list(sys.modules) if k.startswith(prefix) and "." not in k[len(prefix) :]]
 
 
+def find(name: str) -> importlib.machinery.ModuleSpec | None:
+    """Where ``name`` would be imported from, without importing it or any package above it (which
+    ``importlib.util.find_spec`` does for a dotted name); None when it is not installed."""
+    head, *rest = name.split(".")
+    try:
+        spec = importlib.util.find_spec(head)
+    except (ImportError, ValueError):
+        return None
+    for i in range(len(rest)):
+        if spec is None or spec.submodule_search_locations is None:
+            return None
+        dotted = ".".join([head, *rest[: i + 1]])
+        parent = sys.modules.get(dotted.rpartition(".")[0])
+        path = getattr(parent, "__path__", None) or list(spec.submodule_search_locations)
+        spec = importlib.machinery.PathFinder.find_spec(dotted, path)
+    return spec
+
+
 def _stand_in(name: str) -> Deferred | None:
     """A stand-in for ``name``, or None when it is imported already or not installed."""
     if name in sys.modules:
         return None
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        spec = None
+    spec = find(name)
     if spec is None:  # not installed: GX's own import then fails or copes, as without us
         return None
     stand_in = Deferred(name)
@@ -87,12 +108,29 @@ def defer(names: tuple[str, ...] = UNUSED_BY_SUITES) -> list[str]:
     return done
 
 
-def _forwarder(stand_in: Deferred, name: str) -> Callable[..., Any]:
-    def forward(*args: Any, **kwargs: Any) -> Any:
-        return getattr(stand_in._load(), name)(*args, **kwargs)
+class Forwarder:
+    """A name bound from a stand-in: calling it, reading from it or subclassing it imports the real
+    module and uses the real object."""
 
-    forward.__name__ = forward.__qualname__ = name
-    return forward
+    def __init__(self, stand_in: Deferred, name: str) -> None:
+        self._stand_in, self.__name__, self.__qualname__ = stand_in, name, name
+
+    def real(self) -> Any:
+        return getattr(self._stand_in._load(), self.__name__)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.real()(*args, **kwargs)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)  # copy, pickle and the like ask for protocols: not a reason to import
+        return getattr(self.real(), attr)
+
+    def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[Any, ...]:  # ``class X(bound_name)``
+        return (self.real(),)
+
+    def __repr__(self) -> str:
+        return f"<{self._stand_in.__name__}.{self.__name__}, imported on first use>"
 
 
 @contextmanager
@@ -103,10 +141,11 @@ def names_only(package: str, names: tuple[str, ...]) -> Iterator[None]:
     with _LOCK:
         stand_in = _stand_in(package)
         if stand_in is not None:
-            # A package: ``from package import x`` asks for __path__ first, which must not load it.
-            stand_in.__path__ = list(getattr(stand_in.__spec__, "submodule_search_locations", None) or [])
+            locations = getattr(stand_in.__spec__, "submodule_search_locations", None)
+            if locations is not None:  # a package: ``from package import x`` asks for __path__ first
+                stand_in.__path__ = list(locations)
             for name in names:
-                setattr(stand_in, name, _forwarder(stand_in, name))
+                setattr(stand_in, name, Forwarder(stand_in, name))
             sys.modules[package] = stand_in
     try:
         yield

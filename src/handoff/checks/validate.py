@@ -14,20 +14,22 @@ than the copies.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
-from handoff.checks import deferred, field_copies, reader_assets
+from handoff.checks import deferred, field_copies, gx_parts, reader_assets
 from handoff.errors import PolicyError
 from handoff.extract import heap
 from handoff.policy.rules import SNAPSHOT_PARAM, mask_id
-from handoff.policy.suite import SuiteDoc
+from handoff.policy.suite import EXPECTATION_TYPES, SuiteDoc
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 deferred.defer()  # before GX is imported (here, or by the fork server after this module)
@@ -89,14 +91,20 @@ def _no_fingerprints() -> None:
     pandas_execution_engine.HASH_THRESHOLD = 0
 
 
-def import_gx() -> Any:
+def import_gx(expectation_types: tuple[str, ...] = EXPECTATION_TYPES) -> Any:
     """``great_expectations``, imported without SQLAlchemy's ORM, which it binds one name from and never
-    uses (``deferred.names_only``); the ORM still imports whenever anything uses it."""
-    package, names = deferred.BOUND_BY_GX
-    with deferred.names_only(package, names):
+    uses, and without building the datasources and expectations that handoff's suites do not use
+    (``deferred.names_only``, ``gx_parts``); each still imports whenever anything uses it, and a suite
+    names its expectations as it loads (``SuiteValidator``)."""
+    with contextlib.ExitStack() as bound:
+        if "great_expectations" not in sys.modules:
+            for package, names in [deferred.BOUND_BY_GX, *gx_parts.unused(expectation_types)]:
+                bound.enter_context(deferred.names_only(package, names))
         import great_expectations as gx
 
         importlib.import_module("great_expectations.expectations")
+    for expectation_type in expectation_types:
+        gx_parts.load_expectation(expectation_type)
     return gx
 
 
@@ -154,6 +162,7 @@ class SuiteValidator:
                 for k, v in (e.get("kwargs") or {}).items()
             }
             try:
+                gx_parts.load_expectation(str(e["type"]))
                 conf = ExpectationConfiguration(type=e["type"], kwargs=kwargs, meta=e.get("meta"))
                 out.append(conf.to_domain_obj())
             except (ExpectationNotFoundError, KeyError, TypeError, ValueError) as exc:

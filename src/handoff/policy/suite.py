@@ -18,6 +18,15 @@ from handoff.policy.order import Order, PolicySet
 from handoff.policy.rules import SNAPSHOT_PARAM, Rule, rules_for
 
 SuiteDoc = dict[str, Any]
+# Every expectation type ``build_suite`` writes; GX starts without building the others (``checks.gx_parts``).
+EXPECTATION_TYPES = (
+    "expect_table_columns_to_match_ordered_list",
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_match_regex",
+    "expect_column_values_to_not_match_regex",
+    "expect_column_values_to_be_between",
+)
 
 
 def _expectation(rule: Rule) -> dict[str, Any]:
