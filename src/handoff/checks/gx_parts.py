@@ -1,7 +1,7 @@
 """The parts of Great Expectations that no handoff suite uses, bound by name only while GX imports.
 
-Importing GX 1.x builds every fluent datasource type it ships (Spark, Snowflake, Databricks, SQL
-Server, Fabric, BigQuery, Redshift, ...: pydantic models, about 0.1 s of CPU here) and every core
+Importing GX 1.x builds every fluent datasource type it ships (Spark, SQL databases, pandas over
+files in S3, GCS, Azure or DBFS, ...: pydantic models, about 0.15 s of CPU here) and every core
 expectation (about 60 classes, each registering itself, about 0.15 s), while handoff validates
 in-memory pandas frames against suites built by ``policy.suite`` from six expectation types
 (``suite.EXPECTATION_TYPES``). ``unused`` lists those modules with the names GX's package files
@@ -30,10 +30,12 @@ DATASOURCES = "great_expectations.datasource.fluent"
 # Fluent datasource modules handoff never uses (it adds a pandas datasource with a dataframe asset).
 UNUSED_DATASOURCES = (
     "alloy_datasource", "aurora_datasource", "bigquery_datasource", "citus_datasource", "databricks_sql_datasource",
-    "fabric", "fabric_datasource", "neon_datasource", "postgres_datasource", "redshift_datasource",
+    "fabric", "fabric_datasource", "neon_datasource", "pandas_azure_blob_storage_datasource",
+    "pandas_dbfs_datasource", "pandas_file_path_datasource", "pandas_filesystem_datasource",
+    "pandas_google_cloud_storage_datasource", "pandas_s3_datasource", "postgres_datasource", "redshift_datasource",
     "snowflake_datasource", "spark_azure_blob_storage_datasource", "spark_datasource", "spark_dbfs_datasource",
     "spark_file_path_datasource", "spark_filesystem_datasource", "spark_google_cloud_storage_datasource",
-    "spark_s3_datasource", "sql_server_datasource",
+    "spark_s3_datasource", "sql_datasource", "sql_server_datasource", "sqlite_datasource",
 )  # fmt: skip
 # Imported by name elsewhere in GX as it starts (``core.validation_definition``): never bound.
 ALWAYS_BUILT = ("unexpected_rows_expectation",)
