@@ -8,6 +8,7 @@ stage with one clear error and nothing staged.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -153,6 +154,57 @@ def test_a_worker_started_from_the_handoff_script_does_not_run_the_script_again(
                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert marker.read_text().splitlines() == runs
+
+
+EARLY_SCRIPT = """
+import json, sys
+from handoff.checks import server
+
+seen = {"started": False}
+real = server.start_server
+
+
+def spy(wait=False):
+    seen.update(started=True, command_line_loaded="typer" in sys.modules or "handoff.cli.common" in sys.modules)
+    real(wait)
+
+
+server.start_server = spy
+import handoff.cli  # as the console script does, with this process's arguments
+
+from multiprocessing import forkserver
+
+seen["server_running"] = forkserver._forkserver._forkserver_pid is not None
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "processes", "expected"),
+    [
+        (["transfer", "--db", "sqlite:///x.db"], "true", {"started": True, "command_line_loaded": False,
+                                                           "server_running": True}),
+        (["transfer", "--db", "sqlite:///x.db"], "false", {"started": False, "server_running": False}),
+        (["status"], "true", {"started": False, "server_running": False}),
+        (["transfer", "--help"], "true", {"started": False, "server_running": False}),
+    ],
+)  # fmt: skip
+def test_a_transfer_checking_in_processes_starts_their_server_before_the_command_line_loads(
+    argv: list[str], processes: str, expected: dict[str, bool], tmp_path: Path
+) -> None:
+    """``handoff transfer`` with checks in worker processes starts the fork server (which imports GX on
+    another core) before importing Typer and the commands; no other command, nor threads, starts it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "handoff"  # named as the console script is
+    script.write_text(EARLY_SCRIPT)
+    env = {**os.environ, "HANDOFF_HOME": str(tmp_path / "home"), "HANDOFF_CHECK_PROCESSES": processes,
+           "HANDOFF_WORKERS": "2"}  # fmt: skip
+    out = subprocess.run([sys.executable, str(script), *argv], env=env, capture_output=True, text=True, timeout=120,
+                         check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
 
 
 def test_a_worker_warms_up_gx_only_while_no_unit_waits(

@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 from pydantic_settings.exceptions import SettingsError
 
+from handoff.early_settings import default_workers
 from handoff.errors import ConfigError
 
 _REPO_EXPECTATIONS = Path(__file__).resolve().parents[2] / "expectations"
@@ -29,15 +30,6 @@ def _default_policy_dir() -> Path:
     if (local / "orders").is_dir():
         return local
     return _REPO_EXPECTATIONS
-
-
-def default_workers() -> int:
-    """Half the machine's cores, at least one: the database's scans need the other half.
-
-    On 2 cores one worker measured as fast as two at 64M source rows, with 50 MB less peak memory
-    (README, Benchmark): GX holds the GIL, so check threads share one core anyway.
-    """
-    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def _config_file() -> Path:

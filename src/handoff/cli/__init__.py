@@ -9,13 +9,16 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import typer
-
 from handoff.checks import server
-from handoff.cli import court, evidence, hold, lifecycle, policy, tools  # noqa: F401 - registers the commands
-from handoff.cli.common import app, err, out
-from handoff.errors import HandoffError
-from handoff.extract import heap
+
+server.start_for_transfer(sys.argv)  # before the imports below: the check workers' fork server, if any
+
+import typer  # noqa: E402
+
+from handoff.cli import court, evidence, hold, lifecycle, policy, tools  # noqa: E402, F401 - registers the commands
+from handoff.cli.common import app, err, out  # noqa: E402
+from handoff.errors import HandoffError  # noqa: E402
+from handoff.extract import heap  # noqa: E402
 
 _RETIRED_OPTIONS = {
     "--as": "no typed name decides anything any more: sign with --key KEY (or --statement, then --signature FILE)",
