@@ -114,9 +114,12 @@ class Forwarder:
 
     def __init__(self, stand_in: Deferred, name: str) -> None:
         self._stand_in, self.__name__, self.__qualname__ = stand_in, name, name
+        self._real: list[Any] = []  # the real object, once imported
 
     def real(self) -> Any:
-        return getattr(self._stand_in._load(), self.__name__)
+        if not self._real:
+            self._real.append(getattr(self._stand_in._load(), self.__name__))
+        return self._real[0]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.real()(*args, **kwargs)
