@@ -19,7 +19,7 @@ from pydantic_settings import (
 )
 from pydantic_settings.exceptions import SettingsError
 
-from handoff.early_settings import default_workers
+from handoff.early_settings import config_file, default_workers
 from handoff.errors import ConfigError
 
 _REPO_EXPECTATIONS = Path(__file__).resolve().parents[2] / "expectations"
@@ -30,10 +30,6 @@ def _default_policy_dir() -> Path:
     if (local / "orders").is_dir():
         return local
     return _REPO_EXPECTATIONS
-
-
-def _config_file() -> Path:
-    return Path(os.environ.get("HANDOFF_CONFIG", "handoff.toml"))
 
 
 class Settings(BaseSettings):
@@ -92,7 +88,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = _config_file()
+        path = config_file()
         if path.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
@@ -127,7 +123,7 @@ def _refuse_retired() -> None:
     for name, replaced in _RETIRED.items():
         if os.environ.get(f"HANDOFF_{name.upper()}"):
             raise ConfigError(f"HANDOFF_{name.upper()} is no longer read: {replaced}. Unset it")
-        path = _config_file()
+        path = config_file()
         if path.is_file():
             import tomllib
 
@@ -146,12 +142,12 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         settings = Settings(**clean)
     except SettingsError as exc:
-        raise ConfigError(f"configuration error: {exc}; check HANDOFF_* variables and {_config_file()}") from None
+        raise ConfigError(f"configuration error: {exc}; check HANDOFF_* variables and {config_file()}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ConfigError(
-            f"configuration error in {where}: {first['msg']} (check HANDOFF_{where.upper()} or {_config_file()})"
+            f"configuration error in {where}: {first['msg']} (check HANDOFF_{where.upper()} or {config_file()})"
         ) from None
     settings.home.mkdir(parents=True, exist_ok=True)
     return settings

@@ -20,6 +20,11 @@ _FALSE = {"0", "false", "f", "no", "n", "off"}
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
+def config_file() -> Path:
+    """The TOML file settings are read from: ``HANDOFF_CONFIG``, default ``./handoff.toml``."""
+    return Path(os.environ.get("HANDOFF_CONFIG", "handoff.toml"))
+
+
 def raw(name: str) -> Any:
     """The value of setting ``name`` from the environment, else the TOML file; None when neither has it."""
     wanted = f"HANDOFF_{name}".upper()
@@ -29,7 +34,7 @@ def raw(name: str) -> Any:
     import tomllib
 
     try:
-        doc = tomllib.loads(Path(os.environ.get("HANDOFF_CONFIG", "handoff.toml")).read_text(encoding="utf-8"))
+        doc = tomllib.loads(config_file().read_text(encoding="utf-8"))
     except (OSError, ValueError):  # absent, unreadable or not TOML: the settings will say so
         return None
     return doc.get(name)

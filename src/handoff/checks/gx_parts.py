@@ -78,8 +78,3 @@ def load_expectation(expectation_type: str) -> None:
     if module in sys.modules or not _TYPE.fullmatch(expectation_type) or deferred.find(module) is None:
         return
     importlib.import_module(module)
-
-
-def built(expectation_type: str) -> bool:
-    """Whether GX's core expectation ``expectation_type`` is built (its module imported)."""
-    return f"{EXPECTATIONS}.{expectation_type}" in sys.modules
