@@ -66,6 +66,13 @@ def _submodules(package: str) -> list[str]:
     return [k[len(prefix) :] for k in list(sys.modules) if k.startswith(prefix) and "." not in k[len(prefix) :]]
 
 
+def _imported_under(stand_in: Deferred) -> bool:
+    """Whether a submodule was imported while ``stand_in`` stood for its package: the import system sets
+    each submodule as an attribute of the package it finds in ``sys.modules``. (Asking ``_submodules``
+    scans every module name, once per package bound: 14 ms for GX's 81 when it starts.)"""
+    return any(isinstance(v, types.ModuleType) for v in vars(stand_in).values())
+
+
 def find(name: str) -> importlib.machinery.ModuleSpec | None:
     """Where ``name`` would be imported from, without importing it or any package above it (which
     ``importlib.util.find_spec`` does for a dotted name); None when it is not installed."""
@@ -155,7 +162,7 @@ def names_only(package: str, names: tuple[str, ...]) -> Iterator[None]:
     finally:
         with _LOCK:
             if stand_in is not None and sys.modules.get(package) is stand_in:
-                if _submodules(package):  # a submodule came in under the stand-in: the package must too
+                if _imported_under(stand_in):  # a submodule came in under the stand-in: the package must too
                     stand_in._load()
                 else:
                     del sys.modules[package]
