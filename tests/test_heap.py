@@ -115,3 +115,62 @@ def test_a_burst_outside_the_work_freezes_nothing() -> None:
     assert gc.get_freeze_count() == 0
     assert gc.isenabled()
     del made
+
+
+EARLY = """
+import gc, json, sys
+from handoff.extract import heap
+
+seen = {"started": False}
+real = heap.starting
+
+
+def spy():
+    seen.update(started=True, command_line_loaded="typer" in sys.modules or "handoff.cli.common" in sys.modules)
+    real()
+
+
+heap.starting = spy
+import handoff.cli  # as the console script does, with this process's arguments
+
+seen["collecting"] = gc.isenabled()
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["status"], {"started": True, "command_line_loaded": False, "collecting": False}),
+        (["release", "--json"], {"started": True, "command_line_loaded": False, "collecting": False}),
+        (["hold", "show"], {"started": False, "collecting": True}),  # not one of them: as before
+    ],
+)
+def test_the_commands_that_start_uncollected_do_so_before_the_command_line_loads(
+    argv: list[str], expected: dict[str, bool], tmp_path: Path
+) -> None:
+    """``handoff status`` (and transfer, approve, release) turns collection off before importing Typer,
+    the commands and their settings, not only once Typer calls it; other commands collect as usual."""
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "handoff"  # named as the console script is
+    script.write_text(EARLY)
+    out = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, timeout=120,
+                         check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_each_command_started_early_starts_uncollected_itself() -> None:
+    """The early start changes only when collection stops: each of those commands still calls
+    ``heap.starting`` itself (run from Prefect, a test or ``python -m``, it is the only call)."""
+    import inspect
+
+    import handoff.cli
+    from handoff.cli.common import app
+
+    callbacks = {c.name or c.callback.__name__: c.callback for c in app.registered_commands if c.callback}
+    for name in handoff.cli.STARTING:
+        assert "heap.starting()" in inspect.getsource(callbacks[name]), name

@@ -45,6 +45,12 @@ def main_by_name() -> None:
         main.__spec__ = importlib.util.find_spec("handoff.cli.__main__")
 
 
+def console_script() -> bool:
+    """Whether this process is the ``handoff`` console script (not a program that imported handoff)."""
+    main = sys.modules.get("__main__")
+    return main is not None and _is_console_script(main)
+
+
 def _is_console_script(main: Any) -> bool:
     path = getattr(main, "__file__", None) or ""
     return os.path.basename(path) in ("handoff", "handoff.exe", "handoff-script.py")
@@ -74,8 +80,7 @@ def start_for_transfer(argv: list[str]) -> bool:
     settings are read as ``handoff.early_settings`` reads them; the command's own settings still
     decide (``cli.lifecycle``), and a configuration error is theirs to report.
     """
-    main = sys.modules.get("__main__")
-    if argv[1:2] != ["transfer"] or "--help" in argv or main is None or not _is_console_script(main):
+    if argv[1:2] != ["transfer"] or "--help" in argv or not console_script():
         return False
     from handoff import early_settings  # not ``handoff.config``: pydantic alone is a tenth of a second
 
