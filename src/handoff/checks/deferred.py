@@ -111,6 +111,9 @@ def defer(names: tuple[str, ...] = UNUSED_BY_SUITES) -> list[str]:
             stand_in = _stand_in(name)
             if stand_in is not None:
                 sys.modules[name] = stand_in
+                parent, _, child = name.rpartition(".")
+                if parent in sys.modules:  # as importing it would: ``import a.b`` then ``a.b.x`` reads it there
+                    setattr(sys.modules[parent], child, stand_in)
                 done.append(name)
     return done
 

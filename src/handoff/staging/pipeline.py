@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import sqlalchemy as sa
 
+from handoff.checks import deferred
 from handoff.checks.chunkcheck import Checked, Checker, CheckProcesses, checked, take_chunks
 from handoff.checks.server import start_server, use_processes
 from handoff.checks.validate import Failure
@@ -36,6 +37,12 @@ from handoff.policy.suite import SuiteDoc, load_suite, suite_hash
 from handoff.signing.statement import Signed
 from handoff.state import batch as batches
 from handoff.state.schema import open_state, row_quarantine
+
+# ADBC's DB-API module imports ``pyarrow.dataset`` for a bulk ingest handoff never runs, and that imports
+# pandas: about 0.2 s before the snapshot's row query can start. Deferred, pandas is first imported by
+# GX in the check thread, while the database scans.
+UNUSED_BY_ADBC = ("pyarrow.dataset",)
+deferred.defer(UNUSED_BY_ADBC)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (rows done, rows expected)
