@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -31,7 +32,9 @@ def _bench_database() -> str:
         with admin.connect() as conn:
             exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": DB_NAME}).scalar()
             if not exists:
-                conn.exec_driver_sql(f'CREATE DATABASE "{DB_NAME}"')
+                # Another test worker may have made it meanwhile: then it exists, which is all this needs.
+                with contextlib.suppress(sa.exc.IntegrityError, sa.exc.ProgrammingError):
+                    conn.exec_driver_sql(f'CREATE DATABASE "{DB_NAME}"')
         admin.dispose()
     except sa.exc.OperationalError as exc:
         unavailable(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc.orig}")
@@ -141,7 +144,7 @@ def test_the_whole_process_bench_measures_the_advised_index_and_leaves_the_sourc
     from handoff_tools.bench_report import plot_processes
 
     _bench_database()
-    base = DB_URL.rsplit("_", 1)[0] + "_proc"
+    base = DB_URL.rsplit("_", 1)[0] + "_procidx"  # its own databases: the other whole-process test may run beside it
     result = run_processes(base, [6000], tmp_path / "bp", repeat=1, source_index=True)
     fixed, sized = result["sizes"]
     assert "indexed" not in fixed, "the 5,000-row fixed-cost line is measured without the index"

@@ -192,7 +192,15 @@ def _fastest(ctx: _Ctx, run: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
 def _measure_sql(ctx: _Ctx, id_column: str) -> dict[str, dict[str, Any] | None]:
     """The floors (sorted, unsorted), the earlier design's accounting and this design's SQL-level
     bound, with handoff's form of the aggregate and with the other form."""
-    from handoff.extract.snapshot import NO_JIT
+    import sqlalchemy as sa
+
+    from handoff.config import load_settings
+    from handoff.extract.parallel import scan_workers
+    from handoff.extract.snapshot import NO_JIT, session_setup
+
+    # The accounted paths and the bound run what handoff's source sessions run first: JIT off and the
+    # parallel workers per scan handoff would ask for here (``extract.parallel``).
+    session = session_setup(scan_workers(load_settings().source_parallel, sa.engine.make_url(ctx.pg_uri)))
 
     # (a) the floors: sorted by the server (the earlier design) and unsorted (this one)
     floors = {}
@@ -224,8 +232,8 @@ def _measure_sql(ctx: _Ctx, id_column: str) -> dict[str, dict[str, Any] | None]:
              ctx.sqls["other_sql"], ctx.sqls["sql"], id_column),
         ):  # fmt: skip
             ctx.say(f"{label}: one snapshot")
-            spec = {"pg_url": ctx.pg_uri, "sql": the_sql, "no_jit": NO_JIT, "counts_sql": counts_sql,
-                    "sort_key": key, "out": str(ctx.out_dir / f"{name}.parquet")}  # fmt: skip
+            spec = {"pg_url": ctx.pg_uri, "sql": the_sql, "no_jit": NO_JIT, "session": session,
+                    "counts_sql": counts_sql, "sort_key": key, "out": str(ctx.out_dir / f"{name}.parquet")}  # fmt: skip
             run = runs[name] = _fastest(ctx, functools.partial(_try_child, ctx, "accounted", name, spec))
             if run["rows_out"] != selected:
                 ctx.notes.append(f"{label} wrote {run['rows_out']:,} rows, the floor {selected:,}.")
@@ -236,7 +244,7 @@ def _measure_sql(ctx: _Ctx, id_column: str) -> dict[str, dict[str, Any] | None]:
             "only the exclusion aggregate on the same snapshot, the second full scan the order's "
             "accounting requires; the SQL-level bound is that for this design, with the rows sorted "
             f"in Arrow, and nothing else (handoff's aggregate, {ctx.sqls['form']}; beside it the "
-            f"{ctx.sqls['other_form']} one)."
+            f"{ctx.sqls['other_form']} one). Both run handoff's session settings: {'; '.join(session)}."
         )
 
     return runs

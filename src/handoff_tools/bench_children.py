@@ -190,8 +190,8 @@ def _child_floor(spec: dict[str, Any]) -> dict[str, Any]:
 def _child_accounted(spec: dict[str, Any]) -> dict[str, Any]:
     """An export plus the order's exclusion accounting, nothing else: the SQL to Parquet through
     ADBC while the exclusion aggregate runs on the same exported snapshot (the work issue 2
-    requires of any compliant export), JIT off, the rows sorted client-side when ``sort_key`` is
-    given. No validation, hashing or upload."""
+    requires of any compliant export), JIT off and handoff's parallel workers per scan (``session``), the
+    rows sorted client-side when ``sort_key`` is given. No validation, hashing or upload."""
     import threading
 
     import psycopg
@@ -202,7 +202,9 @@ def _child_accounted(spec: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     with psycopg.connect(spec["pg_url"]) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        conn.execute(spec["no_jit"])
+        session = spec.get("session") or [spec["no_jit"]]  # what handoff's source sessions run first
+        for statement in session:
+            conn.execute(statement)
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()
         assert row is not None
         snapshot = str(row[0])
@@ -219,7 +221,7 @@ def _child_accounted(spec: dict[str, Any]) -> dict[str, Any]:
         setup = [
             "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
             f"SET TRANSACTION SNAPSHOT '{snapshot}'",
-            spec["no_jit"],
+            *session,
         ]
         rows = _adbc_export(spec["pg_url"], spec["sql"], out, setup, spec.get("sort_key"))
         counter.join()

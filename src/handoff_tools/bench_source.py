@@ -3,6 +3,7 @@ and the statements every measured path runs, as literal SQL."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,9 @@ def ensure_database(url: sa.engine.URL) -> None:
         with admin.connect() as conn:
             exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).first()
             if not exists:
-                conn.exec_driver_sql(f'CREATE DATABASE "{url.database}"')
+                # A bench beside this one may have made it meanwhile: then it exists, which is all this needs.
+                with contextlib.suppress(sa.exc.IntegrityError, sa.exc.ProgrammingError):
+                    conn.exec_driver_sql(f'CREATE DATABASE "{url.database}"')
     except sa.exc.OperationalError as exc:
         raise SourceError(
             f"cannot reach PostgreSQL at {url.render_as_string(hide_password=True)}: {exc.orig}"

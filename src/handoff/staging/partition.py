@@ -24,6 +24,7 @@ from handoff.checks.chunkcheck import Checker
 from handoff.checks.validate import Failure
 from handoff.config import Settings
 from handoff.extract import reader as extract
+from handoff.extract.parallel import scan_workers
 from handoff.extract.snapshot import PortableRead, export_snapshot, fast_path_available, open_read
 from handoff.extract.stage import StagedFile, Stager
 from handoff.policy.order import PolicySet
@@ -193,7 +194,7 @@ def stage_partitioned(
             PartitionSpec(i, p_fips, low, high, request.source_url, str(settings.policy_dir), order.ref,
                           _iso(read.plan.since), None if fast else _iso(watermark), snapshot_id, fast,
                           settings.chunk_rows, settings.workers, str(settings.staging_dir), batch_id, day,
-                          settings.source_parallel, settings.check_rows)
+                          scan_workers(settings.source_parallel, engine.url), settings.check_rows)
             for i, (p_fips, low, high) in enumerate(parts)
         ]  # fmt: skip
         Stager(settings.staging_dir, batch_id)  # creates the batch's partial folder

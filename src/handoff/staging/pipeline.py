@@ -27,6 +27,7 @@ from handoff.config import Settings
 from handoff.errors import SourceError
 from handoff.extract import heap
 from handoff.extract import reader as extract
+from handoff.extract.parallel import scan_workers
 from handoff.extract.snapshot import SourceRead, open_read
 from handoff.extract.sortmerge import SortedRuns
 from handoff.extract.stage import StagedFile, Stager, parquet_bytes
@@ -149,7 +150,8 @@ def load(settings: Settings, request: StageRequest) -> tuple[Order, SuiteDoc, sa
 def prepare(settings: Settings, request: StageRequest, now: dt.datetime) -> Prepared:
     """Load the order and its suite and open a consistent read of the source."""
     order, suite, engine, fips = load(settings, request)
-    read = open_read(engine, order, fips, request.since, fast=settings.fast_path, parallel=settings.source_parallel)
+    parallel = scan_workers(settings.source_parallel, engine.url)
+    read = open_read(engine, order, fips, request.since, fast=settings.fast_path, parallel=parallel)
     return Prepared(request, order, suite, suite_hash(suite), read, now)
 
 

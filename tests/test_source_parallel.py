@@ -1,0 +1,80 @@
+"""Parallel workers per source scan: one where the source shares this small machine, the server's own
+setting anywhere else, and always what ``HANDOFF_SOURCE_PARALLEL`` says."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
+from support import NOW, build_settings
+
+from handoff.extract.parallel import LOCAL_HOSTS, on_this_machine, scan_workers
+from handoff.staging.pipeline import StageRequest, prepare
+
+LOCAL = [
+    "postgresql+psycopg://u@127.0.0.1:5432/db",
+    "postgresql+psycopg://u@localhost/db",
+    "postgresql+psycopg://u@[::1]:5432/db",
+    "postgresql+psycopg:///db",  # the default socket
+    "postgresql+psycopg://u@/db?host=/var/run/postgresql",
+]
+REMOTE = [
+    "postgresql+psycopg://u@db.medicaid.example.gov:5432/db",
+    "postgresql+psycopg://u@10.0.0.7/db",
+    "postgresql+psycopg://u@/db?host=db.medicaid.example.gov",
+    "postgresql+psycopg://u@/db?host=/var/run/postgresql,db2.example.gov",  # one of them elsewhere
+]
+
+
+@pytest.mark.parametrize("url", LOCAL)
+def test_a_source_on_this_small_machine_gets_one_worker_per_scan(url: str) -> None:
+    assert scan_workers(None, sa.engine.make_url(url), cores=2) == 1
+    assert scan_workers(None, sa.engine.make_url(url), cores=3) == 1
+    assert scan_workers(None, sa.engine.make_url(url), cores=4) is None  # cores to spare: the server decides
+
+
+@pytest.mark.parametrize("url", REMOTE)
+def test_a_source_elsewhere_keeps_the_servers_setting(url: str) -> None:
+    assert scan_workers(None, sa.engine.make_url(url), cores=2) is None
+
+
+def test_the_setting_always_wins_and_other_databases_are_left_alone() -> None:
+    local, remote = sa.engine.make_url(LOCAL[0]), sa.engine.make_url(REMOTE[0])
+    assert scan_workers(0, local, cores=2) == 0
+    assert scan_workers(3, local, cores=2) == 3
+    assert scan_workers(4, remote, cores=64) == 4
+    assert scan_workers(None, sa.engine.make_url("mysql+pymysql://root@127.0.0.1/test"), cores=2) is None
+    assert scan_workers(None, sa.engine.make_url("sqlite:///source.db"), cores=2) is None
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/@:?#[]%"), min_size=1))
+def test_only_loopback_names_and_socket_paths_count_as_this_machine(host: str) -> None:
+    url = sa.engine.URL.create("postgresql+psycopg", username="u", host=host, database="db")
+    assert on_this_machine(url) == (host.lower() in LOCAL_HOSTS)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("cores", "asks_for_one"), [(2, True), (8, False)])
+def test_a_transfers_source_sessions_run_with_those_workers(
+    cores: int, asks_for_one: bool, pg_source_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both sessions on the snapshot (the exclusion count's and ADBC's row session) run with one worker
+    per scan on a two-core machine whose source is local; with eight cores, with the server's setting."""
+    engine = sa.create_engine(pg_source_url)
+    with engine.connect() as conn:
+        server = conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar()
+    engine.dispose()
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    prep = prepare(build_settings(tmp_path / "home"), StageRequest(pg_source_url), NOW)
+    read = prep.read
+    try:
+        assert read.kind.startswith("PostgreSQL snapshot")
+        expected = "1" if asks_for_one else server
+        assert read.conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar() == expected  # type: ignore[attr-defined]
+        _, cur = read._rows  # type: ignore[attr-defined]
+        cur.execute("SELECT current_setting('max_parallel_workers_per_gather')")
+        assert cur.fetchone()[0] == expected
+    finally:
+        read.counts()
+        read.close()
