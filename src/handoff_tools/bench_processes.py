@@ -103,6 +103,14 @@ class Stack:
     policy_dir: pathlib.Path
     hearings: list[str]
     stop: Callable[[], None]
+    buckets: Callable[[str], dict[str, str]]  # a fresh delivery and audit bucket for one try: its env
+
+    def try_env(self, home: pathlib.Path) -> dict[str, str]:
+        """The environment of one try: its own home, state database and buckets. (The local S3
+        endpoint lists a prefix by walking every object in the bucket: an audit bucket shared by every
+        try made each stop-marker check slower than the last, 6 ms empty, 70 ms after 950 anchors,
+        where S3 lists only the prefix.)"""
+        return {**self.env, "HANDOFF_HOME": str(home), **self.buckets(home.name)}
 
 
 def start_stack(work: pathlib.Path) -> Stack:
@@ -121,7 +129,14 @@ def start_stack(work: pathlib.Path) -> Stack:
            "HANDOFF_CONFIG": str(work / "no-handoff.toml"), "GX_ANALYTICS_ENABLED": "False", "DO_NOT_TRACK": "1",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
     order = PolicySet(policy_dir).current()
-    return Stack(work, env, keys, policy_dir, [h.id for h in order.hearings], local.stop)
+
+    def buckets(name: str) -> dict[str, str]:
+        bucket = f"handoff-bench-{name}".lower()[:63]
+        key = emulator.create_bucket(local, bucket)
+        emulator.create_bucket(local, f"{bucket[:57]}-audit", object_lock=True)
+        return {"HANDOFF_BUCKET": bucket, "HANDOFF_AUDIT_BUCKET": f"{bucket[:57]}-audit", "HANDOFF_KMS_KEY_ID": key}
+
+    return Stack(work, env, keys, policy_dir, [h.id for h in order.hearings], local.stop, buckets)
 
 
 def without_handoff_defaults(env: dict[str, str]) -> dict[str, str]:
@@ -138,9 +153,9 @@ def _handoff() -> str:
     return str(pathlib.Path(sys.executable).with_name("handoff"))
 
 
-def _one_try(stack: Stack, db_url: str, cx_url: str, sql: str, home: pathlib.Path) -> dict[str, Timed]:
-    """ConnectorX, then handoff's transfer, approve and release, once, each its own process."""
-    env = {**stack.env, "HANDOFF_HOME": str(home)}
+def _one_try(stack: Stack, db_url: str, cx_url: str, sql: str, env: dict[str, str]) -> dict[str, Timed]:
+    """ConnectorX, then handoff's transfer, approve and release, once, each its own process (``env``:
+    ``Stack.try_env``)."""
     tried = {"connectorx": timed([sys.executable, "-c", CX_SCRIPT, cx_url, sql, str(stack.work / "cx.parquet")],
                                  without_handoff_defaults(env), stack.work)}  # fmt: skip
     selected = int(tried["connectorx"].stdout.split()[-1])
@@ -179,10 +194,9 @@ def measure_size(stack: Stack, db_url: str, sql: str, rows: int, repeat: int, pr
                                     "help": [], "transfer_processes": []}  # fmt: skip
     selected = 0
     for i in range(repeat):
-        home = stack.work / f"home-{rows}-{i}"
-        env = {**stack.env, "HANDOFF_HOME": str(home)}
+        env = stack.try_env(stack.work / f"home-{rows}-{i}")
         progress(f"{rows:,} rows, try {i + 1} of {repeat}: ConnectorX, then handoff transfer, approve, release")
-        for path, took in _one_try(stack, db_url, cx_url, sql, home).items():
+        for path, took in _one_try(stack, db_url, cx_url, sql, env).items():
             runs[path].append(took)
         selected = int(runs["connectorx"][-1].stdout.split()[-1])
         if fixed:
@@ -230,7 +244,9 @@ def _with_index(stack: Stack, db_url: str, cx_url: str, sql: str, rows: int, rep
         runs: dict[str, list[Timed]] = {}
         for i in range(repeat):
             progress(f"{rows:,} rows with the index, try {i + 1} of {repeat}")
-            for path, took in _one_try(stack, db_url, cx_url, sql, stack.work / f"home-{rows}-index-{i}").items():
+            for path, took in _one_try(
+                stack, db_url, cx_url, sql, stack.try_env(stack.work / f"home-{rows}-index-{i}")
+            ).items():
                 runs.setdefault(path, []).append(took)
     finally:
         with engine.connect() as conn:
