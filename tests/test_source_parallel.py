@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support import NOW, build_settings
 
-from handoff.extract.parallel import LOCAL_HOSTS, on_this_machine, scan_workers
+from handoff.extract.parallel import LOCAL_HOSTS, AtMost, on_this_machine, scan_workers
 from handoff.staging.pipeline import StageRequest, prepare
 
 LOCAL = [
@@ -30,6 +30,7 @@ REMOTE = [
 @pytest.mark.parametrize("url", LOCAL)
 def test_a_source_on_this_small_machine_gets_one_worker_per_scan(url: str) -> None:
     assert scan_workers(None, sa.engine.make_url(url), cores=2) == 1
+    assert isinstance(scan_workers(None, sa.engine.make_url(url), cores=2), AtMost)  # never more than the server's
     assert scan_workers(None, sa.engine.make_url(url), cores=3) == 1
     assert scan_workers(None, sa.engine.make_url(url), cores=4) is None  # cores to spare: the server decides
 
@@ -43,6 +44,7 @@ def test_the_setting_always_wins_and_other_databases_are_left_alone() -> None:
     local, remote = sa.engine.make_url(LOCAL[0]), sa.engine.make_url(REMOTE[0])
     assert scan_workers(0, local, cores=2) == 0
     assert scan_workers(3, local, cores=2) == 3
+    assert not isinstance(scan_workers(3, local, cores=2), AtMost)  # as given, even above the server's
     assert scan_workers(4, remote, cores=64) == 4
     assert scan_workers(None, sa.engine.make_url("mysql+pymysql://root@127.0.0.1/test"), cores=2) is None
     assert scan_workers(None, sa.engine.make_url("sqlite:///source.db"), cores=2) is None
@@ -55,26 +57,54 @@ def test_only_loopback_names_and_socket_paths_count_as_this_machine(host: str) -
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize(("cores", "asks_for_one"), [(2, True), (8, False)])
+@pytest.mark.parametrize(
+    ("cores", "server_says", "expected"),
+    [(2, None, "1"), (8, None, "server"), (2, "0", "0")],  # a server that says none keeps none
+)
 def test_a_transfers_source_sessions_run_with_those_workers(
-    cores: int, asks_for_one: bool, pg_source_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+    cores: int, server_says: str | None, expected: str, pg_source_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Both sessions on the snapshot (the exclusion count's and ADBC's row session) run with one worker
-    per scan on a two-core machine whose source is local; with eight cores, with the server's setting."""
-    engine = sa.create_engine(pg_source_url)
+    per scan on a two-core machine whose source is local, or fewer where the server says fewer; with
+    eight cores, with the server's setting."""
+    url = sa.engine.make_url(pg_source_url)
+    if server_says is not None:  # as a DBA's setting for the role or database would
+        options = f"{url.query.get('options', '')} -c max_parallel_workers_per_gather={server_says}".strip()
+        url = url.update_query_dict({"options": options})
+    engine = sa.create_engine(url)
     with engine.connect() as conn:
         server = conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar()
     engine.dispose()
     monkeypatch.setattr("os.cpu_count", lambda: cores)
-    prep = prepare(build_settings(tmp_path / "home"), StageRequest(pg_source_url), NOW)
+    source = url.render_as_string(hide_password=False)
+    prep = prepare(build_settings(tmp_path / "home"), StageRequest(source), NOW)
     read = prep.read
     try:
         assert read.kind.startswith("PostgreSQL snapshot")
-        expected = "1" if asks_for_one else server
+        expected = server if expected == "server" else expected
         assert read.conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar() == expected  # type: ignore[attr-defined]
         _, cur = read._rows  # type: ignore[attr-defined]
-        cur.execute("SELECT current_setting('max_parallel_workers_per_gather')")
-        assert cur.fetchone()[0] == expected
+        cur.execute("SELECT current_setting('max_parallel_workers_per_gather'), current_setting('search_path')")
+        workers, search_path = cur.fetchone()
+        assert workers == expected
+        # ADBC's session got the URL's options as psycopg's did (a space in them once broke it).
+        assert search_path == read.conn.exec_driver_sql("SHOW search_path").scalar()  # type: ignore[attr-defined]
     finally:
         read.counts()
         read.close()
+
+
+def test_libpq_uris_keep_options_with_spaces_and_escaped_characters() -> None:
+    """libpq reads ``+`` as a plus: a space in ``options`` must reach it as ``%20``."""
+    from urllib.parse import unquote
+
+    from handoff.extract.snapshot import libpq_uri
+
+    url = sa.engine.make_url("postgresql+psycopg://u:p%40ss@127.0.0.1:5432/db?options=-csearch_path%3Dsrc+-c+jit%3Doff"
+                             "&sslmode=require")  # fmt: skip
+    uri = libpq_uri(url)
+    assert uri.startswith("postgresql://u:p%40ss@127.0.0.1:5432/db?")
+    query = dict(pair.split("=", 1) for pair in uri.split("?", 1)[1].split("&"))
+    assert "+" not in query["options"] and unquote(query["options"]) == "-csearch_path=src -c jit=off"
+    assert query["sslmode"] == "require"
+    assert libpq_uri(sa.engine.make_url("postgresql+psycopg://u@db/x")) == "postgresql://u@db/x"

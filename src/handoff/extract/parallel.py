@@ -6,8 +6,9 @@ source runs on the machine handoff runs on and it has fewer than four cores, tho
 cores with handoff's own checks; one worker per scan was faster, measured on two cores
 (``docs/benchmarks.md``, 2026-12-06: a transfer of 8M source rows 5.50-5.74 s against 5.71-6.10
 s, of 16M 8.99-9.15 s against 9.10-9.98 s, alternating; no worker at all was slower at 16M).
-Anywhere else the server's own setting stands: handoff cannot see a remote server's cores.
-``HANDOFF_SOURCE_PARALLEL`` always wins.
+The default is a ceiling (``AtMost``): a server set to fewer (none, say) keeps its setting. Anywhere
+else the server's own setting stands: handoff cannot see a remote server's cores.
+``HANDOFF_SOURCE_PARALLEL`` always wins, as given.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 SMALL_MACHINE_CORES = 4  # below this, a source on this machine gets one worker per scan
 
 
+class AtMost(int):
+    """A number of workers that only lowers the server's own setting, never raises it."""
+
+
 def on_this_machine(url: sa.URL) -> bool:
     """Whether ``url`` names a server on this machine: no host (the default socket), a loopback
     address, or a socket directory (``host=/var/run/postgresql`` in the query)."""
@@ -32,11 +37,12 @@ def on_this_machine(url: sa.URL) -> bool:
 
 
 def scan_workers(setting: int | None, url: sa.URL, cores: int | None = None) -> int | None:
-    """Parallel workers per source scan: ``setting`` when configured; one for a PostgreSQL source on
-    this machine when it has fewer than ``SMALL_MACHINE_CORES`` cores; otherwise None (the server's)."""
+    """Parallel workers per source scan: ``setting`` when configured; at most one for a PostgreSQL
+    source on this machine when it has fewer than ``SMALL_MACHINE_CORES`` cores; otherwise None (the
+    server's)."""
     if setting is not None:
         return setting
     cores = cores if cores is not None else (os.cpu_count() or 1)
     if url.get_backend_name() == "postgresql" and cores < SMALL_MACHINE_CORES and on_this_machine(url):
-        return 1
+        return AtMost(1)
     return None

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 
 from handoff.errors import SourceError
 from handoff.extract import reader as extract
+from handoff.extract.parallel import AtMost
 from handoff.policy.order import Order
 
 _SAFE_LITERAL = re.compile(r"^[A-Za-z0-9_ :.\-]*$")
@@ -121,8 +122,15 @@ def literal_sql(statement: sa.ClauseElement, engine: Engine) -> str:
 
 
 def libpq_uri(url: sa.engine.URL) -> str:
-    """``postgresql+psycopg://…`` → ``postgresql://…`` for libpq-style clients (ADBC, ConnectorX, psycopg)."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    """``postgresql+psycopg://…`` → ``postgresql://…`` for libpq-style clients (ADBC, ConnectorX, psycopg).
+
+    The query is percent-encoded: SQLAlchemy writes a space as ``+``, which libpq keeps as a plus, so
+    ``options=-c a=1 -c b=2`` reached ADBC's session as one broken setting."""
+    from urllib.parse import quote
+
+    text = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    pairs = [(k, v) for k, values in url.query.items() for v in ((values,) if isinstance(values, str) else values)]
+    return text + ("?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in pairs) if pairs else "")
 
 
 class PostgresSnapshot:
@@ -247,10 +255,13 @@ NO_JIT = "SELECT set_config('jit', 'off', true) WHERE current_setting('jit', tru
 
 
 def session_setup(parallel: int | None) -> list[str]:
-    """What every PostgreSQL source session runs first: JIT off and, when configured
-    (``HANDOFF_SOURCE_PARALLEL``), how many parallel workers each scan may use; local to the transaction."""
+    """What every PostgreSQL source session runs first: JIT off and how many parallel workers each scan
+    may use (``extract.parallel``: as configured, or at most so many), local to the transaction."""
     setup = [NO_JIT]
-    if parallel is not None:
+    if isinstance(parallel, AtMost):
+        setup.append("SELECT set_config('max_parallel_workers_per_gather', least(current_setting("
+                     f"'max_parallel_workers_per_gather')::int, {int(parallel)})::text, true)")  # fmt: skip
+    elif parallel is not None:
         setup.append(f"SELECT set_config('max_parallel_workers_per_gather', '{int(parallel)}', true)")
     return setup
 
