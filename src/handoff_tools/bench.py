@@ -232,7 +232,7 @@ def _measure_sql(ctx: _Ctx, id_column: str) -> dict[str, dict[str, Any] | None]:
              ctx.sqls["other_sql"], ctx.sqls["sql"], id_column),
         ):  # fmt: skip
             ctx.say(f"{label}: one snapshot")
-            spec = {"pg_url": ctx.pg_uri, "sql": the_sql, "no_jit": NO_JIT, "session": session,
+            spec = {"pg_url": ctx.pg_uri, "sql": the_sql, "session": session,
                     "counts_sql": counts_sql, "sort_key": key, "out": str(ctx.out_dir / f"{name}.parquet")}  # fmt: skip
             run = runs[name] = _fastest(ctx, functools.partial(_try_child, ctx, "accounted", name, spec))
             if run["rows_out"] != selected:

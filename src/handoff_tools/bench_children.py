@@ -202,7 +202,7 @@ def _child_accounted(spec: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     with psycopg.connect(spec["pg_url"]) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        session = spec.get("session") or [spec["no_jit"]]  # what handoff's source sessions run first
+        session = spec["session"]  # what handoff's source sessions run first: JIT off, workers per scan
         for statement in session:
             conn.execute(statement)
         row = conn.execute("SELECT pg_export_snapshot()").fetchone()

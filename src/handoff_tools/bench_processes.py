@@ -121,13 +121,10 @@ def start_stack(work: pathlib.Path) -> Stack:
     keys = demokeys.make_keyring(work / "keys")
     policy_dir = demokeys.signed_policy_dir(load_settings().policy_dir, work / "policy", keys)
     local = emulator.start()
-    key = emulator.create_bucket(local, "handoff-bench")
-    emulator.create_bucket(local, "handoff-bench-audit", object_lock=True)
+    # Buckets come with each try (``Stack.try_env``), not here.
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_")}, **local_stack.aws_env(local),
-           "HANDOFF_POLICY_DIR": str(policy_dir), "HANDOFF_BUCKET": "handoff-bench",
-           "HANDOFF_AUDIT_BUCKET": "handoff-bench-audit", "HANDOFF_KMS_KEY_ID": key,
-           "HANDOFF_CONFIG": str(work / "no-handoff.toml"), "GX_ANALYTICS_ENABLED": "False", "DO_NOT_TRACK": "1",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
+           "HANDOFF_POLICY_DIR": str(policy_dir), "HANDOFF_CONFIG": str(work / "no-handoff.toml"),
+           "GX_ANALYTICS_ENABLED": "False", "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
     order = PolicySet(policy_dir).current()
 
     def buckets(name: str) -> dict[str, str]:
