@@ -295,7 +295,7 @@ def narrowed_file(tmp_path: Path, *, drop: str = "  phone: [elgbl_phne_num_home]
 
 
 def count_validations(monkeypatch: Any) -> list[int]:
-    """Record the rows of every GX validation from now on (0 for a warm-up on an empty frame); each
+    """Record the rows of every GX validation from now on (0 for an empty frame); each
     still runs for real."""
     from handoff.checks import validate
 

@@ -207,34 +207,29 @@ def test_a_transfer_checking_in_processes_starts_their_server_before_the_command
     assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
 
 
-def test_a_worker_warms_up_gx_only_while_no_unit_waits(
+def test_a_worker_builds_its_validator_first_and_validates_only_units(
     crowded_source_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A worker forked once the caller already handed over a unit (a small source, read while the
-    fork server was still importing GX) goes straight to that unit: no warm-up validation of an empty
-    frame ahead of it. The caller's first unit sets the Event the workers share."""
-    from handoff.checks import chunkcheck, server
+    """What each forked worker runs first builds its GX validator and validates nothing (an empty
+    frame's validation only took CPU from the scan); the first unit handed over is then checked in
+    the worker, with every expectation."""
+    from handoff.checks import chunkcheck
 
     policies = PolicySet(POLICY_DIR)
     order = policies.current()
     suite = load_suite(policies, order)
     seen = count_validations(monkeypatch)
-    for waiting, warm_ups in [(False, [0]), (True, [])]:
-        seen.clear()
-        event = server.context().Event()
-        if waiting:
-            event.set()
-        chunkcheck._start(Checker(order, suite, NOW.date()), event)  # what each forked worker runs first
-        assert seen == warm_ups
+    first = Checker(order, suite, NOW.date())
+    chunkcheck._start(first)  # what each forked worker runs first
+    assert seen == [] and chunkcheck._WORKER is first and getattr(first.local, "validator", None) is not None
 
     procs = chunkcheck.CheckProcesses(Checker(order, suite, NOW.date()), 1)
     read = open_read(extract.open_source(crowded_source_url), order, None, None, fast=False)
     try:
-        assert not procs.unit_waiting.is_set()
         unit = next(iter(read.chunks(500)))
         got = chunkcheck.checked(procs.submit(unit))
-        assert procs.unit_waiting.is_set()
         assert got.verdict is not None and got.verdict.passed and got.pid != os.getpid()
+        assert got.verdict.evaluated == len(suite["expectations"])
     finally:
         read.close()
         procs.close()

@@ -57,8 +57,6 @@ class Checker:
         self.rules = rules_for(order)
         self.schema = extract.arrow_schema(order)
         self.local = threading.local()
-        # Set once a unit is handed to this checker; in a worker process, the caller's shared Event (``_start``).
-        self.unit_waiting: Any = threading.Event()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"order": self.order, "suite": self.suite, "day": self.day}
@@ -73,16 +71,14 @@ class Checker:
         return v
 
     def warm(self) -> None:
-        """Build this thread's validator (importing GX) and, while no unit waits, run it once on an empty frame.
+        """Build this thread's validator (importing GX and starting its context) before the first unit comes.
 
-        GX's first validation in a process costs a few hundred milliseconds of setup; doing it
-        while the database is still scanning hides that latency. Once a unit waits (a small source
-        is read before GX has started) there is nothing to hide: its own validation pays the setup.
+        It validates nothing: an empty frame's validation (about 0.12 s of CPU) once ran here to pay
+        GX's first-validation setup while the database scanned, but the first real validation now
+        costs the same after it as without it (``docs/benchmarks.md``), so it only took CPU from the scan.
         """
         try:
-            validator = self.validator()
-            if not self.unit_waiting.is_set():
-                validator.validate(extract.arrow_schema(self.order).empty_table(), self.day)
+            self.validator()
         except Exception:  # noqa: BLE001 - the real validation raises it again, with context
             log.debug("validator warm-up failed", exc_info=True)
 
@@ -113,12 +109,10 @@ def take_chunks(chunks: list[pa.Table]) -> pa.Table:
 _WORKER: Checker | None = None
 
 
-def _start(checker: Checker, unit_waiting: Any) -> None:
-    """A worker's initializer: keep the checker and warm it up, unless the caller already has a unit
-    waiting (``unit_waiting``, an Event shared with the calling process)."""
+def _start(checker: Checker) -> None:
+    """A worker's initializer: keep the checker and build its validator."""
     global _WORKER
     _WORKER = checker
-    checker.unit_waiting = unit_waiting
     checker.warm()
 
 
@@ -131,12 +125,8 @@ class CheckProcesses:
     """``n`` worker processes running one ``Checker``; ``submit`` returns a future ``Checked``."""
 
     def __init__(self, checker: Checker, n: int) -> None:
-        ctx = server.context()
-        # Set with the first unit: a worker that starts after it (a small source, read while the fork
-        # server was still importing GX) skips the warm-up validation, which would only delay that unit.
-        self.unit_waiting = ctx.Event()
         self.pool = ProcessPoolExecutor(
-            max_workers=n, mp_context=ctx, initializer=_start, initargs=(checker, self.unit_waiting)
+            max_workers=n, mp_context=server.context(), initializer=_start, initargs=(checker,)
         )
         # Every worker (and its warm-up) starts now, while the scan starts, from another thread: a worker
         # is forked only once the fork server has imported GX, and meanwhile the caller reads (were it
@@ -154,7 +144,6 @@ class CheckProcesses:
             self.start_error = exc
 
     def submit(self, chunk: pa.Table) -> Future[Checked]:
-        self.unit_waiting.set()
         self.starting.join()  # the first unit waits for the workers, the reading before it did not
         try:
             if self.start_error is not None:

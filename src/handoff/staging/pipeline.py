@@ -203,7 +203,6 @@ def process_chunks(
                 # A check empties the list: the read chunks go once their clean rows are out. (Screening
                 # here, on the reading thread, overlapped the last unit's GX but stalled the read: the
                 # export then ended later, and the transfer with it; see the README's benchmark.)
-                check.unit_waiting.set()
                 job = procs.submit(take_chunks(unit)) if procs else checker.submit(check, unit)
                 in_flight.append((job, parts))
                 while len(in_flight) > checkers:
