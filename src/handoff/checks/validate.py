@@ -25,7 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from handoff.checks import deferred, expectation_kwargs, field_copies, gx_parts, reader_assets
+from handoff.checks import deferred, expectation_config, field_copies, gx_parts, reader_assets
 from handoff.errors import PolicyError
 from handoff.extract import heap
 from handoff.policy.rules import SNAPSHOT_PARAM, mask_id
@@ -103,7 +103,7 @@ def import_gx(expectation_types: tuple[str, ...] = EXPECTATION_TYPES) -> Any:
         import great_expectations as gx
 
         importlib.import_module("great_expectations.expectations")
-    expectation_kwargs.install()  # each kwarg read builds one configuration, not one per key
+    expectation_config.install()  # each kwarg read builds one configuration, not one per key
     for expectation_type in expectation_types:
         gx_parts.load_expectation(expectation_type)
     return gx

@@ -1,9 +1,10 @@
-"""GX's expectation kwargs read once per call: the same answers, far fewer configurations built.
+"""GX's expectation configurations built once per call, type names remembered: the same answers.
 
-``checks.expectation_kwargs`` replaces three of GX's ``Expectation`` methods with the same code
-reading the expectation's configuration once per call instead of once per key. Every answer must be
-GX's own (the order's suite, and Hypothesis-made expectations of every type handoff's suites use),
-a validation's verdict and report must be the same, and a GX whose methods changed keeps its own.
+``checks.expectation_config`` replaces three of GX's ``Expectation`` methods with the same code
+reading the expectation's configuration once per call instead of once per key, and remembers the
+type name each class name turns into. Every answer must be GX's own (the order's suite, and
+Hypothesis-made expectations of every type handoff's suites use, and any class name), a
+validation's verdict and report must be the same, and a GX whose functions changed keeps its own.
 """
 
 from __future__ import annotations
@@ -18,16 +19,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import NOW, POLICY_DIR
 
-from handoff.checks import expectation_kwargs, validate
+from handoff.checks import expectation_config, validate
 from handoff.extract import reader as extract
 from handoff.policy.order import PolicySet
 from handoff.policy.suite import load_suite
 
 validate.import_gx()
+import great_expectations.expectations.expectation as gx_expectation  # noqa: E402
+import great_expectations.util as gx_util  # noqa: E402
 from great_expectations.expectations.expectation import Expectation  # noqa: E402
 from great_expectations.expectations.expectation_configuration import ExpectationConfiguration  # noqa: E402
+from great_expectations.expectations.registry import _registered_expectations  # noqa: E402
 
-NAMES = tuple(expectation_kwargs.REPLACEMENTS)
+NAMES = tuple(expectation_config.REPLACEMENTS)
+GX_METHODS = {name: expectation_config.ORIGINALS[name] for name in NAMES}
 
 
 def _suite_validator() -> validate.SuiteValidator:
@@ -46,11 +51,12 @@ def _answers(expectation: Any, methods: dict[str, Any]) -> list[Any]:
 
 
 def test_gx_methods_are_replaced_where_gx_is_the_release_they_were_written_from() -> None:
-    assert expectation_kwargs.installed()
-    assert set(expectation_kwargs.ORIGINALS) == set(NAMES)
-    for name in NAMES:  # GX's own, as found: the bytecode the replacements were written from
-        assert expectation_kwargs.fingerprint(expectation_kwargs.ORIGINALS[name].__code__) == \
-            expectation_kwargs.KNOWN[name]  # fmt: skip
+    assert expectation_config.installed()
+    assert set(expectation_config.ORIGINALS) == {*NAMES, "camel_to_snake"}
+    assert expectation_config.ORIGINALS["camel_to_snake"] is gx_util.camel_to_snake
+    for name in expectation_config.ORIGINALS:  # GX's own, as found: the bytecode the replacements were written from
+        assert expectation_config.fingerprint(expectation_config.ORIGINALS[name].__code__) == \
+            expectation_config.KNOWN[name]  # fmt: skip
 
 
 def test_the_orders_expectations_read_the_same_as_with_gxs_own_methods(caplog: pytest.LogCaptureFixture) -> None:
@@ -61,7 +67,7 @@ def test_the_orders_expectations_read_the_same_as_with_gxs_own_methods(caplog: p
     for expectation in expectations:
         with caplog.at_level(logging.WARNING, logger="great_expectations.expectations.expectation"):
             caplog.clear()
-            theirs = _answers(expectation, expectation_kwargs.ORIGINALS)
+            theirs = _answers(expectation, GX_METHODS)
             warned_theirs = [r.getMessage() for r in caplog.records]
             caplog.clear()
             ours = _answers(expectation, mine)
@@ -95,7 +101,19 @@ def test_any_expectation_of_the_suites_types_reads_the_same(data: st.DataObject)
     meta = data.draw(st.fixed_dictionaries({}, optional={"rule": TEXT}))
     expectation = ExpectationConfiguration(type=kind, kwargs=kwargs, meta=meta).to_domain_obj()
     mine = {name: getattr(Expectation, name) for name in NAMES}
-    assert _answers(expectation, mine) == _answers(expectation, expectation_kwargs.ORIGINALS)
+    assert _answers(expectation, mine) == _answers(expectation, GX_METHODS)
+
+
+@given(name=st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,40}", fullmatch=True) | st.text(max_size=20))
+def test_a_class_name_turns_into_the_type_gx_gives_it(name: str) -> None:
+    assert gx_expectation.camel_to_snake(name) == gx_util.camel_to_snake(name)
+    assert gx_expectation.camel_to_snake(name) == gx_util.camel_to_snake(name)  # remembered: the same again
+
+
+def test_every_registered_expectation_is_named_as_gx_names_it() -> None:
+    assert len(_registered_expectations) >= 6
+    for expectation_type, registered in list(_registered_expectations.items()):
+        assert gx_expectation.camel_to_snake(registered.__name__) == expectation_type
 
 
 class _Counted:
@@ -140,8 +158,8 @@ def test_a_validation_gives_the_same_report_from_far_fewer_configurations(monkey
             verdict = validator.validate(unit, day)
             return verdict, counted.built
 
-    theirs, built_theirs = run(expectation_kwargs.ORIGINALS)
-    ours, built_ours = run(dict(expectation_kwargs.REPLACEMENTS))
+    theirs, built_theirs = run(GX_METHODS)
+    ours, built_ours = run(dict(expectation_config.REPLACEMENTS))
     assert not ours.passed and ours.failures
     assert [f.as_dict() for f in ours.failures] == [f.as_dict() for f in theirs.failures]
     assert (ours.passed, ours.evaluated, ours.expected, ours.rows) == \
@@ -152,18 +170,29 @@ def test_a_validation_gives_the_same_report_from_far_fewer_configurations(monkey
 def test_a_gx_whose_methods_changed_keeps_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     """A GX release whose methods differ from those the replacements were written from is left alone,
     and the same GX as written from gets them (idempotent)."""
+    monkeypatch.setattr(gx_expectation, "camel_to_snake", gx_util.camel_to_snake)
     for name in NAMES:
-        monkeypatch.setattr(Expectation, name, expectation_kwargs.ORIGINALS[name])
-    assert not expectation_kwargs.installed()
+        monkeypatch.setattr(Expectation, name, expectation_config.ORIGINALS[name])
+    assert not expectation_config.installed()
 
     def changed(self: Any) -> dict[str, Any]:  # a release that reads its domain kwargs another way
         return {key: None for key in self.domain_keys}
 
     monkeypatch.setattr(Expectation, "_get_domain_kwargs", changed)
-    assert expectation_kwargs.install() is False
+    assert expectation_config.install() is False
     assert Expectation.__dict__["_get_domain_kwargs"] is changed
-    assert Expectation.__dict__["_get_success_kwargs"] is expectation_kwargs.ORIGINALS["_get_success_kwargs"]
+    assert Expectation.__dict__["_get_success_kwargs"] is expectation_config.ORIGINALS["_get_success_kwargs"]
 
-    monkeypatch.setattr(Expectation, "_get_domain_kwargs", expectation_kwargs.ORIGINALS["_get_domain_kwargs"])
-    assert expectation_kwargs.install() is True and expectation_kwargs.install() is True
-    assert expectation_kwargs.installed()
+    monkeypatch.setattr(Expectation, "_get_domain_kwargs", expectation_config.ORIGINALS["_get_domain_kwargs"])
+    assert expectation_config.install() is True and expectation_config.install() is True
+    assert expectation_config.installed()
+    assert gx_expectation.camel_to_snake.__wrapped__ is gx_util.camel_to_snake  # type: ignore[attr-defined]
+
+
+def test_a_gx_whose_type_names_come_another_way_keeps_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    def other(name: str) -> str:  # a release that names its types another way
+        return name.lower()
+
+    monkeypatch.setattr(gx_expectation, "camel_to_snake", other)
+    assert expectation_config.install() is False
+    assert gx_expectation.camel_to_snake is other and not expectation_config.installed()

@@ -1,4 +1,4 @@
-"""Reading an expectation's kwargs without GX rebuilding its configuration for every key.
+"""An expectation's configuration, built by GX once per call that reads it and with its type name known.
 
 GX 1.x's ``Expectation.configuration`` is a property that builds a new ``ExpectationConfiguration``
 each time it is read: the pydantic v1 model's ``dict()``, a configuration object, and a regex that
@@ -7,15 +7,22 @@ turns the class name into the expectation type. ``Expectation._get_domain_kwargs
 twice: about 2,000 of the 2,300 configurations built during one validation of handoff's suite, and a
 quarter of a small unit's validation (``docs/benchmarks.md``).
 
+Each build also turns the class name into the expectation type with two regular-expression
+substitutions (``great_expectations.util.camel_to_snake``): about a tenth of a small unit's
+validation, for a handful of class names.
+
 ``install`` gives ``Expectation`` the same three methods reading the configuration once per call: the
-same values for the same keys in the same order, the same warning and the same error. It does so
-only where GX's own methods are the ones these were written from (their bytecode, ``KNOWN``), so a GX
-release that changes them keeps its own, only slower (``tests/test_expectation_kwargs.py`` notices).
-The configuration is never kept between calls: each call reads the expectation as it is then.
+same values for the same keys in the same order, the same warning and the same error; and the
+expectation module a ``camel_to_snake`` that remembers each name's answer (a pure function of a
+string). It does so only where GX's own functions are the ones these were written from (their
+bytecode, ``KNOWN``), so a GX release that changes them keeps its own, only slower
+(``tests/test_expectation_config.py`` notices). The configuration itself is never kept between
+calls: each call reads the expectation as it is then.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from types import CodeType
@@ -26,6 +33,7 @@ KNOWN = {
     "_get_success_kwarg": "cfe4afb3362ed0244be4da1c5f342bb05f3fdba25acde0d7fe8e36a9b440f0d4",
     "_get_domain_kwargs": "aa32317cca4888a26c0d4d53c3781fd70b66455cb97e1eec9b9dff2189059b05",
     "_get_success_kwargs": "1f89b4cc02cbbff9b832a23810c7563339697d16ec9c4c56aeb4084552f93cd5",
+    "camel_to_snake": "2fa4777dccdac47f5cf59b8525f2f87d4695cf926408ad41949c9d32f3a9a095",
 }
 
 log = logging.getLogger("great_expectations.expectations.expectation")  # where GX's own method warns
@@ -85,11 +93,16 @@ REPLACEMENTS = {
 
 
 def install() -> bool:
-    """Give GX's ``Expectation`` the three methods (idempotent); False, leaving GX's own in place, where
-    any of GX's differs from the one these were written from."""
+    """Give GX's ``Expectation`` the three methods and its module the remembering ``camel_to_snake``
+    (idempotent); False, leaving GX's own in place, where any of GX's differs from the one these were
+    written from (each part is judged on its own)."""
+    return _install_methods() & _install_type_names()
+
+
+def _install_methods() -> bool:
     from great_expectations.expectations.expectation import Expectation
 
-    if installed():
+    if all(Expectation.__dict__.get(name) is fn for name, fn in REPLACEMENTS.items()):
         return True
     own = {name: Expectation.__dict__.get(name) for name in REPLACEMENTS}
     if any(fn is None or fingerprint(fn.__code__) != KNOWN[name] for name, fn in own.items()):
@@ -100,7 +113,24 @@ def install() -> bool:
     return True
 
 
+def _install_type_names() -> bool:
+    import great_expectations.expectations.expectation as module
+    import great_expectations.util as util
+
+    own = module.camel_to_snake
+    if getattr(own, "__wrapped__", None) is util.camel_to_snake:
+        return True
+    if own is not util.camel_to_snake or fingerprint(own.__code__) != KNOWN["camel_to_snake"]:
+        return False
+    ORIGINALS["camel_to_snake"] = own
+    module.camel_to_snake = functools.lru_cache(maxsize=1024)(own)
+    return True
+
+
 def installed() -> bool:
+    import great_expectations.expectations.expectation as module
+    import great_expectations.util as util
     from great_expectations.expectations.expectation import Expectation
 
-    return all(Expectation.__dict__.get(name) is fn for name, fn in REPLACEMENTS.items())
+    methods = all(Expectation.__dict__.get(name) is fn for name, fn in REPLACEMENTS.items())
+    return methods and getattr(module.camel_to_snake, "__wrapped__", None) is util.camel_to_snake
