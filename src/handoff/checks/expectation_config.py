@@ -28,7 +28,8 @@ import logging
 from types import CodeType
 from typing import Any
 
-# GX 1.24.1's Expectation._get_success_kwarg, _get_domain_kwargs and _get_success_kwargs (``fingerprint``).
+# GX 1.24.1's Expectation._get_success_kwarg, _get_domain_kwargs, _get_success_kwargs and util.camel_to_snake
+# (``fingerprint``).
 KNOWN = {
     "_get_success_kwarg": "cfe4afb3362ed0244be4da1c5f342bb05f3fdba25acde0d7fe8e36a9b440f0d4",
     "_get_domain_kwargs": "aa32317cca4888a26c0d4d53c3781fd70b66455cb97e1eec9b9dff2189059b05",
@@ -82,7 +83,7 @@ def _get_success_kwargs(self: Any) -> dict[str, Any]:
     return success_kwargs
 
 
-# GX's own three methods, as install found them (for the tests that compare both).
+# GX's own functions, as install found them (for the tests that compare both).
 ORIGINALS: dict[str, Any] = {}
 
 REPLACEMENTS = {

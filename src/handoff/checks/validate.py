@@ -103,7 +103,7 @@ def import_gx(expectation_types: tuple[str, ...] = EXPECTATION_TYPES) -> Any:
         import great_expectations as gx
 
         importlib.import_module("great_expectations.expectations")
-    expectation_config.install()  # each kwarg read builds one configuration, not one per key
+    expectation_config.install()  # one configuration per kwarg read, not one per key; type names remembered
     for expectation_type in expectation_types:
         gx_parts.load_expectation(expectation_type)
     return gx
