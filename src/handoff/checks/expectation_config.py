@@ -15,7 +15,7 @@ validation, for a handful of class names.
 same values for the same keys in the same order, the same warning and the same error; and the
 expectation module a ``camel_to_snake`` that remembers each name's answer (a pure function of a
 string). It does so only where GX's own functions are the ones these were written from (their
-bytecode, ``KNOWN``), so a GX release that changes them keeps its own, only slower
+source text, ``KNOWN``), so a GX release that changes them keeps its own, only slower
 (``tests/test_expectation_config.py`` notices). The configuration itself is never kept between
 calls: each call reads the expectation as it is then.
 """
@@ -24,31 +24,30 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import logging
-from types import CodeType
+import textwrap
 from typing import Any
 
 # GX 1.24.1's Expectation._get_success_kwarg, _get_domain_kwargs, _get_success_kwargs and util.camel_to_snake
 # (``fingerprint``).
 KNOWN = {
-    "_get_success_kwarg": "cfe4afb3362ed0244be4da1c5f342bb05f3fdba25acde0d7fe8e36a9b440f0d4",
-    "_get_domain_kwargs": "aa32317cca4888a26c0d4d53c3781fd70b66455cb97e1eec9b9dff2189059b05",
-    "_get_success_kwargs": "1f89b4cc02cbbff9b832a23810c7563339697d16ec9c4c56aeb4084552f93cd5",
-    "camel_to_snake": "2fa4777dccdac47f5cf59b8525f2f87d4695cf926408ad41949c9d32f3a9a095",
+    "_get_success_kwarg": "ca8e18f0c8fa2e95f6864a6708f7c3ea4b716f1228d6a71122d1fb9535a645ee",
+    "_get_domain_kwargs": "d67fea77964aeea5e9c953ed0074990cb634d25e51b2e201a08b622375c57fd4",
+    "_get_success_kwargs": "ce0aeca9654b0b6d68f710ac7f1a58228d6a5c61f59aa86650e83839b89f5607",
+    "camel_to_snake": "d5bde255f9c3fdf1aeaa60c24e7e314bb3651307555472ce57095a141bb6573f",
 }
 
 log = logging.getLogger("great_expectations.expectations.expectation")  # where GX's own method warns
 
 
-def fingerprint(code: CodeType) -> str:
-    """A function's bytecode, names and constants (nested code included), without line numbers."""
-    digest = hashlib.sha256()
-    digest.update(code.co_code)
-    digest.update(repr(code.co_names).encode())
-    digest.update(repr(code.co_varnames).encode())
-    for const in code.co_consts:
-        digest.update(fingerprint(const).encode() if isinstance(const, CodeType) else repr(const).encode())
-    return digest.hexdigest()
+def fingerprint(fn: Any) -> str:
+    """SHA-256 of a function's source text as written: the same on every Python version, as bytecode is
+    not. Empty where the source cannot be read (no ``.py`` file, a built-in), which matches nothing."""
+    try:
+        return hashlib.sha256(textwrap.dedent(inspect.getsource(fn)).encode()).hexdigest()
+    except (OSError, TypeError):
+        return ""
 
 
 def _get_success_kwarg(self: Any, key: str, default: Any = None) -> Any:
@@ -106,7 +105,7 @@ def _install_methods() -> bool:
     if all(Expectation.__dict__.get(name) is fn for name, fn in REPLACEMENTS.items()):
         return True
     own = {name: Expectation.__dict__.get(name) for name in REPLACEMENTS}
-    if any(fn is None or fingerprint(fn.__code__) != KNOWN[name] for name, fn in own.items()):
+    if any(fn is None or fingerprint(fn) != KNOWN[name] for name, fn in own.items()):
         return False
     ORIGINALS.update(own)
     for name, fn in REPLACEMENTS.items():
@@ -121,7 +120,7 @@ def _install_type_names() -> bool:
     own = module.camel_to_snake
     if getattr(own, "__wrapped__", None) is util.camel_to_snake:
         return True
-    if own is not util.camel_to_snake or fingerprint(own.__code__) != KNOWN["camel_to_snake"]:
+    if own is not util.camel_to_snake or fingerprint(own) != KNOWN["camel_to_snake"]:
         return False
     ORIGINALS["camel_to_snake"] = own
     module.camel_to_snake = functools.lru_cache(maxsize=1024)(own)
