@@ -9,6 +9,7 @@ A failing unit still quarantines the batch and names the rule.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,3 +130,40 @@ def test_the_warm_up_builds_the_validator_and_validates_nothing(
     assert check.validator() is built
     assert got.verdict is not None and got.verdict.passed and got.verdict.evaluated == len(suite["expectations"])
     assert seen == [got.rows - got.diverted.rows] and seen[0] > 0
+
+
+def test_one_worker_still_encodes_the_files_on_two_threads_in_id_order(
+    crowded_source_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files are encoded once the checks and the scans are done, when every core is free: two
+    encoder threads work at once even with ``HANDOFF_WORKERS=1``, and the parts still come out in
+    order, each holding the next ids."""
+    import pyarrow.parquet as pq
+
+    from handoff.staging import pipeline
+
+    both = threading.Barrier(2, timeout=20)  # the first two files must be encoded at the same time
+    encoders: list[str] = []
+    encode = pipeline.parquet_bytes
+
+    def encoding(table: pa.Table) -> bytes:
+        encoders.append(threading.current_thread().name)
+        if len(encoders) <= 2:
+            both.wait()
+        return encode(table)
+
+    monkeypatch.setattr(pipeline, "parquet_bytes", encoding)
+    order = PolicySet(POLICY_DIR).current()
+    check = Checker(order, load_suite(PolicySet(POLICY_DIR), order), NOW.date())
+    read = open_read(extract.open_source(crowded_source_url), order, None, None, fast=False)
+    stager = Stager(tmp_path, "e1")
+    try:
+        out = process_chunks(read.chunks(500), check, stager, 1, None, 300, False, check_rows=1000)
+    finally:
+        read.close()
+    assert not out.failures and len(stager.files) > 3
+    assert len(set(encoders)) == 2 and all(name.startswith("handoff-encode") for name in encoders)
+    ids = [pq.read_table(stager.partial / f.name).column(order.source.id_column).to_pylist() for f in stager.files]
+    assert [f.rows for f in stager.files] == [len(part) for part in ids]
+    flat = [i for part in ids for i in part]
+    assert flat == sorted(flat, key=str.encode) and len(flat) == out.rows_extracted - out.rows_quarantined

@@ -2,10 +2,11 @@
 
 The source query has no ``ORDER BY``: rows stream (and PostgreSQL scans in parallel) in whatever
 order the scan yields. Each validated chunk is sorted by id and spilled to disk as a run (Arrow
-IPC, in small record batches); ``merged`` then reads every run a batch at a time and yields the
-rows in id order, cut into tables of a fixed size. Memory holds one small batch per run and one
-output table, whatever the size of the batch. Ids are compared as bytes, the same in every path,
-so the staged files are identical run to run and between the fast and the portable read.
+IPC, in small record batches); ``merged`` then reads every run a few batches at a time and yields
+the rows in id order, cut into tables of a fixed size. Memory holds about ``MERGE_ROWS`` rows (at
+least one small batch per run) and one output table, whatever the size of the batch. Ids are
+compared as bytes, the same in every path, so the staged files are identical run to run and
+between the fast and the portable read.
 """
 
 from __future__ import annotations
@@ -17,9 +18,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# The merge holds one batch per run: with 2,048 rows the 33 runs of a 64M-row source hold about
-# 17 MB (8,192 rows: 70 MB, and 100 MB more peak RSS measured at 64M), at no measured cost in time.
+# Runs are written in batches of this many rows, and the merge reads at least one batch per run at
+# a time: with 2,048 rows the 33 runs of a 64M-row source hold about 17 MB (8,192 rows: 70 MB, and
+# 100 MB more peak RSS measured at 64M).
 RUN_BATCH_ROWS = 2048
+# The merge reads as many consecutive batches per run as keep this many rows in hand over all runs:
+# a few runs (a source of up to a few million selected rows) then merge in a few large steps instead
+# of hundreds of small ones (three runs of 413,670 rows: 0.15 -> 0.09 s), while 33 runs still hold
+# one batch each.
+MERGE_ROWS = 65_536
 
 
 def in_key_order(table: pa.Table, key: str, drop: pa.Array | pa.ChunkedArray | None = None) -> pa.Table:
@@ -68,12 +75,19 @@ class SortedRuns:
         buffers: list[pa.Table | None] = [None] * len(readers)
         pending: list[pa.Table] = []
         size = 0
+        refill = max(RUN_BATCH_ROWS, MERGE_ROWS // max(1, len(readers)))
         while True:
             for i, reader in enumerate(readers):  # refill every drained buffer from its run
                 current = buffers[i]
-                while (current is None or current.num_rows == 0) and positions[i] < reader.num_record_batches:
-                    current = pa.Table.from_batches([reader.get_batch(positions[i])])
-                    positions[i] += 1
+                if current is None or current.num_rows == 0:
+                    batches, rows = [], 0
+                    while rows < refill and positions[i] < reader.num_record_batches:
+                        batch = reader.get_batch(positions[i])
+                        positions[i] += 1
+                        if batch.num_rows:
+                            batches.append(batch)
+                            rows += batch.num_rows
+                    current = pa.Table.from_batches(batches).combine_chunks() if batches else None
                 buffers[i] = current
             live = [b for b in buffers if b is not None and b.num_rows]
             if not live:
@@ -88,7 +102,8 @@ class SortedRuns:
                 if n:
                     taken.append(b.slice(0, n))
                     buffers[i] = b.slice(n)
-            step = pa.concat_tables(taken).sort_by(self.key)
+            # One run's rows are in order already; rows of several are sorted together.
+            step = taken[0] if len(taken) == 1 else pa.concat_tables(taken).sort_by(self.key)
             pending.append(step)
             size += step.num_rows
             while size >= rows_per_table:

@@ -176,7 +176,7 @@ def process_chunks(
     unit in flight per checker beyond the one being filled. Each passing unit comes back in id
     order (its rows that passed copied out once, the read chunks then freed) and is spilled as a
     run, and once every unit passed the runs are merged in id order into files of
-    ``rows_per_file`` rows (``sortmerge``), encoded on ``workers`` threads. After the first failed
+    ``rows_per_file`` rows (``sortmerge``), encoded on ``workers`` threads (at least two). After the first failed
     unit nothing is staged (the batch will be quarantined), but every unit is still checked so the
     report is complete.
     """
@@ -191,11 +191,14 @@ def process_chunks(
         if progress:
             progress(out.rows_extracted)
 
+    # The files are encoded once the checks and the database's scans are done, so every core is free:
+    # at least two threads then (Arrow's encoder releases the GIL) beside the merge on this one.
+    encoders = max(2, workers)
     procs = CheckProcesses(check, workers) if processes else None
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="handoff-check", initializer=None if procs else
                                 check.warm) as checker, \
-             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="handoff-encode") as pool:  # fmt: skip
+             ThreadPoolExecutor(max_workers=encoders, thread_name_prefix="handoff-encode") as pool:  # fmt: skip
             checker.submit(lambda: None)  # start the checking thread (and its warm-up) now
 
             def submit(unit: list[pa.Table]) -> None:
@@ -214,7 +217,7 @@ def process_chunks(
                 drain(*in_flight.popleft())
             if not out.failures:
                 heap.release()  # what the checks freed goes back to the system before the merge allocates
-                _stage_in_order(runs.merged(rows_per_file), stager, pool, workers)
+                _stage_in_order(runs.merged(rows_per_file), stager, pool, encoders)
     finally:
         if procs:
             procs.close()
