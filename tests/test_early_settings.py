@@ -19,7 +19,8 @@ from handoff.errors import ConfigError
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 WORDS = hs.sampled_from(["true", "False", "YES", "no", "on", "Off", "1", "0", "t", "F", "y", "N", "2", "-1", "64",
-                         " 3 ", "maybe", "", "1.5", "0x10", "٣", " true", "TRUE ", "\ton", "+3", "1_000", "03", "3.0"])  # fmt: skip
+                         " 3 ", "maybe", "", "1.5", "0x10", "٣", " true", "TRUE ", "\ton", "+3", "1_000", "03", "3.0",
+                         "1\x1f", "\x1c2", "\u30002\u2029", "\x852"])  # fmt: skip
 RAW = WORDS | hs.text(max_size=6)
 
 
@@ -97,3 +98,14 @@ def test_a_file_that_is_not_toml_is_left_to_settings_to_refuse(tmp_path: Path, m
     real = _settings({}, "workers = = 2", tmp_path, monkeypatch)
     assert real is None  # Settings refuses it, with its own message
     assert early_settings.integer("workers") is None
+
+
+@pytest.mark.parametrize("space", [c for c in map(chr, range(0x3001)) if c.isspace()], ids=lambda c: f"U+{ord(c):04X}")
+def test_workers_padded_with_any_white_space_read_as_settings_reads_them(
+    space: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every character Python calls white space, around a number: pydantic strips some (Unicode's
+    White_Space) and refuses the rest (the separators U+001C-U+001F); the early read must agree."""
+    real = _settings({"HANDOFF_WORKERS": f"{space}3{space}"}, None, tmp_path, monkeypatch)
+    early = early_settings.integer("workers")
+    assert (real.workers if real is not None else None) == early

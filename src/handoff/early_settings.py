@@ -18,6 +18,10 @@ from typing import Any
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
 _FALSE = {"0", "false", "f", "no", "n", "off"}
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+# What pydantic strips around an integer: Unicode's White_Space (Rust's ``str::trim``). Python's
+# ``str.strip()`` also strips the separators U+001C-U+001F, which pydantic refuses ("1\x1f").
+_SPACE = ("\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+          "\u2028\u2029\u202f\u205f\u3000")  # fmt: skip
 
 
 def config_file() -> Path:
@@ -54,7 +58,7 @@ def integer(name: str) -> int | None:
     value = raw(name)
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
-    text = str(value).strip()
+    text = str(value).strip(_SPACE)
     return int(text) if _INTEGER.fullmatch(text) else None  # ASCII digits only, as pydantic reads them
 
 
