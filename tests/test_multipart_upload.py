@@ -72,3 +72,24 @@ def test_a_stop_between_parts_aborts_the_multipart_upload(tmp_path: Path, s3: An
         deliver.upload_file(client, _target(s3), "o/b/part-00000.parquet", path, digest, guard)
     assert client.list_multipart_uploads(Bucket=s3.name).get("Uploads", []) == []
     assert "Contents" not in client.list_objects_v2(Bucket=s3.name)
+
+
+def test_a_small_file_goes_up_in_one_conditional_put_and_one_verifying_head(tmp_path: Path, s3: Any) -> None:
+    """A single PUT carries ``If-None-Match: *``, so no HEAD is asked before it: the one HEAD verifies
+    what was written. Delivered again (a resumed release), the PUT is refused, the object keeps its
+    version and counts as not uploaded."""
+    client = deliver.s3_client("us-east-1")
+    calls: list[str] = []
+    client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+    path = tmp_path / "part-00000.parquet"
+    path.write_bytes(os.urandom(64 * 1024))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    first = deliver.upload_file(client, _target(s3), "o/b/part-00000.parquet", path, digest)
+    assert first.uploaded and calls == ["PutObject", "HeadObject"]
+    calls.clear()
+    again = deliver.upload_file(client, _target(s3), "o/b/part-00000.parquet", path, digest)
+    assert again.uploaded is False and calls == ["PutObject", "HeadObject"]
+    assert again.version_id == first.version_id
+    versions = client.list_object_versions(Bucket=s3.name, Prefix="o/b/").get("Versions", [])
+    assert [v["VersionId"] for v in versions] == [first.version_id]

@@ -312,7 +312,9 @@ def upload_file(s3: Any, target: Target, key: str, path: Path, sha256_hex: str,
         raise DeliveryFailed(f"{path.name}: staged file changed since validation; it will not be delivered")
     guard()
     try:
-        head = _head(s3, target.bucket, key)
+        # A single PUT is conditional (``If-None-Match: *``): where an object is already at the key S3
+        # refuses it, so only a multipart upload asks first whether one is there.
+        head = _head(s3, target.bucket, key) if body is None else None
         uploaded = False
         if head is None:
             try:
