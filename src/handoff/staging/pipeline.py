@@ -176,9 +176,9 @@ def process_chunks(
     unit in flight per checker beyond the one being filled. Each passing unit comes back in id
     order (its rows that passed copied out once, the read chunks then freed) and is spilled as a
     run, and once every unit passed the runs are merged in id order into files of
-    ``rows_per_file`` rows (``sortmerge``), encoded on ``workers`` threads (at least two). After the first failed
-    unit nothing is staged (the batch will be quarantined), but every unit is still checked so the
-    report is complete.
+    ``rows_per_file`` rows (``sortmerge``), encoded on ``workers`` threads (at least two). After
+    the first failed unit nothing is staged (the batch will be quarantined), but every unit is
+    still checked so the report is complete.
     """
     out = ChunkOutcome()
     workers = max(1, workers)
