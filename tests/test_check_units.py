@@ -23,7 +23,24 @@ from handoff.extract.snapshot import open_read
 from handoff.extract.stage import Stager
 from handoff.policy.order import PolicySet
 from handoff.policy.suite import load_suite
-from handoff.staging.pipeline import StageRequest, check_units, process_chunks, quarantined_rows, stage_batch
+from handoff.staging.pipeline import (
+    ChunkOutcome,
+    StageRequest,
+    check_units,
+    process_chunks,
+    quarantined_rows,
+    stage_batch,
+)
+
+
+def _process(source_url: str, check: Checker, stager: Stager, *, workers: int, rows_per_file: int,
+             processes: bool) -> ChunkOutcome:  # fmt: skip
+    """``process_chunks`` over the source read in chunks of 500 rows, checked in units of 1,000."""
+    read = open_read(extract.open_source(source_url), check.order, None, None, fast=False)
+    try:
+        return process_chunks(read.chunks(500), check, stager, workers, None, rows_per_file, processes, check_rows=1000)
+    finally:
+        read.close()
 
 
 def test_check_units_stage_the_same_bytes_with_fewer_validations(crowded_source_url: str, tmp_path: Path) -> None:
@@ -76,12 +93,8 @@ def test_a_failing_unit_stages_nothing_and_names_the_rule(
     no_rows = {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 0, "max_value": 0},
                "meta": {"rule": "test:no_rows_may_leave"}}  # fmt: skip
     check = Checker(order, {**suite, "expectations": [*suite["expectations"], no_rows]}, NOW.date())
-    read = open_read(extract.open_source(crowded_source_url), order, None, None, fast=False)
     stager = Stager(tmp_path, "u1")
-    try:
-        out = process_chunks(read.chunks(500), check, stager, 2, None, 1000, processes, check_rows=1000)
-    finally:
-        read.close()
+    out = _process(crowded_source_url, check, stager, workers=2, rows_per_file=1000, processes=processes)
     assert out.chunks == 5 and out.rows_extracted == 2500
     assert [f.rule for f in out.failures] == ["test:no_rows_may_leave"] * 3  # one failure per unit: 2 + 2 + 1 chunks
     assert not stager.files and not list(tmp_path.rglob("*.parquet")) and not list(tmp_path.rglob("*.arrow"))
@@ -155,12 +168,8 @@ def test_one_worker_still_encodes_the_files_on_two_threads_in_id_order(
     monkeypatch.setattr(pipeline, "parquet_bytes", encoding)
     order = PolicySet(POLICY_DIR).current()
     check = Checker(order, load_suite(PolicySet(POLICY_DIR), order), NOW.date())
-    read = open_read(extract.open_source(crowded_source_url), order, None, None, fast=False)
     stager = Stager(tmp_path, "e1")
-    try:
-        out = process_chunks(read.chunks(500), check, stager, 1, None, 300, False, check_rows=1000)
-    finally:
-        read.close()
+    out = _process(crowded_source_url, check, stager, workers=1, rows_per_file=300, processes=False)
     assert not out.failures and len(stager.files) > 3
     assert len(set(encoders)) == 2 and all(name.startswith("handoff-encode") for name in encoders)
     ids = [pq.read_table(stager.partial / f.name).column(order.source.id_column).to_pylist() for f in stager.files]
