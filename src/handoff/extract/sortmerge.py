@@ -87,7 +87,7 @@ class SortedRuns:
                         if batch.num_rows:
                             batches.append(batch)
                             rows += batch.num_rows
-                    current = pa.Table.from_batches(batches).combine_chunks() if batches else None
+                    current = pa.Table.from_batches(batches) if batches else None
                 buffers[i] = current
             live = [b for b in buffers if b is not None and b.num_rows]
             if not live:
