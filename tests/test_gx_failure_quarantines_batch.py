@@ -123,9 +123,19 @@ def test_a_small_unit_and_a_large_one_are_judged_the_same(sqlite_source_url: str
         return v.passed, v.evaluated, sorted((f.rule, f.column, f.unexpected_count, tuple(sorted(f.medicaid_ids)))
                                              for f in v.failures)  # fmt: skip
 
+    frames: list[list[str]] = []
+    to_frame = validate._frame
+    monkeypatch.setattr(validate, "_frame", lambda t: frames.append(t.column_names) or to_frame(t))
     assert judged(clean, 0) == judged(clean, clean.num_rows) == (True, validator.size, [])
+    id_column = order.source.id_column
+    # A clean unit's columns are checked alone: the ID is beside none but its own (and the table's list).
+    assert [f for f in frames if len(f) > 1] == [clean.column_names] * 2  # the table's, and the whole unit
+    assert [f for f in frames if len(f) == 1 and f != [id_column]] and [id_column] in frames
+    frames.clear()
     by_column, whole = judged(broken, 0), judged(broken, broken.num_rows)
     assert by_column == whole
+    assert {tuple(f) for f in frames if len(f) == 2} == {(id_column, "elgbl_zip_cd_home"),
+                                                         (id_column, "elgbl_phne_num_home")}  # fmt: skip
     assert whole[0] is False and {(r, c, n) for r, c, n, _ in whole[2]} == {
         ("zip_format:elgbl_zip_cd_home", "elgbl_zip_cd_home", 3),
         ("phone_format:elgbl_phne_num_home", "elgbl_phne_num_home", 3),

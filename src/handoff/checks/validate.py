@@ -6,8 +6,9 @@ offending rows, never the offending values: GX's COMPLETE format copies values i
 result, so results are stripped here and the raw object is never logged or written.
 
 Every expectation runs on every row. The table-level expectations (the exact column list) see
-the whole chunk; each column's expectations see that column and the ID, as one GX batch per
-column, because GX copies the frame it is given once per column expectation. A small unit (up to
+the whole chunk; each column's expectations see that column alone, as one GX batch per column,
+because GX copies the frame it is given once per column expectation, and see it again beside the
+ID only where one failed, to name the rows. A small unit (up to
 ``WHOLE_UNIT_ROWS`` rows) is one batch for the whole suite, where GX's set-up per batch costs more
 than the copies.
 """
@@ -199,9 +200,11 @@ class SuiteValidator:
     def _validate_domains(self, table: pa.Table, snapshot: dt.date) -> list[Any]:
         """Every expectation's result: a boolean-only pass per domain, COMPLETE (row IDs) where one failed.
 
-        Each domain's frame is converted from Arrow on its own (``_frame``), so pandas holds two
-        columns at a time, never the whole chunk: GX filters the frame it is given once per column
-        expectation (non-null rows), copying every column. A unit of up to ``WHOLE_UNIT_ROWS`` rows
+        Each domain's frame is converted from Arrow on its own (``_frame``), so pandas holds one
+        column at a time (two for a failure's report), never the whole chunk: GX filters the frame it
+        is given once per column expectation (non-null rows), copying every column (200,000 clean
+        rows, each column alone instead of beside the ID: 0.386 -> 0.355 s of CPU). A unit of up to
+        ``WHOLE_UNIT_ROWS`` rows
         is one frame and one batch for the whole suite instead: the same expectations on the same
         rows, with GX's set-up paid once.
         """
@@ -209,11 +212,25 @@ class SuiteValidator:
             return self._validate_part(_frame(table), self.whole_suite(snapshot))
         results = []
         for domain, suite in self.suite_for(snapshot).items():
-            results.extend(self._validate_part(_frame(self._part(table, domain, suite)), suite))
+            part = self._part(table, domain, suite)
+            alone = self._alone(part, domain)
+            if alone is None:
+                results.extend(self._validate_part(_frame(part), suite))
+            else:
+                results.extend(self._validate_part(_frame(alone), suite, with_ids=part))
         return results
 
-    def _validate_part(self, part: Any, suite: Any) -> list[Any]:
-        """``suite``'s results on the frame ``part``: boolean-only, COMPLETE (row IDs) if anything failed."""
+    def _alone(self, part: pa.Table, domain: str | None) -> pa.Table | None:
+        """A column's values without the ID beside them, for the boolean pass: GX copies every column
+        of the frame once per expectation, and the ID is read only for a failure's report. None for
+        the table's expectations, the ID's own and a column the table lacks."""
+        if domain is None or domain == self.id_column or part.column_names != [self.id_column, domain]:
+            return None
+        return part.select([domain])
+
+    def _validate_part(self, part: Any, suite: Any, with_ids: pa.Table | None = None) -> list[Any]:
+        """``suite``'s results on the frame ``part``: boolean-only, then COMPLETE (row IDs) if anything
+        failed, on ``part`` or, where ``part`` is a column alone, on ``with_ids`` (its rows with the ID)."""
         batch = self.batch_definition.get_batch(batch_parameters={"dataframe": part})
         # A passing chunk needs only booleans; GX's COMPLETE format filters the whole frame once
         # per expectation even when nothing failed. Only a failing part is re-run for row IDs.
@@ -223,6 +240,8 @@ class SuiteValidator:
             and len(result.results) == len(suite.expectations)
             and not any(r.exception_info and _raised(r.exception_info) for r in result.results)
         ):
+            if with_ids is not None:
+                batch = self.batch_definition.get_batch(batch_parameters={"dataframe": _frame(with_ids)})
             result = batch.validate(
                 suite,
                 result_format={
