@@ -8,9 +8,8 @@ result, so results are stripped here and the raw object is never logged or writt
 Every expectation runs on every row. The table-level expectations (the exact column list) see
 the whole chunk; each column's expectations see that column alone, as one GX batch per column,
 because GX copies the frame it is given once per column expectation, and see it again beside the
-ID only where one failed, to name the rows. A small unit (up to
-``WHOLE_UNIT_ROWS`` rows) is one batch for the whole suite, where GX's set-up per batch costs more
-than the copies.
+ID only where one failed, to name the rows. A small unit (up to ``WHOLE_UNIT_ROWS`` rows) is one
+batch for the whole suite, where GX's set-up per batch costs more than the copies.
 """
 
 from __future__ import annotations
@@ -204,9 +203,8 @@ class SuiteValidator:
         column at a time (two for a failure's report), never the whole chunk: GX filters the frame it
         is given once per column expectation (non-null rows), copying every column (200,000 clean
         rows, each column alone instead of beside the ID: 0.386 -> 0.355 s of CPU). A unit of up to
-        ``WHOLE_UNIT_ROWS`` rows
-        is one frame and one batch for the whole suite instead: the same expectations on the same
-        rows, with GX's set-up paid once.
+        ``WHOLE_UNIT_ROWS`` rows is one frame and one batch for the whole suite instead: the same
+        expectations on the same rows, with GX's set-up paid once.
         """
         if table.num_rows <= WHOLE_UNIT_ROWS:
             return self._validate_part(_frame(table), self.whole_suite(snapshot))
