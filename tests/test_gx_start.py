@@ -1,7 +1,8 @@
 """Starting Great Expectations without what no suite uses: a validation never loads altair,
 scipy.stats, jsonschema, mistune, webbrowser, boto3 or SQLAlchemy's ORM, nor builds GX's pandas
-reader assets, its other datasource types or the expectations handoff's suites do not name, and an
-expectation or datasource that does use them still works (each in a fresh interpreter)."""
+reader assets, its other datasource types, the expectations handoff's suites do not name or the models
+of its second metric framework, and an expectation, datasource or metric that does use them still
+works (each in a fresh interpreter)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ VALIDATE = textwrap.dedent(
                                                    if k.startswith("great_expectations.expectations.core.")),
                       "datasources_built": sorted(k.rsplit(".", 1)[1] for k in sys.modules
                                                   if k.startswith("great_expectations.datasource.fluent.")
-                                                  and k.endswith("datasource"))}))
+                                                  and k.endswith("datasource")),
+                      "metrics_built": sorted(k for k in sys.modules if k.startswith("great_expectations.metrics."))}))
     """
 )
 
@@ -84,6 +86,13 @@ def test_validating_with_the_orders_suite_never_loads_what_it_does_not_use() -> 
     assert result["expectations_built"] == sorted([*EXPECTATION_TYPES, "unexpected_rows_expectation"])
     assert "pandas_datasource" in result["datasources_built"]
     assert not {"spark_datasource", "snowflake_datasource", "sql_server_datasource"} & set(result["datasources_built"])
+    # Of GX's second metric framework (a model per metric, for ``Batch.compute_metrics``), only the base
+    # classes GX's datasources read as it starts, and the one model a metric provider imports by path.
+    metrics = "great_expectations.metrics."
+    assert result["metrics_built"] == [
+        metrics + m
+        for m in ("column", "column.column", "column.descriptive_stats", "metric", "metric_name", "metric_results")
+    ]
 
 
 def test_a_chunk_that_breaks_the_suite_still_fails_with_the_reader_assets_skipped() -> None:
@@ -204,15 +213,24 @@ seen["bound_name_is_forwarder"] = "imported on first use" in repr(fluent.SparkFi
 # An expectation GX started without, built through the package's name for it.
 e = gxe.ExpectColumnMaxToBeBetween(column="x", min_value=1)
 seen["expectation"] = [type(e).__name__, e.expectation_type]
+# A metric model GX started without, computed on a pandas batch through the package's name for it.
+import pandas as pd
+import great_expectations.metrics as gxm
+seen["metric_before"] = "great_expectations.metrics.column.null_count" in sys.modules
+batch = (gx.get_context(mode="ephemeral").data_sources.add_pandas("p").add_dataframe_asset("a")
+         .add_batch_definition_whole_dataframe("w").get_batch(batch_parameters={"dataframe": pd.DataFrame({"x": [1, None, 3]})}))
+got = batch.compute_metrics(gxm.ColumnNullCount(column="x"))
+seen["metric"] = [type(got).__name__, got.value]
 print(json.dumps(seen))
 """
 
 
-def test_a_datasource_or_expectation_gx_started_without_is_built_when_used() -> None:
+def test_a_datasource_expectation_or_metric_gx_started_without_is_built_when_used() -> None:
     out = subprocess.run([sys.executable, "-c", SKIPPED_PARTS], capture_output=True, text=True, timeout=300,
                          check=False)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen == {"spark_before": False, "mro": ["_SparkFilePathDatasource", "_SparkDatasource"], "offered": True,
                     "bound_name_is_forwarder": True,
-                    "expectation": ["ExpectColumnMaxToBeBetween", "expect_column_max_to_be_between"]}  # fmt: skip
+                    "expectation": ["ExpectColumnMaxToBeBetween", "expect_column_max_to_be_between"],
+                    "metric_before": False, "metric": ["ColumnNullCountResult", 1]}  # fmt: skip

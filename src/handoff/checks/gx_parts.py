@@ -4,7 +4,11 @@ Importing GX 1.x builds every fluent datasource type it ships (Spark, SQL databa
 files in S3, GCS, Azure or DBFS, ...: pydantic models, about 0.15 s of CPU here) and every core
 expectation (about 60 classes, each registering itself, about 0.15 s), while handoff validates
 in-memory pandas frames against suites built by ``policy.suite`` from six expectation types
-(``suite.EXPECTATION_TYPES``). ``unused`` lists those modules with the names GX's package files
+(``suite.EXPECTATION_TYPES``). GX 1.x also ships a second metric framework (``great_expectations.metrics``:
+a pydantic model per metric, about 25, roughly 0.06-0.1 s of CPU here) that its package imports whole,
+for ``Batch.compute_metrics`` and SQL row queries; a validation of a pandas frame computes its metrics
+through the providers of ``great_expectations.expectations.metrics`` and never builds one of those
+models. ``unused`` lists those modules with the names GX's package files
 import from them; ``validate.import_gx`` binds each name to a ``deferred.Forwarder`` for the length
 of GX's import, so the module is not run, and imports the expectations a suite names afterwards
 (``load_expectation``). Anything that uses a bound name (calls it, reads from it, subclasses it)
@@ -27,6 +31,9 @@ from handoff.checks import deferred
 
 EXPECTATIONS = "great_expectations.expectations.core"
 DATASOURCES = "great_expectations.datasource.fluent"
+METRICS = "great_expectations.metrics"
+# The metric base class: the fluent datasources subclass and read it as GX starts, so it is always built.
+METRICS_BUILT = (f"{METRICS}.metric",)
 # Fluent datasource modules handoff never uses (it adds a pandas datasource with a dataframe asset).
 UNUSED_DATASOURCES = (
     "alloy_datasource", "aurora_datasource", "bigquery_datasource", "citus_datasource", "databricks_sql_datasource",
@@ -42,8 +49,9 @@ ALWAYS_BUILT = ("unexpected_rows_expectation",)
 _TYPE = re.compile(r"[a-z][a-z0-9_]*")
 
 
-def _imports(package: str) -> list[tuple[str, tuple[str, ...]]]:
-    """(module, names) for each ``from module import names`` at the top of ``package``'s ``__init__``."""
+def _imports(package: str, nested: bool = False) -> list[tuple[str, tuple[str, ...]]]:
+    """(module, names) for each ``from module import names`` at the top of ``package``'s ``__init__``: its
+    own modules, and with ``nested`` the modules of its subpackages too."""
     spec = deferred.find(package)
     if spec is None or spec.origin is None:
         return []
@@ -56,19 +64,22 @@ def _imports(package: str) -> list[tuple[str, tuple[str, ...]]]:
         if not isinstance(node, ast.ImportFrom) or node.module is None or any(a.name == "*" for a in node.names):
             continue
         module = f"{package}.{node.module}" if node.level == 1 else node.module
-        if module.rpartition(".")[0] == package:
+        if module.rpartition(".")[0] == package or (nested and module.startswith(f"{package}.")):
             out[module] = (*out.get(module, ()), *(a.name for a in node.names))
     return list(out.items())
 
 
 def unused(expectation_types: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
-    """(module, names GX imports from it) for every datasource module in ``UNUSED_DATASOURCES`` and
-    every core expectation module other than ``expectation_types`` and ``ALWAYS_BUILT``."""
+    """(module, names GX imports from it) for every datasource module in ``UNUSED_DATASOURCES``, every
+    core expectation module other than ``expectation_types`` and ``ALWAYS_BUILT``, and every metric
+    model module other than ``METRICS_BUILT``."""
     keep = {f"{EXPECTATIONS}.{t}" for t in (*expectation_types, *ALWAYS_BUILT)}
     skip = {f"{DATASOURCES}.{m}" for m in UNUSED_DATASOURCES}
-    return [(m, names) for m, names in _imports(EXPECTATIONS) if m not in keep] + [
-        (m, names) for m, names in _imports(DATASOURCES) if m in skip
-    ]
+    return (
+        [(m, names) for m, names in _imports(EXPECTATIONS) if m not in keep]
+        + [(m, names) for m, names in _imports(DATASOURCES) if m in skip]
+        + [(m, names) for m, names in _imports(METRICS, nested=True) if m not in METRICS_BUILT]
+    )
 
 
 def load_expectation(expectation_type: str) -> None:
