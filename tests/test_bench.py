@@ -195,3 +195,30 @@ def test_the_whole_process_bench_runs_connectorx_with_the_users_blas_threads(mon
     assert without_handoff_defaults(env) == {"PATH": "/usr/bin"}
     monkeypatch.setattr(handoff, "BLAS_THREADS_DEFAULTED", False)  # the user had set it: it stays
     assert without_handoff_defaults(env) == env
+
+
+def test_the_bench_settles_the_source_with_a_checkpoint_where_it_may(pg_database):
+    """After seeding (or building the index) the bench asks PostgreSQL for a CHECKPOINT, so the first
+    measured try does not share the machine with the checkpointer; a role that may not is left as it is."""
+    import uuid
+
+    from handoff_tools.bench_source import settle
+
+    engine = sa.create_engine(pg_database)
+    role = f"handoff_bench_{uuid.uuid4().hex[:8]}"
+    with engine.connect() as conn:
+        before = conn.exec_driver_sql("SELECT checkpoints_req FROM pg_stat_bgwriter").scalar()
+    assert settle(engine) is True
+    with engine.connect() as conn:
+        after = conn.exec_driver_sql("SELECT checkpoints_req FROM pg_stat_bgwriter").scalar()
+    with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+    assert after > before
+    plain = sa.create_engine(sa.engine.make_url(pg_database).set(username=role))
+    try:
+        assert settle(plain) is False
+    finally:
+        plain.dispose()
+        with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.exec_driver_sql(f'DROP ROLE "{role}"')
+        engine.dispose()

@@ -226,6 +226,7 @@ def _with_index(stack: Stack, db_url: str, cx_url: str, sql: str, rows: int, rep
 
     from handoff.extract.advice import advise
     from handoff.policy.order import PolicySet
+    from handoff_tools.bench_source import settle
 
     advice = advise(PolicySet(stack.policy_dir).current())
     engine = sa.create_engine(db_url, isolation_level="AUTOCOMMIT")
@@ -238,6 +239,7 @@ def _with_index(stack: Stack, db_url: str, cx_url: str, sql: str, rows: int, rep
                 conn.exec_driver_sql(statement)
             size = conn.exec_driver_sql(f"SELECT pg_relation_size('{advice.name}')").scalar() or 0
         built = time.perf_counter() - started
+        settle(engine)
         runs: dict[str, list[Timed]] = {}
         for i in range(repeat):
             progress(f"{rows:,} rows with the index, try {i + 1} of {repeat}")
