@@ -54,6 +54,7 @@ VALIDATE = textwrap.dedent(
                       "failures": [f.as_dict() for f in verdict.failures],
                       "loaded": {n: deferred.loaded(n) for n in deferred.UNUSED_BY_SUITES},
                       "orm": "sqlalchemy.orm" in sys.modules,
+                      "marshmallow_validators": deferred.loaded("marshmallow.validate"),
                       "readers_skipped": reader_assets.skipped(),
                       "asset_types": [t.__name__ for t in PandasDatasource.asset_types],
                       "expectations_built": sorted(k.rsplit(".", 1)[1] for k in sys.modules
@@ -79,6 +80,7 @@ def test_validating_with_the_orders_suite_never_loads_what_it_does_not_use() -> 
     assert set(result["loaded"]) == {"altair", "scipy.stats", "jsonschema", "mistune", "webbrowser", "boto3"}
     assert not any(result["loaded"].values()), result["loaded"]
     assert result["orm"] is False, "GX binds declarative_base from SQLAlchemy's ORM; nothing here uses the ORM"
+    assert result["marshmallow_validators"] is False, "no field loads a value while GX validates"
     # GX started without a model per pandas.read_* function; the dataframe asset it validates is there.
     assert result["readers_skipped"] is True
     assert "DataFrameAsset" in result["asset_types"] and "CSVAsset" not in result["asset_types"]
@@ -98,6 +100,7 @@ def test_validating_with_the_orders_suite_never_loads_what_it_does_not_use() -> 
 def test_a_chunk_that_breaks_the_suite_still_fails_with_the_reader_assets_skipped() -> None:
     result = _run("bad")
     assert result["readers_skipped"] is True and result["passed"] is False
+    assert result["marshmallow_validators"] is False
     assert {f["expectation"] for f in result["failures"]} == {"expect_table_columns_to_match_ordered_list"}
 
 
@@ -200,6 +203,7 @@ def test_a_name_bound_from_a_package_imports_it_only_when_called(tmp_path) -> No
 
 SKIPPED_PARTS = """
 import json, sys
+from handoff.checks import deferred
 from handoff.checks.validate import import_gx
 gx = import_gx()
 import great_expectations.datasource.fluent as fluent
@@ -221,6 +225,18 @@ batch = (gx.get_context(mode="ephemeral").data_sources.add_pandas("p").add_dataf
          .add_batch_definition_whole_dataframe("w").get_batch(batch_parameters={"dataframe": pd.DataFrame({"x": [1, None, 3]})}))
 got = batch.compute_metrics(gxm.ColumnNullCount(column="x"))
 seen["metric"] = [type(got).__name__, got.value]
+# marshmallow's fields, imported by GX with their validators bound by name: a field that validates
+# still refuses what it must, through the real validators.
+from marshmallow import ValidationError, fields
+seen["validators_before"] = deferred.loaded("marshmallow.validate")
+refused = []
+for field, value in ((fields.Email(), "not an address"), (fields.Tuple((fields.Int(),)), [1, 2])):
+    try:
+        field.deserialize(value)
+    except ValidationError as exc:
+        refused.append(str(exc.messages[0] if isinstance(exc.messages, list) else exc.messages))
+seen["refused"] = refused
+seen["validators_after"] = deferred.loaded("marshmallow.validate")
 print(json.dumps(seen))
 """
 
@@ -233,4 +249,6 @@ def test_a_datasource_expectation_or_metric_gx_started_without_is_built_when_use
     assert seen == {"spark_before": False, "mro": ["_SparkFilePathDatasource", "_SparkDatasource"], "offered": True,
                     "bound_name_is_forwarder": True,
                     "expectation": ["ExpectColumnMaxToBeBetween", "expect_column_max_to_be_between"],
-                    "metric_before": False, "metric": ["ColumnNullCountResult", 1]}  # fmt: skip
+                    "metric_before": False, "metric": ["ColumnNullCountResult", 1], "validators_before": False,
+                    "refused": ["Not a valid email address.", "Length must be 1."],
+                    "validators_after": True}  # fmt: skip

@@ -11,7 +11,8 @@ packages of every transport (``evidence.lineage``). ``defer`` puts a stand-in fo
 replaces it, so a suite (or transport) that did use one still works, only slower to start.
 
 GX also binds ``declarative_base`` from SQLAlchemy's ORM as it starts, and never calls it; nothing
-else handoff runs uses the ORM, whose import is 0.06-0.08 s of CPU here. ``names_only`` lets such a
+else handoff runs uses the ORM, whose import is 0.06-0.08 s of CPU here (and marshmallow, which GX
+imports, binds two validators it calls only when a field loads a value). ``names_only`` lets such a
 ``from package import name`` bind a forwarder for the length of a block (GX's import), leaving the
 package to import as usual afterwards. A module under a package that is not imported yet can be
 bound so too (its package is not imported to find it), and a bound name can be called, read from or
@@ -37,6 +38,11 @@ from typing import Any
 UNUSED_BY_SUITES = ("altair", "scipy.stats", "jsonschema", "mistune", "webbrowser", "boto3")
 # What GX imports by name from a package it never otherwise uses while it starts (``names_only``).
 BOUND_BY_GX = ("sqlalchemy.orm", ("declarative_base",))
+# What marshmallow's fields import from its validators when GX first imports marshmallow: the
+# validators run only when a field loads a value, which no validation does, and their module
+# compiles its e-mail and URL patterns (over every Unicode letter, case-folded) as it is imported:
+# about 0.03-0.06 s of CPU here. ``from marshmallow import validate`` there gets the stand-in.
+BOUND_BY_MARSHMALLOW = ("marshmallow.validate", ("And", "Length"))
 _LOCK = threading.RLock()  # re-entrant: loading one stand-in may load another
 
 

@@ -93,12 +93,14 @@ def _no_fingerprints() -> None:
 
 def import_gx(expectation_types: tuple[str, ...] = EXPECTATION_TYPES) -> Any:
     """``great_expectations``, imported without SQLAlchemy's ORM, which it binds one name from and never
-    uses, and without building the datasources and expectations that handoff's suites do not use
-    (``deferred.names_only``, ``gx_parts``); each still imports whenever anything uses it, and a suite
-    names its expectations as it loads (``SuiteValidator``)."""
+    uses, without marshmallow's validators (``deferred.BOUND_BY_MARSHMALLOW``), and without building the
+    datasources, expectations and metric models that handoff's suites do not use (``deferred.names_only``,
+    ``gx_parts``); each still imports whenever anything uses it, and a suite names its expectations as
+    it loads (``SuiteValidator``)."""
     with contextlib.ExitStack() as bound:
         if "great_expectations" not in sys.modules:
-            for package, names in [deferred.BOUND_BY_GX, *gx_parts.unused(expectation_types)]:
+            for package, names in [deferred.BOUND_BY_GX, deferred.BOUND_BY_MARSHMALLOW,
+                                   *gx_parts.unused(expectation_types)]:  # fmt: skip
                 bound.enter_context(deferred.names_only(package, names))
         import great_expectations as gx
 
