@@ -222,3 +222,38 @@ def test_the_bench_settles_the_source_with_a_checkpoint_where_it_may(pg_database
         with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
             conn.exec_driver_sql(f'DROP ROLE "{role}"')
         engine.dispose()
+
+
+def test_the_whole_process_bench_shows_each_paths_spread_and_the_ratio_try_by_try():
+    """On a machine whose speed wanders, the table shows each path's fastest and slowest try, and the ratio
+    computed within each try (its ConnectorX beside its own transfer and release), not from the extremes."""
+    from handoff_tools.bench_processes import Timed, add_ratios, fixed_line, median, render
+
+    def tried(*seconds: float) -> list[Timed]:
+        return [Timed(s, 100.0, "") for s in seconds]
+
+    runs = {"connectorx": tried(0.20, 0.30, 0.25), "transfer": tried(1.50, 1.40, 2.00),
+            "approve": tried(0.5, 0.6, 0.7), "release": tried(0.80, 0.90, 1.00),
+            "status": tried(0.40, 0.45, 0.41), "help": tried(0.3, 0.3, 0.3)}  # fmt: skip
+    out = {"rows": 5000, "selected": 134, **{k: median(v) for k, v in runs.items()}}
+    add_ratios(out, runs)
+    assert out["transfer"] == {"seconds": 1.5, "min_seconds": 1.4, "max_seconds": 2.0, "peak_rss_mb": 100.0}
+    assert out["connectorx_over_handoff"] == pytest.approx(0.25 / (1.5 + 0.9), abs=1e-3)  # the medians' ratio
+    # Try by try: 0.20 / 2.30, 0.30 / 2.30, 0.25 / 3.00.
+    assert out["connectorx_over_handoff_tries"] == [0.087, 0.13, 0.083]
+
+    table = render({"repeat": 3, "cpus": 2, "sizes": [out]})
+    cells = [c._cells[0] for c in table.columns]
+    assert cells[3] == "1.50 (1.40–2.00)" and cells[6] == "0.10x (0.08–0.13)"
+    assert "fastest and slowest" in str(table.title)
+
+    out.update(transfer_processes=median(tried(1.6, 1.7, 1.8)), status_over_connectorx=1.64, handoff_over_connectorx=9.6,
+               status_over_connectorx_tries=[2.0, 1.5, 1.64], handoff_over_connectorx_tries=[11.5, 7.67, 12.0])  # fmt: skip
+    assert "try by try 1.5x–2.0x" in fixed_line({"sizes": [out]}) and "try by try 7.7x–12.0x" in fixed_line(
+        {"sizes": [out]}
+    )
+
+    one = {**out, **{k: median(v[:1]) for k, v in runs.items()}}
+    add_ratios(one, {k: v[:1] for k, v in runs.items()})
+    single = render({"repeat": 1, "cpus": 2, "sizes": [one]})
+    assert [c._cells[0] for c in single.columns][6] == "0.09x", "one try: no range to show"

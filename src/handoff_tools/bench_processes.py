@@ -89,8 +89,19 @@ def timed(args: list[str], env: dict[str, str], cwd: pathlib.Path, timeout: floa
 
 
 def median(runs: list[Timed]) -> dict[str, float]:
+    """The median try's seconds and peak RSS, with the fastest and slowest try's seconds beside them."""
     return {"seconds": round(statistics.median(r.seconds for r in runs), 3),
+            "min_seconds": round(min(r.seconds for r in runs), 3),
+            "max_seconds": round(max(r.seconds for r in runs), 3),
             "peak_rss_mb": round(statistics.median(r.peak_rss_mb for r in runs), 1)}  # fmt: skip
+
+
+def per_try(runs: dict[str, list[Timed]], over: Callable[[dict[str, float]], float]) -> list[float]:
+    """``over`` of each try's own seconds (``{"connectorx": s, "transfer": s, ...}``), try by try: a ratio
+    of two processes that ran one after the other, so a machine that sped up or slowed down between tries
+    moves both (the medians of each path may come from different tries)."""
+    tries = min(len(v) for v in runs.values() if v)
+    return [round(over({k: v[i].seconds for k, v in runs.items() if v}), 3) for i in range(tries)]
 
 
 @dataclass
@@ -174,10 +185,12 @@ def _one_try(stack: Stack, db_url: str, cx_url: str, sql: str, env: dict[str, st
     return tried
 
 
-def _ratios(out: dict[str, Any]) -> None:
+def add_ratios(out: dict[str, Any], runs: dict[str, list[Timed]]) -> None:
+    """The headline ratio (of the medians) and, per try, the same ratio of that try's processes."""
     handoff = out["transfer"]["seconds"] + out["release"]["seconds"]
     out["transfer_release_seconds"] = round(handoff, 3)
     out["connectorx_over_handoff"] = round(out["connectorx"]["seconds"] / handoff, 3)
+    out["connectorx_over_handoff_tries"] = per_try(runs, lambda s: s["connectorx"] / (s["transfer"] + s["release"]))
 
 
 def measure_size(stack: Stack, db_url: str, sql: str, rows: int, repeat: int, progress: Callable[[str], None],
@@ -209,11 +222,13 @@ def measure_size(stack: Stack, db_url: str, sql: str, rows: int, repeat: int, pr
             )
     out: dict[str, Any] = {"rows": rows, "selected": selected, "repeat": repeat}
     out.update({k: median(v) for k, v in runs.items() if v})
-    _ratios(out)
+    add_ratios(out, runs)
     if fixed:
         handoff = out["transfer_release_seconds"]
         out["status_over_connectorx"] = round(out["status"]["seconds"] / out["connectorx"]["seconds"], 2)
         out["handoff_over_connectorx"] = round(handoff / out["connectorx"]["seconds"], 2)
+        out["status_over_connectorx_tries"] = per_try(runs, lambda s: s["status"] / s["connectorx"])
+        out["handoff_over_connectorx_tries"] = per_try(runs, lambda s: (s["transfer"] + s["release"]) / s["connectorx"])
     if source_index:
         out["indexed"] = _with_index(stack, db_url, cx_url, sql, rows, repeat, progress)
     return out
@@ -254,7 +269,7 @@ def _with_index(stack: Stack, db_url: str, cx_url: str, sql: str, rows: int, rep
         engine.dispose()
     out: dict[str, Any] = {"index": advice.name, "index_mb": round(size / 1e6), "build_seconds": round(built, 1)}
     out.update({k: median(v) for k, v in runs.items()})
-    _ratios(out)
+    add_ratios(out, runs)
     return out
 
 
@@ -311,23 +326,34 @@ def run_processes(db_url: str, sizes: list[int], work_dir: pathlib.Path, repeat:
             "sizes": results}  # fmt: skip
 
 
+def spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    """`` (lo–hi)`` over the tries, or nothing for a single try."""
+    if len(values) < 2:
+        return ""
+    return f" ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def _seconds(path: dict[str, float]) -> str:
+    lo, hi = path["min_seconds"], path["max_seconds"]
+    return f"{path['seconds']:.2f}" + (spread([lo, hi]) if hi > lo else "")
+
+
 def render(result: dict[str, Any]) -> Any:
     from rich.table import Table
 
+    ranged = result["repeat"] > 1
     t = Table("rows", "selected", "ConnectorX s", "transfer s", "approve s", "release s", "CX ÷ (transfer+release)",
               "peak RSS MB (CX / transfer / release)",
-              title=f"Whole processes, median of {result['repeat']} ({result['cpus']} CPUs)")  # fmt: skip
+              title=f"Whole processes, median of {result['repeat']} ({result['cpus']} CPUs)"
+                    + ("; in brackets the fastest and slowest try, and the ratio's range try by try" if ranged else ""),
+              )  # fmt: skip
     for r in result["sizes"]:
-        t.add_row(f"{r['rows']:,}", f"{r['selected']:,}", f"{r['connectorx']['seconds']:.2f}",
-                  f"{r['transfer']['seconds']:.2f}", f"{r['approve']['seconds']:.2f}", f"{r['release']['seconds']:.2f}",
-                  f"{r['connectorx_over_handoff']:.2f}x",
-                  f"{r['connectorx']['peak_rss_mb']:.0f} / {r['transfer']['peak_rss_mb']:.0f} / "
-                  f"{r['release']['peak_rss_mb']:.0f}")  # fmt: skip
-        x = r.get("indexed")
-        if x:
-            t.add_row(f"{r['rows']:,} + index", f"{r['selected']:,}", f"{x['connectorx']['seconds']:.2f}",
-                      f"{x['transfer']['seconds']:.2f}", f"{x['approve']['seconds']:.2f}",
-                      f"{x['release']['seconds']:.2f}", f"{x['connectorx_over_handoff']:.2f}x",
+        for label, x in ((f"{r['rows']:,}", r), (f"{r['rows']:,} + index", r.get("indexed"))):
+            if not x:
+                continue
+            t.add_row(label, f"{r['selected']:,}", _seconds(x["connectorx"]), _seconds(x["transfer"]),
+                      _seconds(x["approve"]), _seconds(x["release"]),
+                      f"{x['connectorx_over_handoff']:.2f}x" + spread(x["connectorx_over_handoff_tries"]),
                       f"{x['connectorx']['peak_rss_mb']:.0f} / {x['transfer']['peak_rss_mb']:.0f} / "
                       f"{x['release']['peak_rss_mb']:.0f}")  # fmt: skip
     return t
@@ -339,5 +365,11 @@ def fixed_line(result: dict[str, Any]) -> str:
             f"{r['transfer_processes']['seconds']:.2f} s in a worker process; "
             f"`handoff --help` {r['help']['seconds']:.2f} s, `handoff status` "
             f"{r['status']['seconds']:.2f} s ({r['status_over_connectorx']:.1f}x ConnectorX's whole process, "
-            f"{r['connectorx']['seconds']:.2f} s); transfer + release {r['transfer_release_seconds']:.2f} s "
-            f"({r['handoff_over_connectorx']:.1f}x)")  # fmt: skip
+            f"{r['connectorx']['seconds']:.2f} s{tries(r['status_over_connectorx_tries'])}); transfer + release "
+            f"{r['transfer_release_seconds']:.2f} s ({r['handoff_over_connectorx']:.1f}x"
+            f"{tries(r['handoff_over_connectorx_tries'])})")  # fmt: skip
+
+
+def tries(ratios: list[float]) -> str:
+    """``; try by try 1.5x–2.2x``, or nothing for a single try."""
+    return f"; try by try {min(ratios):.1f}x–{max(ratios):.1f}x" if len(ratios) > 1 else ""
