@@ -100,8 +100,8 @@ def per_try(runs: dict[str, list[Timed]], over: Callable[[dict[str, float]], flo
     """``over`` of each try's own seconds (``{"connectorx": s, "transfer": s, ...}``), try by try: a ratio
     of two processes that ran one after the other, so a machine that sped up or slowed down between tries
     moves both (the medians of each path may come from different tries)."""
-    tries = min(len(v) for v in runs.values() if v)
-    return [round(over({k: v[i].seconds for k, v in runs.items() if v}), 3) for i in range(tries)]
+    count = min(len(v) for v in runs.values() if v)
+    return [round(over({k: v[i].seconds for k, v in runs.items() if v}), 3) for i in range(count)]
 
 
 @dataclass
@@ -326,11 +326,9 @@ def run_processes(db_url: str, sizes: list[int], work_dir: pathlib.Path, repeat:
             "sizes": results}  # fmt: skip
 
 
-def spread(values: list[float], fmt: str = "{:.2f}") -> str:
+def spread(values: list[float]) -> str:
     """`` (lo–hi)`` over the tries, or nothing for a single try."""
-    if len(values) < 2:
-        return ""
-    return f" ({fmt.format(min(values))}–{fmt.format(max(values))})"
+    return f" ({min(values):.2f}–{max(values):.2f})" if len(values) > 1 else ""
 
 
 def _seconds(path: dict[str, float]) -> str:
