@@ -147,28 +147,54 @@ def test_http_transport_posts_events_to_a_lineage_server(tmp_path: Path, sqlite_
 
 
 EMIT_ALONE = """
-import json, sys
+import json, sys, threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from handoff.checks import deferred
 from handoff.config import load_settings
 from handoff.evidence import lineage
 
+UNUSED = ("httpx2", "fsspec", "requests", "openlineage.client.generated.parent_run",
+          "openlineage.client.generated.ownership_job")
+USED_BELOW = ("httpx2", "requests", "openlineage.client.generated.ownership_job")
 settings = load_settings(home=Path(sys.argv[1]), policy_dir=Path(sys.argv[2]))
 client = lineage._client(settings)  # imports OpenLineage's client, as a release's first event does
 from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
 event = RunEvent(eventType=RunState.START, eventTime="2026-01-07T12:00:00+00:00", run=Run(runId=lineage.run_id("b1")),
                  job=Job(namespace="handoff", name="handoff.transfer.test"), producer=lineage.producer())
 client.emit(event)
-loaded = {name: deferred.loaded(name) for name in ("httpx2", "fsspec")}
+loaded = {name: deferred.loaded(name) for name in UNUSED}
+
+posted = []
+class Collector(BaseHTTPRequestHandler):
+    def do_POST(self):
+        posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(201)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = HTTPServer(("127.0.0.1", 0), Collector)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+http = lineage._client(load_settings(home=Path(sys.argv[1]), policy_dir=Path(sys.argv[2]), lineage_transport="http",
+                                     lineage_url=f"http://127.0.0.1:{server.server_address[1]}"))
+http.emit(event)  # the HTTP transport, in the same process: requests is imported as it builds its session
+server.shutdown()
+
+from openlineage.client.facet_v2 import ownership_job  # a facet handoff never builds: built when used
+from openlineage.client.serde import Serde
+owners = Serde.to_dict(ownership_job.OwnershipJobFacet(owners=[ownership_job.Owner(name="team:data")]))
 import httpx2  # what OpenLineage's async HTTP transport does with it: the real module, loaded on use
 print(json.dumps({"loaded": loaded, "url": str(httpx2.URL("http://127.0.0.1/x").path),
-                  "after_use": deferred.loaded("httpx2")}))
+                  "after_use": {name: deferred.loaded(name) for name in USED_BELOW},
+                  "posted": [e["run"]["runId"] for e in posted], "owners": owners["owners"]}))
 """
 
 
-def test_events_are_written_without_loading_the_transports_handoff_does_not_use(tmp_path: Path) -> None:
+def test_events_are_written_without_loading_what_handoff_does_not_use(tmp_path: Path) -> None:
     """A release writes its events without importing httpx2 or fsspec (OpenLineage's async HTTP and
-    remote-file transports); either still works when touched. In a fresh interpreter, as a release runs."""
+    remote-file transports), requests (its HTTP transport) or the facets handoff never emits; each still
+    works when touched: the HTTP transport posts, another facet builds. In a fresh interpreter, as a
+    release runs."""
     import subprocess
     import sys
 
@@ -178,6 +204,25 @@ def test_events_are_written_without_loading_the_transports_handoff_does_not_use(
                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result == {"loaded": {"httpx2": False, "fsspec": False}, "url": "/x", "after_use": True}
+    assert result["loaded"] == dict.fromkeys(result["loaded"], False), result["loaded"]
+    assert len(result["loaded"]) == 5
+    assert result["url"] == "/x" and result["after_use"] == dict.fromkeys(result["after_use"], True)
+    assert len(result["after_use"]) == 3
+    assert result["posted"] == [run_id("b1")], "the HTTP transport, started after the deferral, posts"
+    assert result["owners"] == [{"name": "team:data"}]
     [event] = _events(tmp_path / "home")
     assert event["eventType"] == "START" and event["run"]["runId"] == run_id("b1")
+
+
+def test_every_facet_handoff_emits_is_built_as_the_client_imports() -> None:
+    """``FACETS_BUILT`` names real modules of OpenLineage's generated facets, and the deferred list
+    leaves them out: a renamed facet module would otherwise be imported on first use, or not at all."""
+    from handoff.evidence.lineage import FACETS_BUILT, GENERATED, unused_facets
+
+    unused = unused_facets()
+    assert len(unused) >= 20, "OpenLineage's generated facets were not found"
+    assert not {f"{GENERATED}.{m}" for m in FACETS_BUILT} & set(unused)
+    import importlib.util
+
+    for module in FACETS_BUILT:
+        assert importlib.util.find_spec(f"{GENERATED}.{module}") is not None, module

@@ -8,8 +8,12 @@ The run id is derived from the batch id, so every event of one batch shares it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import importlib
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 from handoff.checks import deferred
@@ -65,6 +69,40 @@ def source_dataset(url: str, table: str) -> tuple[str, str]:
 # only (handoff's file is local). About 22 ms of every release here; ``deferred`` loads either on use.
 UNUSED_BY_LINEAGE = ("httpx2", "fsspec")
 deferred.defer(UNUSED_BY_LINEAGE)  # before anything here imports OpenLineage's client
+GENERATED = "openlineage.client.generated"
+# The generated facet modules handoff's events are built from (``_datasets``, ``emit``). OpenLineage's
+# ``facet_v2`` imports all of them (about 40, each building its attrs classes as it is imported): the
+# others are deferred (``import_client``).
+FACETS_BUILT = ("base", "column_lineage_dataset", "data_quality_assertions_dataset", "error_message_run",
+                "output_statistics_output_dataset", "schema_dataset", "sql_job")  # fmt: skip
+# What OpenLineage's HTTP transport binds from requests as its package imports; the file transport
+# (handoff's default) never calls either, and the HTTP transport imports requests when it builds its session.
+BOUND_BY_HTTP_TRANSPORT = (("requests", ("Session",)), ("requests.adapters", ("HTTPAdapter",)))
+
+
+def unused_facets() -> tuple[str, ...]:
+    """OpenLineage's generated facet modules other than ``FACETS_BUILT``, by their dotted names (read from
+    the package's folder, never imported); none when OpenLineage is not installed."""
+    spec = deferred.find(GENERATED)
+    if spec is None or not spec.submodule_search_locations:
+        return ()
+    found = {p.stem for folder in spec.submodule_search_locations for p in Path(folder).glob("*.py")}
+    return tuple(f"{GENERATED}.{m}" for m in sorted(found - {"__init__", *FACETS_BUILT}))
+
+
+def import_client() -> None:
+    """Import OpenLineage's client without building the facets handoff never emits (``unused_facets``) and
+    without requests (``BOUND_BY_HTTP_TRANSPORT``): together about 0.05 s of a 0.8 s release here
+    (docs/benchmarks.md). Each still imports whenever anything touches it: an event with another facet,
+    or the HTTP transport (``HANDOFF_LINEAGE_TRANSPORT=http``) building its session."""
+    if "openlineage.client" in sys.modules:
+        return
+    deferred.defer(unused_facets())
+    with contextlib.ExitStack() as bound:
+        for package, names in BOUND_BY_HTTP_TRANSPORT:
+            bound.enter_context(deferred.names_only(package, names))
+        importlib.import_module("openlineage.client")
+
 
 _NS = uuid.UUID("7f0c6a32-1d7e-4c55-9a64-0e3c1f0a9b21")
 
@@ -74,11 +112,13 @@ def run_id(batch_id: str) -> str:
 
 
 def _client(settings: Settings) -> Any:
+    import_client()
     from openlineage.client import OpenLineageClient
     from openlineage.client.transport.file import FileConfig, FileTransport
-    from openlineage.client.transport.http import HttpConfig, HttpTransport
 
     if settings.lineage_transport == "http":
+        from openlineage.client.transport.http import HttpConfig, HttpTransport
+
         if not settings.lineage_url:
             from handoff.errors import ConfigError
 
@@ -153,6 +193,7 @@ def emit(
     """Emit one run event: ``state`` is START, COMPLETE or FAIL."""
     if settings.lineage_transport == "none":
         return
+    import_client()
     from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
     from openlineage.client.facet_v2 import error_message_run, sql_job
 
