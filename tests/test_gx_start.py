@@ -55,6 +55,7 @@ VALIDATE = textwrap.dedent(
                       "loaded": {n: deferred.loaded(n) for n in deferred.UNUSED_BY_SUITES},
                       "orm": "sqlalchemy.orm" in sys.modules,
                       "marshmallow_validators": deferred.loaded("marshmallow.validate"),
+                      "page_view": [deferred.loaded("jinja2"), "great_expectations.render.view.view" in sys.modules],
                       "readers_skipped": reader_assets.skipped(),
                       "asset_types": [t.__name__ for t in PandasDatasource.asset_types],
                       "expectations_built": sorted(k.rsplit(".", 1)[1] for k in sys.modules
@@ -81,6 +82,7 @@ def test_validating_with_the_orders_suite_never_loads_what_it_does_not_use() -> 
     assert not any(result["loaded"].values()), result["loaded"]
     assert result["orm"] is False, "GX binds declarative_base from SQLAlchemy's ORM; nothing here uses the ORM"
     assert result["marshmallow_validators"] is False, "no field loads a value while GX validates"
+    assert result["page_view"] == [False, False], "no validation renders data docs' pages (nor loads jinja2)"
     # GX started without a model per pandas.read_* function; the dataframe asset it validates is there.
     assert result["readers_skipped"] is True
     assert "DataFrameAsset" in result["asset_types"] and "CSVAsset" not in result["asset_types"]
@@ -237,6 +239,12 @@ for field, value in ((fields.Email(), "not an address"), (fields.Tuple((fields.I
         refused.append(str(exc.messages[0] if isinstance(exc.messages, list) else exc.messages))
 seen["refused"] = refused
 seen["validators_after"] = deferred.loaded("marshmallow.validate")
+# Data docs' page view, which GX started without (nor jinja2): a page still renders through it.
+import great_expectations.render as gxr
+seen["page_view_before"] = [deferred.loaded("jinja2"), "great_expectations.render.view.view" in sys.modules]
+doc = gxr.RenderedDocumentContent(sections=[], data_asset_name="enrollees", page_title="handoff page",
+                                  renderer_type="ExpectationSuitePageRenderer")
+seen["page"] = "handoff page" in gxr.DefaultJinjaPageView().render(doc, expectation_suite_name_dot_count=0)
 print(json.dumps(seen))
 """
 
@@ -251,4 +259,4 @@ def test_a_datasource_expectation_or_metric_gx_started_without_is_built_when_use
                     "expectation": ["ExpectColumnMaxToBeBetween", "expect_column_max_to_be_between"],
                     "metric_before": False, "metric": ["ColumnNullCountResult", 1], "validators_before": False,
                     "refused": ["Not a valid email address.", "Length must be 1."],
-                    "validators_after": True}  # fmt: skip
+                    "validators_after": True, "page_view_before": [False, False], "page": True}  # fmt: skip

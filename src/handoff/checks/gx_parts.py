@@ -1,12 +1,13 @@
 """The parts of Great Expectations that no handoff suite uses, bound by name only while GX imports.
 
 Importing GX 1.x builds every fluent datasource type it ships (Spark, SQL databases, pandas over
-files in S3, GCS, Azure or DBFS, ...: pydantic models, about 0.15 s of CPU here) and every core
-expectation (about 60 classes, each registering itself, about 0.15 s), while handoff validates
-in-memory pandas frames against suites built by ``policy.suite`` from six expectation types
-(``suite.EXPECTATION_TYPES``). GX 1.x also ships a second metric framework (``great_expectations.metrics``:
-a pydantic model per metric, about 25, roughly 0.06-0.1 s of CPU here) that its package imports whole,
-for ``Batch.compute_metrics`` and SQL row queries; a validation of a pandas frame computes its metrics
+files in S3, GCS, Azure or DBFS, ...: pydantic models, about 0.15 s of CPU here), every core
+expectation (about 60 classes, each registering itself, about 0.15 s) and the view that renders its
+data docs through jinja2, while handoff validates in-memory pandas frames against suites built by
+``policy.suite`` from six expectation types (``suite.EXPECTATION_TYPES``) and never builds data docs.
+GX 1.x also ships a second metric framework (``great_expectations.metrics``: a pydantic model per
+metric, about 25, roughly 0.06-0.1 s of CPU here) that its package imports whole, for
+``Batch.compute_metrics`` and SQL row queries; a validation of a pandas frame computes its metrics
 through the providers of ``great_expectations.expectations.metrics`` and never builds one of those
 models. ``unused`` lists those modules with the names GX's package files
 import from them; ``validate.import_gx`` binds each name to a ``deferred.Forwarder`` for the length
@@ -46,6 +47,10 @@ UNUSED_DATASOURCES = (
 )  # fmt: skip
 # Imported by name elsewhere in GX as it starts (``core.validation_definition``): never bound.
 ALWAYS_BUILT = ("unexpected_rows_expectation",)
+# Data docs' page view: the class that renders GX's HTML pages through jinja2's templates, which its
+# render package imports by name as GX starts. handoff's reports are JSON and it never builds data docs;
+# jinja2 and the view are about 0.025 s of CPU of GX's start here (``docs/benchmarks.md``).
+PAGE_VIEW = ("great_expectations.render.view", ("DefaultJinjaPageView",))
 _TYPE = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -71,14 +76,15 @@ def _imports(package: str, nested: bool = False) -> list[tuple[str, tuple[str, .
 
 def unused(expectation_types: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
     """(module, names GX imports from it) for every datasource module in ``UNUSED_DATASOURCES``, every
-    core expectation module other than ``expectation_types`` and ``ALWAYS_BUILT``, and every metric
-    model module other than ``METRICS_BUILT``."""
+    core expectation module other than ``expectation_types`` and ``ALWAYS_BUILT``, every metric
+    model module other than ``METRICS_BUILT``, and data docs' ``PAGE_VIEW``."""
     keep = {f"{EXPECTATIONS}.{t}" for t in (*expectation_types, *ALWAYS_BUILT)}
     skip = {f"{DATASOURCES}.{m}" for m in UNUSED_DATASOURCES}
     return (
         [(m, names) for m, names in _imports(EXPECTATIONS) if m not in keep]
         + [(m, names) for m, names in _imports(DATASOURCES) if m in skip]
         + [(m, names) for m, names in _imports(METRICS, nested=True) if m not in METRICS_BUILT]
+        + [PAGE_VIEW]
     )
 
 
