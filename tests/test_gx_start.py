@@ -260,3 +260,35 @@ def test_a_datasource_expectation_or_metric_gx_started_without_is_built_when_use
                     "metric_before": False, "metric": ["ColumnNullCountResult", 1], "validators_before": False,
                     "refused": ["Not a valid email address.", "Length must be 1."],
                     "validators_after": True, "page_view_before": [False, False], "page": True}  # fmt: skip
+
+
+FIND = """
+import json, sys
+from handoff.checks import deferred
+seen = {"nested": deferred.find("outer.inner.leaf").origin.endswith("leaf.py"),
+        "missing": [deferred.find("outer.inner.nope"), deferred.find("outer.inner.leaf.below"), deferred.find("nowhere.x")],
+        "before": deferred.find("later.mod")}
+seen["nothing_ran"] = not {"outer", "outer.inner", "outer.inner.leaf"} & set(sys.modules)
+import importlib, pathlib
+pathlib.Path("later").mkdir()  # a package installed afterwards, where the search already looked
+pathlib.Path("later", "__init__.py").write_text("")
+pathlib.Path("later", "mod.py").write_text("")
+importlib.invalidate_caches()  # as an installer running in the process would
+seen["after"] = deferred.find("later.mod").origin.endswith("mod.py")
+print(json.dumps(seen))
+"""
+
+
+def test_a_module_is_found_where_it_would_import_from_without_running_its_packages(tmp_path) -> None:
+    """``deferred.find`` (which places every stand-in): a module under nested packages, none of them
+    run; a name that is missing, or under a plain module, is None; the packages found are remembered,
+    a missing one is not, so a package installed later is still found."""
+    (tmp_path / "outer" / "inner").mkdir(parents=True)
+    (tmp_path / "outer" / "__init__.py").write_text("raise SystemExit('outer ran')\n")
+    (tmp_path / "outer" / "inner" / "__init__.py").write_text("raise SystemExit('inner ran')\n")
+    (tmp_path / "outer" / "inner" / "leaf.py").write_text("raise SystemExit('leaf ran')\n")
+    out = subprocess.run([sys.executable, "-c", FIND], capture_output=True, text=True, timeout=120, check=False,
+                         cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"nested": True, "missing": [None, None, None], "before": None, "nothing_ran": True, "after": True}

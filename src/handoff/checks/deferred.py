@@ -82,18 +82,39 @@ def _imported_under(stand_in: Deferred) -> bool:
 def find(name: str) -> importlib.machinery.ModuleSpec | None:
     """Where ``name`` would be imported from, without importing it or any package above it (which
     ``importlib.util.find_spec`` does for a dotted name); None when it is not installed."""
-    head, *rest = name.split(".")
+    head, _, rest = name.rpartition(".")
+    if not head:
+        return _find_top(name)
+    package = _package(head, tuple(sys.path))
+    if package is None:
+        return None
+    parent = sys.modules.get(head)
+    path = getattr(parent, "__path__", None) or list(package.submodule_search_locations or ())
+    return importlib.machinery.PathFinder.find_spec(name, path)
+
+
+def _find_top(name: str) -> importlib.machinery.ModuleSpec | None:
     try:
-        spec = importlib.util.find_spec(head)
+        return importlib.util.find_spec(name)
     except (ImportError, ValueError):
         return None
-    for i in range(len(rest)):
-        if spec is None or spec.submodule_search_locations is None:
-            return None
-        dotted = ".".join([head, *rest[: i + 1]])
-        parent = sys.modules.get(dotted.rpartition(".")[0])
-        path = getattr(parent, "__path__", None) or list(spec.submodule_search_locations)
-        spec = importlib.machinery.PathFinder.find_spec(dotted, path)
+
+
+# Each package above a dotted name, found once per search path: GX's start asks for about 100 modules
+# under the same few packages (0.009 s when each looked from the top of ``sys.path`` again, here).
+# Only packages that were found are kept, so one installed later is still found.
+_PACKAGES: dict[tuple[str, tuple[str, ...]], importlib.machinery.ModuleSpec] = {}
+
+
+def _package(dotted: str, search: tuple[str, ...]) -> importlib.machinery.ModuleSpec | None:
+    """The spec of package ``dotted`` (None when it is missing or a plain module), for ``sys.path`` as ``search``."""
+    known = _PACKAGES.get((dotted, search))
+    if known is not None:
+        return known
+    spec = find(dotted)
+    if spec is None or spec.submodule_search_locations is None:
+        return None
+    _PACKAGES[(dotted, search)] = spec
     return spec
 
 
