@@ -173,6 +173,27 @@ def test_every_command_answers_help(tmp_path: Path) -> None:
         assert "Traceback" not in res.stderr
 
 
+def test_a_command_built_alone_is_the_command_of_the_whole_command_line() -> None:
+    """A process builds only the command its first word names (``cli.command_line``): each command's
+    help, options and subcommands are what the whole command line gives, and the app's own options
+    still come first; a line that does not start with a command gets every command."""
+    from click.testing import CliRunner
+
+    from handoff.cli import command_line
+
+    runner = CliRunner()
+    whole = typer.main.get_command(app)
+    for path in [p for p in COMMANDS if p]:
+        alone = command_line(["handoff", path[0]])
+        assert list(alone.commands) == [path[0]], path  # type: ignore[attr-defined]
+        got, want = (runner.invoke(c, [*path, "--help"], prog_name="handoff") for c in (alone, whole))
+        assert got.exit_code == want.exit_code == 0, (path, got.output)
+        assert got.output == want.output, path
+    assert {p.name for p in command_line(["handoff", "transfer"]).params} >= {"home", "state_url", "policy_dir"}
+    for line in (["handoff"], ["handoff", "--home", "x", "status"], ["handoff", "transfr"], ["handoff", "--help"]):
+        assert set(command_line(line).commands) == set(whole.commands), line  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("case", ["bad-policy", "unauthorised-approver"])
 def test_user_error_is_exactly_one_line(case: str, world: dict[str, Any], tmp_path: Path) -> None:
     if case == "bad-policy":
