@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from support import KEYS, buckets, cli_env, run_cli
 
-# Markup that closes nothing, markup that would style, a CSI colour, an OSC title (BEL-ended), an 8-bit
+# Markup that closes nothing, markup that would style, an emoji code, a CSI colour, an OSC title (BEL-ended), an 8-bit
 # CSI, a right-to-left override and a newline that would forge a second line.
-PLANT = "[/] [bold red]loud[/bold red] \x1b[31mred\x1b[0m \x1b]0;owned\x07 \x9b2J \u202eevil\nemergency stop cleared"
+PLANT = "[/] [bold red]loud[/bold red] :warning: \x1b[31mred\x1b[0m \x1b]0;owned\x07 \x9b2J \u202eevil\nemergency stop cleared"
 RAW = ("\x1b", "\x9b", "\x07", "\u202e")
 
 
@@ -46,7 +46,7 @@ def _run(world: dict[str, Any], *args: str, codes: tuple[int, ...] = (0,)) -> st
 def test_markup_and_escape_sequences_in_every_typed_field_are_data(world: dict[str, Any]) -> None:
     batch = world["batch"]
     shown = _run(world, "hold", "set", "--reason", PLANT, "--as", PLANT)
-    assert "[/] [bold red]loud[/bold red]" in shown  # printed as typed, not read as markup
+    assert "[/] [bold red]loud[/bold red] :warning:" in shown  # printed as typed, not read as markup or emoji
     assert "\nemergency stop cleared" not in shown  # the planted newline cannot forge a line of its own
     shown = _run(world, "court", "hearing", "add", "--order", "cand-3-25-cv-05536-2025-12-29",
                  "--at", "2026-02-10T09:00", "--title", PLANT, "--as", PLANT)  # fmt: skip
@@ -66,7 +66,7 @@ def test_markup_and_escape_sequences_in_every_typed_field_are_data(world: dict[s
         (("trust", "show"), (0,)),
     ]:
         _run(world, *args, codes=codes)
-    assert "[bold red]loud[/bold red]" in _run(world, "hold", "list")
+    assert "[bold red]loud[/bold red] :warning:" in _run(world, "hold", "list")
     assert "[bold red]loud[/bold red]" in _run(world, "court", "hearing", "list")
     shown = _run(world, "hold", "clear", "--reason", PLANT, "--key", str(KEYS.key("ops")))
     assert "cleared" in shown and "[bold red]loud[/bold red]" in shown

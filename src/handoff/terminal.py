@@ -10,7 +10,8 @@ of it reaches an operator's terminal:
   court's time with its offset.
 - ``plain`` is for a value put into a line that carries handoff's own Rich markup: it cleans the
   value, puts it on one line, and escapes it, so ``[/]`` or ``[link=…]`` in a reason is printed as
-  typed instead of being read as markup (or raising ``MarkupError`` for everyone).
+  typed instead of being read as markup (or raising ``MarkupError`` for everyone); ``:x:`` stays
+  ``:x:`` too (``SafeConsole`` renders no emoji codes).
 """
 
 from __future__ import annotations
@@ -66,7 +67,13 @@ def styled(text: str, style: str) -> Text:
 
 
 class SafeConsole(Console):
-    """A Rich console that cleans every string it renders (printed lines, table cells, tree labels)."""
+    """A Rich console that cleans every string it renders (printed lines, table cells, tree labels), and
+    leaves ``:name:`` as typed: Rich would show a reason of ``:x:`` as an emoji (and load its table of
+    3,600 codes to find out, in every command that prints a line with a colon)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("emoji", False)
+        super().__init__(*args, **kwargs)
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
         return super().render_str(clean(text), **kwargs)
