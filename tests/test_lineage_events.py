@@ -164,6 +164,7 @@ event = RunEvent(eventType=RunState.START, eventTime="2026-01-07T12:00:00+00:00"
                  job=Job(namespace="handoff", name="handoff.transfer.test"), producer=lineage.producer())
 client.emit(event)
 loaded = {name: deferred.loaded(name) for name in UNUSED}
+by_emit = [name for name in lineage.unused_facets() if deferred.loaded(name)]  # the client's own facets are built
 
 posted = []
 class Collector(BaseHTTPRequestHandler):
@@ -186,7 +187,7 @@ owners = Serde.to_dict(ownership_job.OwnershipJobFacet(owners=[ownership_job.Own
 import httpx2  # what OpenLineage's async HTTP transport does with it: the real module, loaded on use
 print(json.dumps({"loaded": loaded, "url": str(httpx2.URL("http://127.0.0.1/x").path),
                   "after_use": {name: deferred.loaded(name) for name in USED_BELOW},
-                  "posted": [e["run"]["runId"] for e in posted], "owners": owners["owners"]}))
+                  "posted": [e["run"]["runId"] for e in posted], "owners": owners["owners"], "by_emit": by_emit}))
 """
 
 
@@ -210,6 +211,7 @@ def test_events_are_written_without_loading_what_handoff_does_not_use(tmp_path: 
     assert len(result["after_use"]) == 3
     assert result["posted"] == [run_id("b1")], "the HTTP transport, started after the deferral, posts"
     assert result["owners"] == [{"name": "team:data"}]
+    assert result["by_emit"] == [], "a facet OpenLineage's client adds to every event was deferred"
     [event] = _events(tmp_path / "home")
     assert event["eventType"] == "START" and event["run"]["runId"] == run_id("b1")
 

@@ -70,11 +70,11 @@ def source_dataset(url: str, table: str) -> tuple[str, str]:
 UNUSED_BY_LINEAGE = ("httpx2", "fsspec")
 deferred.defer(UNUSED_BY_LINEAGE)  # before anything here imports OpenLineage's client
 GENERATED = "openlineage.client.generated"
-# The generated facet modules handoff's events are built from (``_datasets``, ``emit``). OpenLineage's
-# ``facet_v2`` imports all of them (about 40, each building its attrs classes as it is imported): the
-# others are deferred (``import_client``).
+# The generated facet modules handoff's events are built from (``_datasets``, ``emit``), and the run's
+# tags, which OpenLineage's client adds to every event. ``facet_v2`` imports all of them (about 40, each
+# building its attrs classes as it is imported): the others are deferred (``import_client``).
 FACETS_BUILT = ("base", "column_lineage_dataset", "data_quality_assertions_dataset", "error_message_run",
-                "output_statistics_output_dataset", "schema_dataset", "sql_job")  # fmt: skip
+                "output_statistics_output_dataset", "schema_dataset", "sql_job", "tags_run")  # fmt: skip
 # What OpenLineage's HTTP transport binds from requests as its package imports; the file transport
 # (handoff's default) never calls either, and the HTTP transport imports requests when it builds its session.
 BOUND_BY_HTTP_TRANSPORT = (("requests", ("Session",)), ("requests.adapters", ("HTTPAdapter",)))
