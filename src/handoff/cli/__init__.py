@@ -10,8 +10,10 @@ import copy
 import sys
 from typing import Any
 
-from handoff.checks import server
 from handoff.extract import heap
+
+heap.register_end()  # first, before anything registers an exit handler: it must run after all of them
+from handoff.checks import server  # noqa: E402
 
 server.start_for_transfer(sys.argv)  # before the imports below: the check workers' fork server, if any
 
@@ -57,6 +59,15 @@ def command_line(argv: list[str]) -> Any:
 def main() -> None:
     server.main_by_name()
     heap.skip_final_collection()
+    try:
+        _main()
+    except SystemExit as exc:
+        if server.console_script():  # a program that called main() ends as it chooses
+            heap.end_when_done(exc.code)
+        raise
+
+
+def _main() -> None:
     try:
         code = command_line(sys.argv).main(prog_name="handoff", standalone_mode=False)
     except UsageError as exc:

@@ -13,9 +13,11 @@ frozen along with the rest.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import functools
 import gc
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -45,6 +47,42 @@ def skip_final_collection() -> None:
     if not _exit_registered:
         _exit_registered = True
         atexit.register(gc.freeze)
+
+
+_end_registered = False
+_end_code: list[int] = []  # the exit status a finished command ends with, once it has one
+
+
+def register_end() -> bool:
+    """Register ``_end`` as this process's first exit handler, so that it runs after every other one
+    (they run last registered, first run); nothing happens at exit unless ``end_when_done`` gave it an
+    exit status. Registered only while no other handler is (where the interpreter can say so): one
+    registered earlier would run after it, and must not be skipped. Returns whether it is registered."""
+    global _end_registered
+    if not _end_registered and getattr(atexit, "_ncallbacks", lambda: -1)() == 0:
+        atexit.register(_end)
+        _end_registered = True
+    return _end_registered
+
+
+def end_when_done(code: object) -> None:
+    """A finished command's exit status (``SystemExit.code``): once every other exit handler has run
+    (``register_end``), the process ends with it at once. What the interpreter would do after them is
+    tear down every module and object one by one, 0.03-0.05 s after a transfer and 0.025 s after a
+    release here, for a process whose threads are joined, whose exit handlers (logging's,
+    multiprocessing's, the drivers') have run and whose output is flushed below; the operating system
+    takes back its memory, files and sockets, as for any process."""
+    if _end_registered:
+        _end_code[:] = [code if isinstance(code, int) else 0 if code is None else 1]
+
+
+def _end() -> None:
+    if not _end_code:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # a closed pipe: nothing more to write
+            stream.flush()
+    os._exit(_end_code[0])
 
 
 def starting() -> None:
