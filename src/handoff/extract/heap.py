@@ -1,5 +1,6 @@
-"""Keeping the garbage collector off the objects that live as long as the process, and handing
-memory the allocators keep but no longer use back to the system.
+"""Keeping the garbage collector off the objects that live as long as the process, handing memory
+the allocators keep but no longer use back to the system, and ending a finished command without
+tearing every object down (``register_end``).
 
 GX, pandas and the rest leave about 300,000 long-lived objects (modules, registries, classes),
 and CPython's full collection walks every one of them: about 0.25 s each time one runs during a
@@ -26,8 +27,8 @@ from contextlib import contextmanager
 _starting = False
 _exit_registered = False
 # ``frozen`` blocks open now, in any thread. ``uncollected`` asks this, not ``gc.get_freeze_count``,
-# which walks every frozen object: 0.01-0.06 s inside a transfer's work, where the process's whole
-# start-up is frozen (measured here).
+# which walks every frozen object: 0.01-0.02 s inside a 5,000-row transfer's work, where the process's
+# whole start-up is frozen (measured here), more as the heap grows.
 _open = 0
 _OPEN_LOCK = threading.Lock()
 
