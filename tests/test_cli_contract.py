@@ -174,24 +174,24 @@ def test_every_command_answers_help(tmp_path: Path) -> None:
 
 
 def test_a_command_built_alone_is_the_command_of_the_whole_command_line() -> None:
-    """A process builds only the command its first word names (``cli.command_line``): each command's
-    help, options and subcommands are what the whole command line gives, and the app's own options
-    still come first; a line that does not start with a command gets every command."""
-    from click.testing import CliRunner
+    """A process builds only the command its first word names (``cli.app_for``): each command's help,
+    options and subcommands are what the whole command line gives, and the app's own options still
+    come first; a line that does not start with a command gets every command."""
+    from typer.testing import CliRunner
 
-    from handoff.cli import command_line
+    from handoff.cli import app_for
 
     runner = CliRunner()
-    whole = typer.main.get_command(app)
     for path in [p for p in COMMANDS if p]:
-        alone = command_line(["handoff", path[0]])
-        assert list(alone.commands) == [path[0]], path  # type: ignore[attr-defined]
-        got, want = (runner.invoke(c, [*path, "--help"], prog_name="handoff") for c in (alone, whole))
+        alone = app_for(["handoff", path[0]])
+        assert list(typer.main.get_command(alone).commands) == [path[0]], path  # type: ignore[attr-defined]
+        got, want = (runner.invoke(a, [*path, "--help"], prog_name="handoff") for a in (alone, app))
         assert got.exit_code == want.exit_code == 0, (path, got.output)
         assert got.output == want.output, path
-    assert {p.name for p in command_line(["handoff", "transfer"]).params} >= {"home", "state_url", "policy_dir"}
+    built = typer.main.get_command(app_for(["handoff", "transfer"]))
+    assert {p.name for p in built.params} >= {"home", "state_url", "policy_dir"}
     for line in (["handoff"], ["handoff", "--home", "x", "status"], ["handoff", "transfr"], ["handoff", "--help"]):
-        assert set(command_line(line).commands) == set(whole.commands), line  # type: ignore[attr-defined]
+        assert app_for(line) is app, line
 
 
 @pytest.mark.parametrize("case", ["bad-policy", "unauthorised-approver"])

@@ -40,20 +40,20 @@ _RETIRED_OPTIONS = {
 UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
-def command_line(argv: list[str]) -> Any:
-    """The click command that runs ``argv``. When its first word names a command or group, only that
+def app_for(argv: list[str]) -> typer.Typer:
+    """The command line that runs ``argv``. When its first word names a command or group, only that
     one is built with the app's own options: building all ~60 (every parameter's annotation read) took
-    0.03-0.04 s of every process here, for one. Anything else (global options first, ``--help``, a
+    0.02-0.04 s of every process here, for one. Anything else (global options first, ``--help``, a
     mistyped name) gets the whole command line, so its help and "no such command" list every command."""
     name = argv[1] if len(argv) > 1 else ""
     commands = [c for c in app.registered_commands
                 if (c.name or typer.main.get_command_name(getattr(c.callback, "__name__", ""))) == name]  # fmt: skip
     groups = [g for g in app.registered_groups if g.name == name]
     if not commands and not groups:
-        return typer.main.get_command(app)
+        return app
     one = copy.copy(app)  # the same app (its callback, options and settings), with the one command
     one.registered_commands, one.registered_groups = commands, groups
-    return typer.main.get_command(one)
+    return one
 
 
 def main() -> None:
@@ -69,7 +69,7 @@ def main() -> None:
 
 def _main() -> None:
     try:
-        code = command_line(sys.argv).main(prog_name="handoff", standalone_mode=False)
+        code = typer.main.get_command(app_for(sys.argv)).main(prog_name="handoff", standalone_mode=False)
     except UsageError as exc:
         ctx: Any = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:  # `handoff`, `handoff hold`
