@@ -51,19 +51,18 @@ def skip_final_collection() -> None:
 
 
 _end_registered = False
-_end_code: list[int] = []  # the exit status a finished command ends with, once it has one
+_end_code: int | None = None  # the exit status a finished command ends with, once it has one
 
 
-def register_end() -> bool:
+def register_end() -> None:
     """Register ``_end`` as this process's first exit handler, so that it runs after every other one
     (they run last registered, first run); nothing happens at exit unless ``end_when_done`` gave it an
     exit status. Registered only while no other handler is (where the interpreter can say so): one
-    registered earlier would run after it, and must not be skipped. Returns whether it is registered."""
+    registered earlier would run after it, and must not be skipped."""
     global _end_registered
     if not _end_registered and getattr(atexit, "_ncallbacks", lambda: -1)() == 0:
         atexit.register(_end)
         _end_registered = True
-    return _end_registered
 
 
 def end_when_done(code: object) -> None:
@@ -73,17 +72,18 @@ def end_when_done(code: object) -> None:
     release here, for a process whose threads are joined, whose exit handlers (logging's,
     multiprocessing's, the drivers') have run and whose output is flushed below; the operating system
     takes back its memory, files and sockets, as for any process."""
+    global _end_code
     if _end_registered:
-        _end_code[:] = [code if isinstance(code, int) else 0 if code is None else 1]
+        _end_code = code if isinstance(code, int) else 0 if code is None else 1
 
 
 def _end() -> None:
-    if not _end_code:
+    if _end_code is None:
         return
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError, AttributeError):  # a closed pipe: nothing more to write
             stream.flush()
-    os._exit(_end_code[0])
+    os._exit(_end_code)
 
 
 def starting() -> None:
