@@ -83,13 +83,31 @@ def test_raw_grouped_counts_equal_the_case_aggregate(adversarial_url: str) -> No
         assert the_plan.form == extract.counts_form(engine)
         grouped_on = [c.name for c in the_plan.counts(ORDER, None).statement.selected_columns]
         assert ("code" in grouped_on) == (engine.dialect.name != "mysql"), grouped_on
+        # The newest change of all is on rows no count may include: a bad jurisdiction, and Texas (TX_OUT).
+        with engine.begin() as conn:
+            for state, year in (("99", 2032), ("48", 2031)):
+                conn.execute(sa.text("UPDATE enrollees SET updated_at = :t WHERE submtg_state_cd = :s"),
+                             {"t": dt.datetime(year, 1, 1), "s": state})  # fmt: skip
+        # The plan counts the order's whole scope: grouped on an exactly compared jurisdiction, with no
+        # jurisdiction list in its WHERE (the groups outside are left out as they are read).
+        whole = the_plan.counts(ORDER, None)
+        assert (whole.jurisdictions is None) == (engine.dialect.name == "mysql")
+        assert ('submtg_state_cd" IN' in str(whole.statement.whereclause)) == (engine.dialect.name == "mysql")
+        narrower = the_plan.counts(ORDER, ["06"])  # one state: its list spares the other states' rows the CASE
+        assert narrower.jurisdictions is None and 'submtg_state_cd" IN' in str(narrower.statement.whereclause)
         requests: list[tuple[Any, list[str] | None]] = [
             (ORDER, None), (ORDER, ["06"]), (ORDER, ["06", "48"]), (TX_OUT, ["06", "48"]), (TX_OUT, None),
-            (NULL_TEST_FIRST, None),
+            (NULL_TEST_FIRST, None), (ORDER, ORDER.in_scope_fips()), (TX_OUT, TX_OUT.in_scope_fips()),
         ]  # fmt: skip
         for order, requested in requests:
             case, grouped = _both(engine, order, requested)
             assert grouped == case, (order.jurisdiction_scope.overrides, requested)
+        for order in (ORDER, TX_OUT):  # the order's whole scope: no change outside it is the newest
+            counts, newest = _both(engine, order, order.in_scope_fips())[1]
+            if order is TX_OUT:
+                assert "TX" not in counts and newest is not None and newest < dt.datetime(2031, 1, 1), newest
+            else:
+                assert counts["TX"] and newest == dt.datetime(2031, 1, 1), newest
         window = {"since": dt.datetime(2025, 1, 1), "until": dt.datetime(2025, 9, 1)}
         assert _both(engine, ORDER, None, **window)[0] == _both(engine, ORDER, None, **window)[1]
         case, _ = _both(engine, TX_OUT, None)

@@ -218,6 +218,9 @@ class CountsQuery:
     reason: Callable[[Sequence[Any]], str]
     width: int  # how many grouping columns lead each row
     updated: str = "updated_at"  # the change-time column whose newest value follows the counts
+    # The jurisdictions counted, where the statement groups every jurisdiction and ``read_counts``
+    # keeps these groups (``counts_statement``: the order's whole scope); None: the statement's own cut.
+    jurisdictions: frozenset[str] | None = None
 
 
 def counts_statement(
@@ -248,6 +251,13 @@ def counts_statement(
     raw one. On SQLite (300,000 rows) coded 0.31 s, case 0.28 s, raw 0.42-0.48 s. A CASE stops
     at the first failed test; raw grouping hashes every column. (The harness's CASE, which tested
     the jurisdiction list on every row, is what made raw grouping look faster.)
+
+    Counting the order's whole scope in a grouped form, on a jurisdiction column the database
+    compares exactly (``raw``), the statement has no jurisdiction list in its WHERE: it already
+    groups on the jurisdiction, so the groups outside the scope are left out as they are read
+    (``CountsQuery.jurisdictions``) instead of testing the list on every row (PostgreSQL 15, 8M rows,
+    2 workers: 1.78-1.79 s → 1.58 s alone; a whole ``transfer`` 5.11 → 4.96 s, six alternating).
+    A narrower request keeps the list in the WHERE, where it spares the rows of the other states.
     """
     jur = table.c[order.source.jurisdiction_column]
     upd = order.source.updated_column
@@ -259,7 +269,9 @@ def counts_statement(
     else:
         groups = grouping(table, order, raw, coded=form == "coded")
         named, reason = groups.expressions, groups.classify
-    where = [jur.in_(requested_fips)] if requested_fips else []
+    whole_scope = (form != "case" and order.source.jurisdiction_column in raw and bool(requested_fips)
+                   and set(requested_fips or []) == set(order.in_scope_fips()))  # fmt: skip
+    where = [jur.in_(requested_fips)] if requested_fips and not whole_scope else []
     where.append(_since_clause(table, order, since, until))
     aggs = [sa.func.count().label("n")]
     if upd and upd in table.c:
@@ -277,7 +289,7 @@ def counts_statement(
     # Grouped on the columns themselves, so the planner's estimates of their distinct values apply.
     exprs = [e for _, e in named]
     return CountsQuery(sa.select(*(e.label(n) for n, e in named), *aggs).where(*where).group_by(*exprs), reason,
-                       len(named), upd or "")  # fmt: skip
+                       len(named), upd or "", frozenset(requested_fips or []) if whole_scope else None)  # fmt: skip
 
 
 def counts_form(engine: Engine) -> str:
@@ -293,6 +305,8 @@ def read_counts(conn: sa.Connection, query: CountsQuery) -> tuple[dict[str, dict
     change = f"change-time column {query.updated}"
     try:
         for row in conn.execute(query.statement):
+            if query.jurisdictions is not None and (row[0] is None or str(row[0]) not in query.jurisdictions):
+                continue  # a group outside the counted scope (the statement groups every jurisdiction)
             key = STATES.get(str(row[0]) if row[0] is not None else "", "??")
             reason = query.reason(tuple(row[: query.width]))
             out[key][reason] = out[key].get(reason, 0) + int(row[query.width])
