@@ -81,7 +81,8 @@ class PortableRead:
         if bounded and watermark is None:
             self._counts, newest = self._count(None)
             self.plan = extract.plan(engine, order, fips, since, watermark=newest, key_range=key_range,
-                                     table=self.plan.table, raw=self.plan.raw)  # fmt: skip
+                                     table=self.plan.table, raw=self.plan.raw,
+                                     scope_indexed=self.plan.scope_indexed)  # fmt: skip
 
     def _setup(self, conn: sa.Connection) -> sa.Connection:
         if self.engine.dialect.name == "postgresql":
