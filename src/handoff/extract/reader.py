@@ -181,19 +181,8 @@ def plan(
     params = {k: v for k, v in compiled.params.items()}
     qhash = hashlib.sha256((str(compiled) + json.dumps(params, sort_keys=True, default=str)).encode()).hexdigest()
     sql = _as_run(stmt, engine, str(compiled), params)
-    return ExtractPlan(
-        stmt,
-        sql,
-        qhash,
-        since,
-        watermark,
-        [STATES[f] for f in fips],
-        table,
-        fips,
-        raw,
-        counts_form(engine),
-        scope_indexed,
-    )
+    return ExtractPlan(stmt, sql, qhash, since, watermark, [STATES[f] for f in fips], table, fips, raw,
+                       counts_form(engine), scope_indexed)  # fmt: skip
 
 
 def _as_run(stmt: sa.Select, engine: Engine, sql: str, params: dict[str, Any]) -> str:
