@@ -160,8 +160,8 @@ def plan(
     """
     table = table if table is not None else source_table(engine, order)
     raw = raw if raw is not None else exact_text_columns(engine, order)
-    if scope_indexed is None:  # only the grouped forms on an exactly compared jurisdiction ask
-        scope_indexed = order.source.jurisdiction_column in raw and jurisdiction_indexed(engine, order)
+    if scope_indexed is None:
+        scope_indexed = jurisdiction_indexed(engine, order, raw)
     fips = order.in_scope_fips(requested_fips)
     if not fips:
         raise SourceError("no jurisdiction is in scope for this order and --state selection")
@@ -347,9 +347,12 @@ def exact_text_columns(engine: Engine, order: Order) -> frozenset[str]:
     return frozenset(exact)
 
 
-def jurisdiction_indexed(engine: Engine, order: Order) -> bool:
-    """Whether an index on the source table starts with the jurisdiction column (``counts_statement``)."""
+def jurisdiction_indexed(engine: Engine, order: Order, raw: frozenset[str]) -> bool:
+    """Whether an index on the source table starts with the jurisdiction column (``counts_statement``);
+    asked only where the count may leave the jurisdiction list out (a column in ``raw``)."""
     jur = order.source.jurisdiction_column
+    if jur not in raw:
+        return False
     for index in sa.inspect(engine).get_indexes(order.source.table):
         names = index.get("column_names") or []
         if names and names[0] is not None and names[0].lower() == jur:
@@ -362,9 +365,10 @@ def exclusion_counts(
 ) -> dict[str, dict[str, int]]:
     """Rows per jurisdiction per reason (``included`` or why excluded), from one aggregate query."""
     table = source_table(engine, order)
+    raw = exact_text_columns(engine, order)
     stmt = counts_statement(table, order, requested_fips, the_plan.since if the_plan else None,
-                            the_plan.watermark if the_plan else None, exact_text_columns(engine, order),
-                            counts_form(engine))  # fmt: skip
+                            the_plan.watermark if the_plan else None, raw, counts_form(engine),
+                            jurisdiction_indexed(engine, order, raw))  # fmt: skip
     with engine.connect() as conn:
         return read_counts(conn, stmt)[0]
 
