@@ -262,7 +262,7 @@ def counts_statement(
     compares exactly (``raw``), the statement has no jurisdiction list in its WHERE: it already
     groups on the jurisdiction, so the groups outside the scope are left out as they are read
     (``CountsQuery.jurisdictions``) instead of testing the list on every row (PostgreSQL 15, 8M rows,
-    2 workers: 1.78-1.79 s → 1.58 s alone; a whole ``transfer`` 5.11 → 4.96 s, six alternating).
+    2 workers: 1.78-1.86 s → 1.58-1.61 s alone; a whole ``transfer`` 5.11 → 4.96 s, six alternating).
     The list stays where it spares work: a narrower request (the other states' rows skip the CASE),
     and a source with an index led by the jurisdiction (``scope_indexed``, as ``source advise``'s),
     where PostgreSQL takes the list as the index's condition and reads the index alone (1.16-1.21 s);
