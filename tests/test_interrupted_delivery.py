@@ -18,7 +18,7 @@ def test_interrupted_delivery_resumes_without_duplicates(
     record_upheld(life)
     approve(life, batch.id, "ada", NOW)
 
-    real_upload = deliver.upload_file
+    real_upload = deliver.start_upload
     calls: list[str] = []
 
     def upload_then_fail(s3_client, target, key, path, sha256_hex, guard):  # type: ignore[no-untyped-def]
@@ -27,7 +27,7 @@ def test_interrupted_delivery_resumes_without_duplicates(
             raise DeliveryError(f"upload of s3://{target.bucket}/{key}: connection reset (simulated)")
         return real_upload(s3_client, target, key, path, sha256_hex, guard)
 
-    monkeypatch.setattr("handoff.storage.deliver.upload_file", upload_then_fail)
+    monkeypatch.setattr("handoff.storage.deliver.start_upload", upload_then_fail)
     [failed] = life.release(NOW)
     assert failed.error and "simulated" in failed.error
     monkeypatch.undo()

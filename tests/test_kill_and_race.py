@@ -62,7 +62,7 @@ SCRIPT = textwrap.dedent("""
     if step == "after-staging-check":
         after(upload, "check_staged")
     elif step == "between-objects":
-        before(deliver, "upload_file", 2)
+        before(deliver, "start_upload", 2)
     elif step == "before-manifest":
         before(deliver, "write_manifest")
     elif step == "after-manifest":

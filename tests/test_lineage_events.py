@@ -97,7 +97,7 @@ def test_failed_delivery_emits_fail_with_the_error(
     def broken(*_a: Any, **_k: Any) -> Any:
         raise DeliveryError("upload refused (simulated)")
 
-    monkeypatch.setattr("handoff.storage.deliver.upload_file", broken)
+    monkeypatch.setattr("handoff.storage.deliver.start_upload", broken)
     done = _deliver(life, sqlite_source_url, s3.name)
     assert done.error and "simulated" in done.error
     events = _events(home)

@@ -46,7 +46,7 @@ def _versions(s3: Any, prefix: str = "") -> list[str]:
 
 
 def _after_first_object(monkeypatch: pytest.MonkeyPatch, action: Any) -> list[str]:
-    real, calls = deliver.upload_file, []
+    real, calls = deliver.start_upload, []
 
     def upload(s3_client, target, key, path, sha256_hex, guard):  # type: ignore[no-untyped-def]
         if calls:
@@ -54,7 +54,7 @@ def _after_first_object(monkeypatch: pytest.MonkeyPatch, action: Any) -> list[st
         calls.append(key)
         return real(s3_client, target, key, path, sha256_hex, guard)
 
-    monkeypatch.setattr("handoff.storage.deliver.upload_file", upload)
+    monkeypatch.setattr("handoff.storage.deliver.start_upload", upload)
     return calls
 
 

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
         default=None, description="Object Lock bucket for ledger anchors and stop markers."
     )
     audit_retention_days: int = Field(default=2190, ge=1, le=36500, description="COMPLIANCE retention of anchors.")
+    uploads: int = Field(default=4, ge=1, le=32, description="Objects a delivery uploads at once; each is still "
+                         "checked and guarded, in order, before its bytes go (1: one at a time).")  # fmt: skip
     lease_seconds: int = Field(default=900, ge=30, le=86400, description="A delivery's lease, renewed per object.")
     delivery_attempts: int = Field(default=3, ge=1, le=100, description="Releases that may fail on one batch (a "
                                    "missing bucket, access denied, an unusable KMS key, S3 down) before it ends "

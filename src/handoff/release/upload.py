@@ -3,7 +3,8 @@
 Before the first byte: the staged files are re-hashed and their Parquet schemas checked against
 the order's columns. Before every object, every multipart part and the manifest the guard
 re-reads the emergency stop (ledger and audit bucket) and renews the delivery lease; either
-failing raises ``DeliveryStopped`` and nothing more is written.
+failing raises ``DeliveryStopped`` and nothing more is written. Up to ``HANDOFF_UPLOADS`` objects
+are in flight at once, each guarded, in order, before its bytes go (``deliver.upload_files``).
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ def upload_batch(ctx: Context, batch: batches.Batch, order: Order, target: Targe
     existing = deliver.read_manifest(s3, target, manifest_key)
     if existing is not None and existing.get("content_hash") != batch.content_hash:
         raise DeliveryFailed(f"s3://{target.bucket}/{manifest_key} holds another batch's manifest")
-    objects = [deliver.upload_file(s3, target, dest.prefix + f.name, folder / f.name, f.sha256, guard)
-               for f in batch.files]  # fmt: skip
+    files = [(dest.prefix + f.name, folder / f.name, f.sha256) for f in batch.files]
+    objects = deliver.upload_files(s3, target, files, guard, ctx.settings.uploads)
     trust = ctx.trust()
     with ctx.engine.connect() as conn:  # the approvals the gate accepted, as the gate judges them
         signed = approval.signed_decisions(conn, batch.id)

@@ -16,6 +16,7 @@ import json
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -300,9 +301,11 @@ def _precondition_failed(exc: Exception) -> bool:
     )  # fmt: skip
 
 
-def upload_file(s3: Any, target: Target, key: str, path: Path, sha256_hex: str,
-                guard: Guard = _no_guard) -> DeliveredObject:  # fmt: skip
-    """Upload one staged file unless an identical object is already there; verify it after."""
+def start_upload(s3: Any, target: Target, key: str, path: Path, sha256_hex: str,
+                 guard: Guard = _no_guard) -> Callable[[], DeliveredObject]:  # fmt: skip
+    """Check one staged file against its SHA-256 and re-read the guard, here and now; return the upload
+    itself (the bytes unless an identical object is there, then the HEAD that verifies them), to run
+    here or on another thread (``upload_files``)."""
     try:
         size = path.stat().st_size
         digest, checksum, digests, body = _fingerprint(path, size, target)
@@ -311,30 +314,83 @@ def upload_file(s3: Any, target: Target, key: str, path: Path, sha256_hex: str,
     if digest != sha256_hex:
         raise DeliveryFailed(f"{path.name}: staged file changed since validation; it will not be delivered")
     guard()
-    try:
-        # A single PUT is conditional (``If-None-Match: *``): where an object is already at the key S3
-        # refuses it, so only a multipart upload asks first whether one is there.
-        head = _head(s3, target.bucket, key) if body is None else None
-        uploaded = False
+
+    def send() -> DeliveredObject:
+        try:
+            # A single PUT is conditional (``If-None-Match: *``): where an object is already at the key S3
+            # refuses it, so only a multipart upload asks first whether one is there.
+            head = _head(s3, target.bucket, key) if body is None else None
+            uploaded = False
+            if head is None:
+                try:
+                    if body is None:
+                        _put_multipart(s3, target, key, path, digests, guard)
+                    else:
+                        _put_single(s3, target, key, body, checksum)
+                    uploaded = True
+                except Exception as exc:
+                    if not _precondition_failed(exc):
+                        raise
+            head = _head(s3, target.bucket, key)
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            raise _error(exc, f"upload of s3://{target.bucket}/{key}") from None
         if head is None:
+            raise DeliveryError(f"s3://{target.bucket}/{key} is missing right after upload")
+        _check(head, key, size, checksum, target)
+        return DeliveredObject(key, size, sha256_hex, checksum, uploaded, head.get("VersionId"))
+
+    return send
+
+
+def upload_file(s3: Any, target: Target, key: str, path: Path, sha256_hex: str,
+                guard: Guard = _no_guard) -> DeliveredObject:  # fmt: skip
+    """Upload one staged file unless an identical object is already there; verify it after."""
+    return start_upload(s3, target, key, path, sha256_hex, guard)()
+
+
+def upload_files(s3: Any, target: Target, files: list[tuple[str, Path, str]], guard: Guard,
+                 at_once: int = 1) -> list[DeliveredObject]:  # fmt: skip
+    """Upload ``(key, path, sha256)`` files with up to ``at_once`` of them in flight; the objects in file order.
+
+    Each file is checked and the guard re-read on this thread, in file order, before its bytes go, as
+    one at a time; only the PUT and its HEAD overlap (a round trip each, which a remote S3 makes long).
+    The guard runs one call at a time (a multipart upload re-reads it per part, on its own thread). On
+    the first error no further file starts; the uploads already under way end before this returns,
+    so nothing is written after it; then the error of the earliest file raises.
+    """
+    if at_once <= 1 or len(files) <= 1:
+        return [upload_file(s3, target, key, path, sha, guard) for key, path, sha in files]
+    lock = threading.Lock()
+
+    def one_at_a_time() -> None:
+        with lock:
+            guard()
+
+    started: list[Future[DeliveredObject]] = []
+    failed: tuple[int, BaseException] | None = None
+    with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="handoff-upload") as pool:
+        for i, (key, path, sha) in enumerate(files):
+            running = [f for f in started if not f.done()]
+            if len(running) >= at_once:
+                wait(running, return_when=FIRST_COMPLETED)
+            if any(f.done() and f.exception() is not None for f in started):
+                break
             try:
-                if body is None:
-                    _put_multipart(s3, target, key, path, digests, guard)
-                else:
-                    _put_single(s3, target, key, body, checksum)
-                uploaded = True
-            except Exception as exc:
-                if not _precondition_failed(exc):
-                    raise
-        head = _head(s3, target.bucket, key)
-    except DeliveryError:
-        raise
-    except Exception as exc:
-        raise _error(exc, f"upload of s3://{target.bucket}/{key}") from None
-    if head is None:
-        raise DeliveryError(f"s3://{target.bucket}/{key} is missing right after upload")
-    _check(head, key, size, checksum, target)
-    return DeliveredObject(key, size, sha256_hex, checksum, uploaded, head.get("VersionId"))
+                started.append(pool.submit(start_upload(s3, target, key, path, sha, one_at_a_time)))
+            except BaseException as exc:  # noqa: BLE001 - raised below, once the uploads under way ended
+                failed = (i, exc)
+                break
+    # The pool's exit waited for every upload it started: the earliest file's error is the one raised.
+    for i, future in enumerate(started):
+        error = future.exception()
+        if error is not None and (failed is None or i < failed[0]):
+            failed = (i, error)
+            break
+    if failed is not None:
+        raise failed[1]
+    return [f.result() for f in started]
 
 
 def read_manifest(s3: Any, target: Target, key: str) -> dict[str, Any] | None:
