@@ -270,3 +270,23 @@ def _text(table: object) -> str:
     console = Console(record=True, width=400, file=io.StringIO())
     console.print(table)
     return console.export_text()
+
+
+def test_the_tree_probe_reads_memory_only_while_there_are_descendants() -> None:
+    """Alone, the measured process's peak is its VmHWM (reading PSS walks every mapping, CPU the other
+    paths never pay); a descendant's memory (a check worker's) counts in the peak while it lives."""
+    import subprocess
+    import time
+
+    from handoff_tools.bench_children import _peak_rss_mb, _TreeWatch
+
+    with _TreeWatch(interval=0.05) as alone:
+        time.sleep(0.2)
+    assert not alone.shared and alone.peak_mb == pytest.approx(_peak_rss_mb(), rel=0.01)
+
+    child = "b = bytearray(300 * 2**20); import time; time.sleep(1.0)"  # 300 MB, touched
+    with _TreeWatch(interval=0.05) as tree:
+        proc = subprocess.Popen([sys.executable, "-c", child])
+        proc.wait(timeout=30)
+    assert tree.shared and tree.peak_mb >= 300
+    assert tree.profile()["check_workers_cpu_s"] > 0

@@ -51,7 +51,14 @@ def _peak_rss_mb() -> float:
 class _TreeWatch:
     """A profile of one child's work: peak PSS (MB) of this process and every descendant (the check
     workers), CPU seconds spent by this process and by its descendants, and the whole machine's busy
-    CPU seconds (the rest is the database and the S3 endpoint), sampled in a thread."""
+    CPU seconds (the rest is the database and the S3 endpoint), sampled in a thread.
+
+    PSS is read (``/proc/PID/smaps_rollup``, which walks every mapping: about 5 ms of CPU for a
+    700 MB process, measured here) only while the process has descendants; alone, its peak is its
+    ``VmHWM``, which ``_child_main`` reports anyway, free. Sampled every 0.2 s through a 16M-row
+    transfer in threads, the probe cost the measured process about 0.3 s of CPU that no other
+    path paid. Descendants are found through ``/proc/PID/task/TID/children`` (psutil's scan reads
+    every process on the machine, about 1 ms a sample)."""
 
     def __init__(self, interval: float = 0.2) -> None:
         import threading
@@ -59,6 +66,7 @@ class _TreeWatch:
         import psutil
 
         self.interval, self.peak_mb = interval, 0.0
+        self.shared = False  # whether any sample found descendants (else the peak is this process's VmHWM)
         self.me = psutil.Process()
         self.cpu: dict[int, float] = {}  # last CPU seconds seen per descendant
         self.cpu0: dict[int, float] = {}  # ... and when first seen, for those already running at the start
@@ -72,11 +80,36 @@ class _TreeWatch:
         t = psutil.cpu_times()
         return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
 
+    def _descendants(self) -> list[Any]:
+        import psutil
+
+        pids, todo = [], [self.me.pid]
+        try:
+            while todo:
+                pid = todo.pop()
+                for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+                    found = [int(c) for c in (task / "children").read_text().split()]
+                    pids.extend(found)
+                    todo.extend(found)
+        except (OSError, ValueError):  # no such file (another kernel), or a process that just ended
+            return list(self.me.children(recursive=True))
+        out = []
+        for pid in dict.fromkeys(pids):
+            try:
+                out.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                continue
+        return out
+
     def sample(self) -> None:
         import psutil
 
+        descendants = self._descendants()
+        if not descendants:  # this process alone: its VmHWM is its peak (``__exit__``)
+            return
+        self.shared = True
         total = 0
-        for proc in [self.me, *self.me.children(recursive=True)]:
+        for proc in [self.me, *descendants]:
             try:
                 total += proc.memory_full_info().pss
                 if proc.pid != self.me.pid:
@@ -103,6 +136,8 @@ class _TreeWatch:
         self._stop.set()
         self._thread.join()
         self.sample()
+        if not self.shared:
+            self.peak_mb = _peak_rss_mb()
         c = self.me.cpu_times()
         self.own_cpu = c.user + c.system - self._own0
         self.busy_cpu = self._busy() - self._busy0
