@@ -16,7 +16,6 @@ import json
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -362,6 +361,8 @@ def upload_files(s3: Any, target: Target, files: list[tuple[str, Path, str]], gu
     """
     if at_once <= 1 or len(files) <= 1:
         return [upload_file(s3, target, key, path, sha, guard) for key, path, sha in files]
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait  # here: `status` needs none
+
     lock = threading.Lock()
 
     def one_at_a_time() -> None:
