@@ -151,6 +151,70 @@ def test_screened_rules_divert_exactly_what_each_rule_alone_would(column: str) -
     assert none.rows == 0 and kept.num_rows == clean.num_rows > 0
 
 
+CODE_COLUMNS = ["ctznshp_ind", "imgrtn_stus_cd", "elgbl_state_cd_home", "elgbl_state_cd_mail"]
+
+
+def _code_values(codes: tuple[str, ...]) -> Any:
+    """Values a code column may hold: its codes (mostly), near misses, disguised digits, nulls."""
+    from hypothesis import strategies as st
+
+    near = st.sampled_from(["", " ", "ca", "C A", "9", "99", "Z", "918-27-3645", "\uff19", "\u202e1", "x" * 61,
+                            "\u00e9", "12\n", "N\u200b"])  # fmt: skip
+    return st.one_of(st.sampled_from(codes), st.sampled_from(codes), near, st.text(max_size=12), st.none())
+
+
+@pytest.mark.parametrize("column", CODE_COLUMNS)
+def test_a_code_column_diverts_exactly_what_each_rule_read_on_every_row_would(column: str) -> None:
+    """A code column's other rules read only the rows outside its code set (no code breaks them):
+    for any values, the masks equal every rule read on every row."""
+    import datetime as dt
+
+    import pyarrow as pa
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from handoff.checks import quarantine
+    from handoff.policy.order import PolicySet
+    from handoff.policy.rules import rules_for
+
+    rules = [r for r in rules_for(PolicySet(POLICY_DIR).current()) if r.column == column]
+    [member] = [r for r in rules if r.kind == "in_set"]
+    assert {r.kind for r in rules} >= {"in_set", "not_match", "max_length"}
+    day = dt.date(2026, 1, 7)
+    assert quarantine._codes_pass(member, tuple(r for r in rules if r.kind not in ("in_set", "not_null")), day)
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(_code_values(member.values), max_size=40), st.integers(0, 40))
+    def same(values: list[str | None], cut: int) -> None:
+        col = pa.chunked_array([values[:cut], values[cut:]], pa.string())  # two chunks, as a read gives them
+        got = {rid: m.to_pylist() for rid, m in quarantine._column_checks(col, rules, day)}
+        want = {rid: m.to_pylist() for rid, m in quarantine._each_rule(col, rules, day)}
+        assert got == want
+
+    same()
+
+
+def test_a_code_set_holding_a_code_another_rule_refuses_is_read_row_by_row() -> None:
+    """Where a code in the set itself breaks another of the column's rules (an order listing a
+    disguised or overlong code), every rule reads every row: the code is still diverted."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from handoff.checks import quarantine
+    from handoff.policy.rules import OTHER_CHARACTERS, Rule
+
+    odd = "C\u200b"  # a zero-width space inside a code
+    rules = [Rule("code_set:c", "in_set", "c", ("A", odd)), Rule("characters:c", "not_match", "c", pattern=OTHER_CHARACTERS),
+             Rule("max_length:c", "max_length", "c", max_length=1)]  # fmt: skip
+    day = dt.date(2026, 1, 7)
+    assert not quarantine._codes_pass(rules[0], tuple(rules[1:]), day)
+    col = pa.chunked_array([["A", odd, "B", None]], pa.string())
+    masks = {rid: m.to_pylist() for rid, m in quarantine._column_checks(col, rules, day)}
+    assert masks == {"code_set:c": [False, False, True, False], "characters:c": [False, True, False, False],
+                     "max_length:c": [False, True, False, False]}  # fmt: skip
+
+
 EVASIONS = ["123 -- -45 -- -6789", "1 2 3 4 5 6 7 8 9", "123x45x6789", "l23-45-6789", "123-45-678O",
             "918|27|3645", "918-27-3645", "SSN 918273645.", "I23-4S-6789", "9I8 Z7 B6o5", "9 1 8 - 2 7 - 3 6 4 5"]  # fmt: skip
 # Lawful address lines (numbers, unit letters, PO boxes, rural routes), IDs and phone numbers.

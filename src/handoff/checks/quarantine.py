@@ -8,6 +8,7 @@ that itself looks like an SSN is masked (``rules.mask_id``) before it is recorde
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -50,8 +51,47 @@ def _violations(col: pa.ChunkedArray, rule: Rule, snapshot: dt.date) -> pa.Chunk
     return pc.and_(valid, pc.fill_null(bad, False))
 
 
+# The rules that read a text value alone: whether one flags a value depends on nothing but the value.
+_BY_VALUE = frozenset({"match", "not_match", "max_length"})
+
+
 def _column_checks(col: pa.ChunkedArray, rules: list[Rule], snapshot: dt.date) -> list[tuple[str, pa.Array]]:
     """(rule id, violation mask) for one column's rules.
+
+    A column held to a code set (``in_set``) is checked against it first. Where no code in the set
+    breaks the column's other rules (each read only the value: ``_BY_VALUE``; ``_codes_pass``), only
+    a value outside the set can break one, so those rules read only the rows holding such a value
+    (none, in a clean column) and flag exactly the rows they would flag reading every row.
+    """
+    member = next((r for r in rules if r.kind == "in_set"), None)
+    others = [r for r in rules if r.kind not in ("in_set", "not_null")]
+    if member is None or not others or not _codes_pass(member, tuple(others), snapshot):
+        return _each_rule(col, rules, snapshot)
+    out = [(r.id, _violations(col, r, snapshot)) for r in rules if r.kind in ("in_set", "not_null")]
+    outside = dict(out)[member.id]  # a value not in the set; a null is flagged by none of ``others``
+    none = pa.array(np.zeros(len(col), dtype=bool))
+    if not pc.any(outside).as_py():
+        return out + [(r.id, none) for r in others]
+    flags = outside.combine_chunks() if isinstance(outside, pa.ChunkedArray) else outside
+    few = pa.chunked_array([pc.filter(col, flags)])
+    for rule_id, bad in _each_rule(few, others, snapshot):
+        flat = bad.combine_chunks() if isinstance(bad, pa.ChunkedArray) else bad
+        out.append((rule_id, pc.replace_with_mask(none, flags, flat)))
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _codes_pass(member: Rule, others: tuple[Rule, ...], snapshot: dt.date) -> bool:
+    """Whether every code in ``member``'s set passes every one of ``others``, each of which reads only
+    the value (checked by the same code that checks a column)."""
+    if any(r.kind not in _BY_VALUE for r in others):
+        return False
+    codes = pa.chunked_array([pa.array(member.values, type=pa.string())])
+    return not any(pc.any(bad).as_py() for _, bad in _each_rule(codes, list(others), snapshot))
+
+
+def _each_rule(col: pa.ChunkedArray, rules: list[Rule], snapshot: dt.date) -> list[tuple[str, pa.Array]]:
+    """(rule id, violation mask) for each of one column's rules, read on every row.
 
     A text column's must-not-match rules (other characters, SSN shape) are screened together: one
     regex alternation, which fails on exactly the values one of them would, plus every non-ASCII
