@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,15 +70,20 @@ def _column_checks(col: pa.ChunkedArray, rules: list[Rule], snapshot: dt.date) -
         return _each_rule(col, rules, snapshot)
     out = [(r.id, _violations(col, r, snapshot)) for r in rules if r.kind in ("in_set", "not_null")]
     outside = dict(out)[member.id]  # a value not in the set; a null is flagged by none of ``others``
+    return out + _on_flagged(col, outside, others, lambda few: _each_rule(few, others, snapshot))
+
+
+def _on_flagged(col: pa.ChunkedArray, flags: pa.Array | pa.ChunkedArray, rules: list[Rule],
+                check: Callable[[pa.ChunkedArray], list[tuple[str, pa.Array]]]) -> list[tuple[str, pa.Array]]:  # fmt: skip
+    """``rules``' masks over all of ``col`` where only the rows ``flags`` marks can break one: ``check``
+    reads just those rows (none, in a clean column) and its masks are put back in place."""
     none = pa.array(np.zeros(len(col), dtype=bool))
-    if not pc.any(outside).as_py():
-        return out + [(r.id, none) for r in others]
-    flags = outside.combine_chunks() if isinstance(outside, pa.ChunkedArray) else outside
-    few = pa.chunked_array([pc.filter(col, flags)])
-    for rule_id, bad in _each_rule(few, others, snapshot):
-        flat = bad.combine_chunks() if isinstance(bad, pa.ChunkedArray) else bad
-        out.append((rule_id, pc.replace_with_mask(none, flags, flat)))
-    return out
+    if not pc.any(flags).as_py():
+        return [(r.id, none) for r in rules]
+    flat = flags.combine_chunks() if isinstance(flags, pa.ChunkedArray) else flags
+    few = pa.chunked_array([pc.filter(col, flat)])
+    return [(rule_id, pc.replace_with_mask(none, flat, bad.combine_chunks() if isinstance(bad, pa.ChunkedArray) else bad))
+            for rule_id, bad in check(few)]  # fmt: skip
 
 
 @functools.lru_cache(maxsize=64)
@@ -106,14 +112,9 @@ def _each_rule(col: pa.ChunkedArray, rules: list[Rule], snapshot: dt.date) -> li
     alternation = "|".join(f"(?:{r.pattern})" for r in screened)
     suspect = pc.fill_null(pc.or_(pc.match_substring_regex(col, alternation), pc.invert(pc.string_is_ascii(col))),
                            False)  # fmt: skip
-    none = pa.array(np.zeros(len(col), dtype=bool))
-    if not pc.any(suspect).as_py():
-        return out + [(r.id, none) for r in screened]
-    flags = suspect.combine_chunks() if isinstance(suspect, pa.ChunkedArray) else suspect
-    few = pa.chunked_array([pc.filter(col, flags)])
-    for r in screened:
-        out.append((r.id, pc.replace_with_mask(none, flags, _violations(few, r, snapshot).combine_chunks())))
-    return out
+    return out + _on_flagged(
+        col, suspect, screened, lambda few: [(r.id, _violations(few, r, snapshot)) for r in screened]
+    )
 
 
 def split(table: pa.Table, rules: list[Rule], id_column: str, snapshot: dt.date,
