@@ -139,7 +139,7 @@ def test_screened_rules_divert_exactly_what_each_rule_alone_would(column: str) -
     ids = [f"ID{i:06d}" for i in range(len(SCREENED))]
     # Two chunks in one column, as a read delivers them; a clean-only table takes the no-suspect path.
     table = pa.table({"msis_ident_num": ids, column: pa.chunked_array([SCREENED[:7], SCREENED[7:]], pa.string())})
-    _, out = quarantine.split(table, rules, "msis_ident_num", day)
+    _, out = quarantine.divert(table, rules, "msis_ident_num", day)
     expected = set()
     for rule in rules:
         bad = quarantine._violations(table.column(column), rule, day)
@@ -147,8 +147,8 @@ def test_screened_rules_divert_exactly_what_each_rule_alone_would(column: str) -
     assert set(out.entries) == expected
     assert {rid for _, rid in expected} >= {f"ssn_like:{column}", f"characters:{column}"}
     clean = table.filter(pa.array([i not in {e[0] for e in expected} for i in ids]))
-    kept, none = quarantine.split(clean, rules, "msis_ident_num", day)
-    assert none.rows == 0 and kept.num_rows == clean.num_rows > 0
+    kept, none = quarantine.divert(clean, rules, "msis_ident_num", day)
+    assert kept is None and none.rows == 0 and clean.num_rows > 0
 
 
 CODE_COLUMNS = ["ctznshp_ind", "imgrtn_stus_cd", "elgbl_state_cd_home", "elgbl_state_cd_mail"]
@@ -272,3 +272,104 @@ def test_each_rule_says_what_it_checks_in_words() -> None:
     ]  # fmt: skip
     for got, want in said:
         assert got == want
+
+
+def _unit(**columns: Any) -> Any:
+    import pyarrow as pa
+
+    return pa.table({k: pa.array(v, pa.date32() if k.endswith("_dt") else pa.string()) for k, v in columns.items()})
+
+
+def test_a_unit_of_one_row_that_breaks_a_rule_is_diverted() -> None:
+    """A unit can be a single row (a short last chunk): its row is diverted like any other, and the
+    report counts exactly the rules it broke, once each."""
+    import datetime as dt
+
+    from handoff.checks import quarantine
+    from handoff.policy.order import PolicySet
+    from handoff.policy.rules import rules_for
+
+    rules = rules_for(PolicySet(POLICY_DIR).current())
+    day = dt.date(2026, 1, 7)
+    row = {r.column: ["CA0000123456" if r.column == "msis_ident_num" else None] for r in rules}
+    bad, out = quarantine.divert(_unit(**row), rules, "msis_ident_num", day)
+    nulls = {r.id for r in rules if r.kind == "not_null" and r.column != "msis_ident_num"}
+    assert nulls and bad is not None and bad.to_pylist() == [True]
+    assert out.rows == 1 and set(out.by_rule) == nulls and set(out.by_rule.values()) == {1}
+    assert sorted(out.entries) == sorted(("CA0000123456", rid) for rid in nulls)
+
+
+def test_the_report_counts_each_rule_by_the_rows_it_flagged_and_no_other() -> None:
+    """``by_rule`` names only rules that flagged a row, each with its count (positive); a clean unit
+    gives no mask at all, so nothing is filtered."""
+    import datetime as dt
+
+    from handoff.checks import quarantine
+    from handoff.policy.rules import Rule
+
+    rules = [Rule("not_null:c", "not_null", "c"), Rule("code_set:c", "in_set", "c", ("A", "B")),
+             Rule("max_length:d", "max_length", "d", max_length=2)]  # fmt: skip
+    day = dt.date(2026, 1, 7)
+    table = _unit(id=["1", "2", "3", "4", "5"], c=["A", "Z", None, "Q", "B"], d=["ok", "ok", "no!", "ok", "ok"])
+    bad, out = quarantine.divert(table, rules, "id", day)
+    assert bad is not None and bad.to_pylist() == [False, True, True, True, False]
+    assert dict(out.by_rule) == {"code_set:c": 2, "not_null:c": 1, "max_length:d": 1}
+    assert out.rows == 3
+    assert sorted(out.entries) == [("2", "code_set:c"), ("3", "max_length:d"), ("3", "not_null:c"), ("4", "code_set:c")]
+    clean, none = quarantine.divert(table.slice(0, 1), rules, "id", day)
+    assert clean is None and none.rows == 0 and not none.by_rule and not none.entries
+
+
+def test_a_diverted_row_without_an_id_is_named_as_such() -> None:
+    import datetime as dt
+
+    from handoff.checks import quarantine
+    from handoff.policy.rules import Rule
+
+    rules = [Rule("max_length:d", "max_length", "d", max_length=2)]
+    _, out = quarantine.divert(_unit(id=[None, "2"], d=["far too long", "ok"]), rules, "id", dt.date(2026, 1, 7))
+    assert out.entries == [(quarantine.NULL_ID, "max_length:d")]
+
+
+@pytest.mark.parametrize(("min_date", "first_allowed"), [("2000-01-01T00:00:00", "2000-01-01"), (None, "1900-01-01")])
+def test_a_date_rule_holds_a_date_between_its_minimum_and_the_snapshot(
+    min_date: str | None, first_allowed: str
+) -> None:
+    """The rule's own minimum (1900-01-01 where it names none) and the snapshot day are both allowed;
+    a day before the one or after the other is diverted."""
+    import datetime as dt
+
+    from handoff.checks import quarantine
+    from handoff.policy.rules import Rule
+
+    first, day = dt.date.fromisoformat(first_allowed), dt.date(2026, 1, 7)
+    rule = Rule("impossible_date:birth_dt", "date_between", "birth_dt", min_date=min_date)
+    dates = [first - dt.timedelta(days=1), first, day, day + dt.timedelta(days=1), None]
+    _, out = quarantine.divert(_unit(id=["a", "b", "c", "d", "e"], birth_dt=dates), [rule], "id", day)
+    assert sorted(out.entries) == [("a", rule.id), ("d", rule.id)]
+
+
+def test_a_code_set_that_names_no_code_diverts_every_value() -> None:
+    """Fail closed: a column held to an empty set of codes lets no value through (a null is the
+    not-null rule's to name)."""
+    import datetime as dt
+
+    from handoff.checks import quarantine
+    from handoff.policy.rules import Rule
+
+    rule = Rule("code_set:c", "in_set", "c", ())
+    _, out = quarantine.divert(_unit(id=["1", "2", "3"], c=["A", "", None]), [rule], "id", dt.date(2026, 1, 7))
+    assert sorted(out.entries) == [("1", "code_set:c"), ("2", "code_set:c")]
+
+
+def test_a_column_with_two_format_rules_diverts_a_value_that_matches_neither() -> None:
+    """Only must-not-match rules are screened together; must-match rules are each read on every row,
+    so a value breaking both is named by both."""
+    import datetime as dt
+
+    from handoff.checks import quarantine
+    from handoff.policy.rules import Rule
+
+    rules = [Rule("letters:c", "match", "c", pattern="^[A-Z]+$"), Rule("short:c", "match", "c", pattern="^.{1,3}$")]
+    _, out = quarantine.divert(_unit(id=["1", "2", "3"], c=["ABC", "abcd", "AB1"]), rules, "id", dt.date(2026, 1, 7))
+    assert sorted(out.entries) == [("2", "letters:c"), ("2", "short:c"), ("3", "letters:c")]

@@ -117,13 +117,6 @@ def _each_rule(col: pa.ChunkedArray, rules: list[Rule], snapshot: dt.date) -> li
     )
 
 
-def split(table: pa.Table, rules: list[Rule], id_column: str, snapshot: dt.date,
-          unreadable: dict[str, pa.ChunkedArray] | None = None) -> tuple[pa.Table, RowQuarantine]:  # fmt: skip
-    """Return (rows that pass every rule, what was diverted); see ``divert``."""
-    bad, out = divert(table, rules, id_column, snapshot, unreadable)
-    return (table, out) if bad is None else (table.filter(pc.invert(bad)), out)
-
-
 def divert(table: pa.Table, rules: list[Rule], id_column: str, snapshot: dt.date,
            unreadable: dict[str, pa.ChunkedArray] | None = None) -> tuple[pa.Array | pa.ChunkedArray | None,
                                                                           RowQuarantine]:  # fmt: skip
