@@ -147,8 +147,8 @@ def test_screened_rules_divert_exactly_what_each_rule_alone_would(column: str) -
     assert set(out.entries) == expected
     assert {rid for _, rid in expected} >= {f"ssn_like:{column}", f"characters:{column}"}
     clean = table.filter(pa.array([i not in {e[0] for e in expected} for i in ids]))
-    kept, none = quarantine.divert(clean, rules, "msis_ident_num", day)
-    assert kept is None and none.rows == 0 and clean.num_rows > 0
+    mask, none = quarantine.divert(clean, rules, "msis_ident_num", day)
+    assert mask is None and none.rows == 0 and clean.num_rows > 0
 
 
 CODE_COLUMNS = ["ctznshp_ind", "imgrtn_stus_cd", "elgbl_state_cd_home", "elgbl_state_cd_mail"]
@@ -316,8 +316,8 @@ def test_the_report_counts_each_rule_by_the_rows_it_flagged_and_no_other() -> No
     assert dict(out.by_rule) == {"code_set:c": 2, "not_null:c": 1, "max_length:d": 1}
     assert out.rows == 3
     assert sorted(out.entries) == [("2", "code_set:c"), ("3", "max_length:d"), ("3", "not_null:c"), ("4", "code_set:c")]
-    clean, none = quarantine.divert(table.slice(0, 1), rules, "id", day)
-    assert clean is None and none.rows == 0 and not none.by_rule and not none.entries
+    mask, none = quarantine.divert(table.slice(0, 1), rules, "id", day)
+    assert mask is None and none.rows == 0 and not none.by_rule and not none.entries
 
 
 def test_a_diverted_row_without_an_id_is_named_as_such() -> None:
