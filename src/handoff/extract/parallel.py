@@ -2,12 +2,16 @@
 
 A transfer runs two scans of the source table at once on one snapshot (the rows and the exclusion
 count), and PostgreSQL gives each a leader and, by default, two workers: six processes. Where the
-source runs on the machine handoff runs on and it has fewer than four cores, those six share two
-cores with handoff's own checks; one worker per scan was faster, measured on two cores
-(``docs/benchmarks.md``, 2026-12-06: a transfer of 8M source rows 5.50-5.74 s against 5.71-6.10
-s, of 16M 8.99-9.15 s against 9.10-9.98 s, alternating; no worker at all was slower at 16M).
-The default is a ceiling (``AtMost``): a server set to fewer (none, say) keeps its setting. Anywhere
-else the server's own setting stands: handoff cannot see a remote server's cores.
+source runs on the machine handoff runs on and it has fewer than four cores, those processes share
+the cores with handoff's own checks, and Linux shares a busy machine between sessions
+(``sched_autogroup``) before processes: every PostgreSQL backend leads its own session, handoff's
+threads share one. With a worker per scan, four backends and handoff had a fifth of two cores each:
+the checks ran on 0.3-0.4 of a core while the scans ran, and ended 0.3 s after the count. With no
+worker, handoff has a third, the checks end before the count, and a transfer of 16M source rows took
+6.71-6.88 s against 7.04-7.08 s (two cores, alternating; ``docs/benchmarks.md``, tenth session; one
+worker for one scan and none for the other was slower than either). So a source on this small
+machine gets none (a server set to none already is no different). Anywhere else the server's own
+setting stands: handoff cannot see a remote server's cores.
 ``HANDOFF_SOURCE_PARALLEL`` always wins, as given.
 """
 
@@ -19,11 +23,8 @@ import sqlalchemy as sa
 
 # Host names that mean this machine; a socket directory (a path) is this machine too.
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
-SMALL_MACHINE_CORES = 4  # below this, a source on this machine gets one worker per scan
-
-
-class AtMost(int):
-    """A number of workers that only lowers the server's own setting, never raises it."""
+SMALL_MACHINE_CORES = 4  # below this, a source on this machine gets no parallel worker
+SMALL_MACHINE_WORKERS = 0
 
 
 def on_this_machine(url: sa.URL) -> bool:
@@ -37,12 +38,11 @@ def on_this_machine(url: sa.URL) -> bool:
 
 
 def scan_workers(setting: int | None, url: sa.URL, cores: int | None = None) -> int | None:
-    """Parallel workers per source scan: ``setting`` when configured; at most one for a PostgreSQL
-    source on this machine when it has fewer than ``SMALL_MACHINE_CORES`` cores; otherwise None (the
-    server's)."""
+    """Parallel workers per source scan: ``setting`` when configured; none for a PostgreSQL source on this
+    machine when it has fewer than ``SMALL_MACHINE_CORES`` cores; otherwise None (the server's)."""
     if setting is not None:
         return setting
     cores = cores if cores is not None else (os.cpu_count() or 1)
     if url.get_backend_name() == "postgresql" and cores < SMALL_MACHINE_CORES and on_this_machine(url):
-        return AtMost(1)
+        return SMALL_MACHINE_WORKERS
     return None

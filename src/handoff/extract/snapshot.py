@@ -29,7 +29,6 @@ from sqlalchemy.engine import Engine
 
 from handoff.errors import SourceError
 from handoff.extract import reader as extract
-from handoff.extract.parallel import AtMost
 from handoff.policy.order import Order
 
 _SAFE_LITERAL = re.compile(r"^[A-Za-z0-9_ :.\-]*$")
@@ -257,12 +256,9 @@ NO_JIT = "SELECT set_config('jit', 'off', true) WHERE current_setting('jit', tru
 
 def session_setup(parallel: int | None) -> list[str]:
     """What every PostgreSQL source session runs first: JIT off and how many parallel workers each scan
-    may use (``extract.parallel``: as configured, or at most so many), local to the transaction."""
+    may use (``extract.parallel``; None: the server's), local to the transaction."""
     setup = [NO_JIT]
-    if isinstance(parallel, AtMost):
-        setup.append("SELECT set_config('max_parallel_workers_per_gather', least(current_setting("
-                     f"'max_parallel_workers_per_gather')::int, {int(parallel)})::text, true)")  # fmt: skip
-    elif parallel is not None:
+    if parallel is not None:
         setup.append(f"SELECT set_config('max_parallel_workers_per_gather', '{int(parallel)}', true)")
     return setup
 
