@@ -54,7 +54,7 @@ class Settings(BaseSettings):
                                          "with 4 or more cores.")  # fmt: skip
     fast_path: bool = Field(default=True, description="Use ADBC + shared snapshot on PostgreSQL.")
     source_parallel: int | None = Field(default=None, ge=0, le=64, description="PostgreSQL parallel workers per "
-                                        "scan in source sessions (default: at most one for a source on this machine when "
+                                        "scan in source sessions (default: none for a source on this machine when "
                                         "it has fewer than 4 cores, else the server's setting).")  # fmt: skip
     signing_key: Path | None = Field(
         default=None,
