@@ -109,6 +109,10 @@ def test_run_bench_small(tmp_path):
     assert spans["deliver"][1] <= result["handoff_seconds"] + 5e-4  # spans are rounded to the millisecond
     assert spans["exclusion_counts"][1] < spans["record"][0]  # the batch is recorded once the counts are in
     assert "timeline (first start–last end, s): " in profile
+    if os.path.exists("/proc/self/schedstat"):  # Linux: how long each step waited for a core
+        waits = result["handoff_step_wait_seconds"]
+        assert {"gx_validate", "row_quarantine", "source_read", "deliver"} <= set(waits)
+        assert all(v >= 0 for v in waits.values())
     assert result["handoff_check_rows"] == Settings.model_fields["check_rows"].default  # the default, reported
     # --repeat 2: every SQL-level path and handoff ran twice, each try delivered, the fastest counts.
     for path in ("floor_unsorted", "bound", "handoff"):
@@ -274,6 +278,24 @@ def test_the_whole_process_bench_shows_each_paths_spread_and_the_ratio_try_by_tr
     add_ratios(one, {k: v[:1] for k, v in runs.items()})
     single = _text(render({"repeat": 1, "cpus": 2, "sizes": [one]}))
     assert "0.09x" in single and "–" not in single, "one try: no range to show"
+
+
+def test_the_profile_names_the_steps_that_waited_for_a_core_longest_first():
+    """A step starved by the database shows in the profile line; a wait too short to matter, and the
+    phases that only contain other steps, do not."""
+    from handoff_tools.bench_report import profile_line
+
+    result = {"rows": 16_000_000, "handoff_seconds": 7.1, "handoff_phase_seconds": {"record": 0.04},
+              "handoff_step_cpu_seconds": {"gx_validate": 0.85},
+              "handoff_step_wait_seconds": {"source_read": 0.21, "gx_validate": 1.69, "record": 0.001,
+                                            "extract_validate_stage": 3.0, "merge_encode_hash_write": 0.4}}  # fmt: skip
+    line = profile_line(result)
+    assert "; waited for a core: gx_validate 1.69 s, source_read 0.21 s" in line
+    assert "record 0.00" not in line and "extract_validate_stage 3.00" not in line and "0.40" not in line
+    result["handoff_step_wait_seconds"] = {"gx_validate": 0.001}
+    assert "waited for a core" not in profile_line(result)
+    del result["handoff_step_wait_seconds"]  # a JSON from before the field, or a system without schedstat
+    assert "waited for a core" not in profile_line(result)
 
 
 def _text(table: object) -> str:

@@ -11,6 +11,7 @@ import os
 import pathlib
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -311,13 +312,25 @@ def _child_dlt(spec: dict[str, Any]) -> dict[str, Any]:
             "bytes_out": sum(p.stat().st_size for p in files), "files": len(files)}  # fmt: skip
 
 
-def _time_phases() -> tuple[dict[str, float], dict[str, float], dict[str, list[float]]]:
+def _queue_wait() -> float | None:
+    """Seconds this thread has spent runnable but waiting for a core (Linux's schedstat), or None."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _time_phases() -> tuple[dict[str, float], dict[str, float], dict[str, list[float]], dict[str, float]]:
     """Wrap the governed path's steps with timers (this child only); return (wall, thread CPU)
-    totals and each step's span: when it first started and last ended (``perf_counter`` seconds).
+    totals, each step's span: when it first started and last ended (``perf_counter`` seconds), and
+    how long each step waited, runnable, for a core (where Linux reports it).
 
     Thread CPU (``time.thread_time``) is what each step itself spent, whichever thread ran it, so
     the steps add up to most of handoff's process CPU; generators count only their own ``next``.
-    The spans show what ran last: the database's aggregate, the reading or the checks.
+    The spans show what ran last: the database's aggregate, the reading or the checks. The wait
+    shows a step starved by the other processes on the machine (the tenth session's finding: with a
+    parallel worker per scan, the checks waited twice as long as they ran).
     """
 
     from handoff.checks import quarantine
@@ -332,10 +345,13 @@ def _time_phases() -> tuple[dict[str, float], dict[str, float], dict[str, list[f
     phases: dict[str, float] = {}
     cpu: dict[str, float] = {}
     spans: dict[str, list[float]] = {}
+    waited: dict[str, float] = {}
 
-    def add(key: str, wall: float, spent: float) -> None:
+    def add(key: str, wall: float, spent: float, wait: float | None = None) -> None:
         phases[key] = phases.get(key, 0.0) + wall
         cpu[key] = cpu.get(key, 0.0) + spent
+        if wait is not None:
+            waited[key] = waited.get(key, 0.0) + wait
         end = time.perf_counter()
         span = spans.setdefault(key, [end - wall, end])
         span[0], span[1] = min(span[0], end - wall), max(span[1], end)
@@ -345,11 +361,13 @@ def _time_phases() -> tuple[dict[str, float], dict[str, float], dict[str, list[f
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            t, c = time.perf_counter(), time.thread_time()
+            t, c, q = time.perf_counter(), time.thread_time(), _queue_wait()
             try:
                 return fn(*args, **kwargs)
             finally:
-                add(key, time.perf_counter() - t, time.thread_time() - c)
+                after = _queue_wait()
+                add(key, time.perf_counter() - t, time.thread_time() - c,
+                    None if q is None or after is None else after - q)  # fmt: skip
 
         setattr(owner, attr, wrapper)
 
@@ -360,13 +378,15 @@ def _time_phases() -> tuple[dict[str, float], dict[str, float], dict[str, list[f
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             items = fn(*args, **kwargs)
             while True:
-                t, c = time.perf_counter(), time.thread_time()
+                t, c, q = time.perf_counter(), time.thread_time(), _queue_wait()
                 try:
                     item = next(items)
                 except StopIteration:
                     return
                 finally:
-                    add(key, time.perf_counter() - t, time.thread_time() - c)
+                    after = _queue_wait()
+                    add(key, time.perf_counter() - t, time.thread_time() - c,
+                        None if q is None or after is None else after - q)  # fmt: skip
                 yield item
 
         setattr(owner, attr, wrapper)
@@ -384,7 +404,7 @@ def _time_phases() -> tuple[dict[str, float], dict[str, float], dict[str, list[f
     timed(recording, "record", "record")
     timed(decisions.Decisions, "decide", "approve")
     timed(release.Release, "deliver", "deliver")
-    return phases, cpu, spans
+    return phases, cpu, spans, waited
 
 
 def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
@@ -416,7 +436,8 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
                              **({"workers": spec["workers"]} if spec.get("workers") else {}))  # fmt: skip
     if server.use_processes(settings.check_processes, settings.workers):
         server.start_server(wait=True)  # the check workers' library imports, like this child's above
-    phases, step_cpu, spans = _time_phases()  # before Lifecycle binds the methods it passes through (decide, deliver)
+    # Before Lifecycle binds the methods it passes through (decide, deliver).
+    phases, step_cpu, spans, step_wait = _time_phases()
     life = Lifecycle(settings)
     now = dt.datetime.now(dt.UTC)
     with life.engine.begin() as conn:  # the bench's own state DB: counsel's outcome, recorded up front
@@ -442,6 +463,7 @@ def _child_handoff(spec: dict[str, Any]) -> dict[str, Any]:
             "tree_peak_pss_mb": tree.peak_mb, "cpu": tree.profile(), "checked_in": batch.validation.get("checked_in"),
             "rows_staged": batch.rows_staged, "rows_quarantined": batch.rows_quarantined,
             "status": batch.status, "batch_id": batch.id, "phases": phases, "step_cpu": step_cpu,
+            "step_wait": step_wait,
             "check_rows": life.settings.check_rows,
             "spans": {k: [round(a - t0, 3), round(b - t0, 3)] for k, (a, b) in spans.items()},
             "bytes_out": sum(f.bytes for f in batch.files)}  # fmt: skip

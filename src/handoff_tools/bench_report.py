@@ -76,6 +76,11 @@ def profile_line(result: dict) -> str:
     if steps:
         busy = {k: v for k, v in steps.items() if k not in ("extract_validate_stage", "merge_encode_hash_write")}
         text += "; CPU by step: " + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(busy.items(), key=lambda kv: -kv[1]))
+    waits = {k: v for k, v in (result.get("handoff_step_wait_seconds") or {}).items()
+             if v >= 0.005 and k not in ("extract_validate_stage", "merge_encode_hash_write")}  # fmt: skip
+    if waits:  # runnable but without a core: starved by the database (or anything else on the machine)
+        text += "; waited for a core: " + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(waits.items(),
+                                                                                         key=lambda kv: -kv[1]))  # fmt: skip
     if cpu:
         capacity = cpu.get("cores", 1.0) * wall
         text += (
