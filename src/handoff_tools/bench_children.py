@@ -321,6 +321,18 @@ def _queue_wait() -> float | None:
         return None
 
 
+def _clocks() -> tuple[float, float, float | None]:
+    """Wall clock, this thread's CPU and its wait for a core, now."""
+    return time.perf_counter(), time.thread_time(), _queue_wait()
+
+
+def _spent(start: tuple[float, float, float | None]) -> tuple[float, float, float | None]:
+    """Wall, CPU and wait for a core since ``start`` (``_clocks``); the wait None where unknown."""
+    t, c, q = start
+    now = _clocks()
+    return now[0] - t, now[1] - c, None if q is None or now[2] is None else now[2] - q
+
+
 def _time_phases() -> tuple[dict[str, float], dict[str, float], dict[str, list[float]], dict[str, float]]:
     """Wrap the governed path's steps with timers (this child only); return (wall, thread CPU)
     totals, each step's span: when it first started and last ended (``perf_counter`` seconds), and
@@ -361,13 +373,11 @@ def _time_phases() -> tuple[dict[str, float], dict[str, float], dict[str, list[f
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            t, c, q = time.perf_counter(), time.thread_time(), _queue_wait()
+            start = _clocks()
             try:
                 return fn(*args, **kwargs)
             finally:
-                after = _queue_wait()
-                add(key, time.perf_counter() - t, time.thread_time() - c,
-                    None if q is None or after is None else after - q)  # fmt: skip
+                add(key, *_spent(start))
 
         setattr(owner, attr, wrapper)
 
@@ -378,15 +388,13 @@ def _time_phases() -> tuple[dict[str, float], dict[str, float], dict[str, list[f
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             items = fn(*args, **kwargs)
             while True:
-                t, c, q = time.perf_counter(), time.thread_time(), _queue_wait()
+                start = _clocks()
                 try:
                     item = next(items)
                 except StopIteration:
                     return
                 finally:
-                    after = _queue_wait()
-                    add(key, time.perf_counter() - t, time.thread_time() - c,
-                        None if q is None or after is None else after - q)  # fmt: skip
+                    add(key, *_spent(start))
                 yield item
 
         setattr(owner, attr, wrapper)
