@@ -146,7 +146,8 @@ def test_the_whole_process_bench_times_each_path_as_its_own_process(tmp_path):
     assert r["status_over_connectorx_tries"] == [
         pytest.approx(r["status"]["seconds"] / r["connectorx"]["seconds"], rel=0.01)
     ]
-    assert r["connectorx_over_handoff_tries"] == [pytest.approx(r["connectorx_over_handoff"], rel=0.01)]
+    # Both rounded to three decimals (the headline from seconds rounded first): 0.088 beside 0.089 is one try.
+    assert r["connectorx_over_handoff_tries"] == [pytest.approx(r["connectorx_over_handoff"], abs=1.5e-3)]
     assert "try by try" not in fixed_line(result)
     assert render(result).row_count == 1
     assert any("ConnectorX" in m for m in messages)
