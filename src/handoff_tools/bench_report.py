@@ -62,6 +62,8 @@ def render_table(result: dict) -> Table:
 
 _WALL_STEPS = ("prepare", "extract_validate_stage", "spill_runs", "merge_encode_hash_write", "record",
                "approve", "deliver")  # fmt: skip
+# Phases that only hold other steps: their CPU and waits are those steps', counted there already.
+_CONTAINERS = ("extract_validate_stage", "merge_encode_hash_write")
 
 
 def profile_line(result: dict) -> str:
@@ -74,10 +76,11 @@ def profile_line(result: dict) -> str:
         f"{k} {phases[k]:.2f} s" for k in _WALL_STEPS if k in phases
     )
     if steps:
-        busy = {k: v for k, v in steps.items() if k not in ("extract_validate_stage", "merge_encode_hash_write")}
+        busy = {k: v for k, v in steps.items() if k not in _CONTAINERS}
         text += "; CPU by step: " + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(busy.items(), key=lambda kv: -kv[1]))
-    waits = {k: v for k, v in (result.get("handoff_step_wait_seconds") or {}).items()
-             if v >= 0.005 and k not in ("extract_validate_stage", "merge_encode_hash_write")}  # fmt: skip
+    waits = {
+        k: v for k, v in (result.get("handoff_step_wait_seconds") or {}).items() if v >= 0.005 and k not in _CONTAINERS
+    }
     if waits:  # runnable but without a core: starved by the database (or anything else on the machine)
         text += "; waited for a core: " + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(waits.items(),
                                                                                          key=lambda kv: -kv[1]))  # fmt: skip
